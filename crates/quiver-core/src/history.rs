@@ -1,0 +1,155 @@
+//! One history ring per instrument, shared by every strategy that follows it.
+//!
+//! The ring stores each value twice (at `i` and `i + capacity`), so the most
+//! recent `n` values are always one contiguous slice: strategies read history
+//! as a zero-copy `&[f64]`, oldest first, with no wrap-around arithmetic.
+
+/// Fixed-capacity price/volume history of one instrument.
+#[derive(Debug, Clone)]
+pub struct HistoryRing {
+    capacity: usize,
+    len: usize,
+    /// Slot of the most recent value, in `0..capacity`.
+    head: usize,
+    prices: Box<[f64]>,
+    volumes: Box<[f64]>,
+}
+
+impl HistoryRing {
+    /// A ring holding the last `capacity` ticks (at least one).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        HistoryRing {
+            capacity,
+            len: 0,
+            head: capacity - 1,
+            prices: vec![0.0; 2 * capacity].into_boxed_slice(),
+            volumes: vec![0.0; 2 * capacity].into_boxed_slice(),
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, price: f64, volume: f64) {
+        let head = if self.head + 1 == self.capacity {
+            0
+        } else {
+            self.head + 1
+        };
+        self.head = head;
+        self.prices[head] = price;
+        self.prices[head + self.capacity] = price;
+        self.volumes[head] = volume;
+        self.volumes[head + self.capacity] = volume;
+        if self.len < self.capacity {
+            self.len += 1;
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Read-only view of everything held, oldest first.
+    #[inline]
+    pub fn view(&self) -> History<'_> {
+        let end = self.head + self.capacity + 1;
+        let start = end - self.len;
+        History {
+            prices: &self.prices[start..end],
+            volumes: &self.volumes[start..end],
+        }
+    }
+
+    /// Heap bytes held by this ring.
+    pub fn heap_bytes(&self) -> usize {
+        (self.prices.len() + self.volumes.len()) * std::mem::size_of::<f64>()
+    }
+}
+
+/// A strategy's read-only window onto an instrument's history, oldest first.
+/// The last element is the current tick.
+#[derive(Debug, Clone, Copy)]
+pub struct History<'a> {
+    prices: &'a [f64],
+    volumes: &'a [f64],
+}
+
+impl<'a> History<'a> {
+    /// A view over caller-owned slices (tests, offline tools).
+    pub fn from_slices(prices: &'a [f64], volumes: &'a [f64]) -> Self {
+        assert_eq!(prices.len(), volumes.len(), "history slices differ in length");
+        History { prices, volumes }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.prices.len()
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.prices.is_empty()
+    }
+
+    /// All prices held, oldest first.
+    #[inline]
+    pub fn prices(&self) -> &'a [f64] {
+        self.prices
+    }
+
+    /// All volumes held, oldest first.
+    #[inline]
+    pub fn volumes(&self) -> &'a [f64] {
+        self.volumes
+    }
+
+    /// The last `n` prices (fewer if not held), oldest first.
+    #[inline]
+    pub fn last_prices(&self, n: usize) -> &'a [f64] {
+        &self.prices[self.prices.len().saturating_sub(n)..]
+    }
+
+    /// Python's `history[-n]`: the price `n - 1` ticks before the current one.
+    #[inline]
+    pub fn back(&self, n: usize) -> Option<f64> {
+        self.prices.len().checked_sub(n).map(|i| self.prices[i])
+    }
+
+    /// The current (most recent) price.
+    #[inline]
+    pub fn current(&self) -> Option<f64> {
+        self.prices.last().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_is_the_last_values_in_order_across_wraps() {
+        let mut ring = HistoryRing::new(4);
+        assert!(ring.view().is_empty());
+        for i in 1..=11 {
+            ring.push(f64::from(i), f64::from(i * 10));
+            let expect: Vec<f64> = ((i - 3).max(1)..=i).map(f64::from).collect();
+            assert_eq!(ring.view().prices(), expect.as_slice(), "after {i}");
+            let volumes: Vec<f64> = expect.iter().map(|p| p * 10.0).collect();
+            assert_eq!(ring.view().volumes(), volumes.as_slice());
+        }
+        let view = ring.view();
+        assert_eq!(view.back(1), Some(11.0));
+        assert_eq!(view.back(4), Some(8.0));
+        assert_eq!(view.back(5), None);
+        assert_eq!(view.last_prices(2), &[10.0, 11.0]);
+        assert_eq!(view.current(), Some(11.0));
+    }
+}

@@ -1,0 +1,117 @@
+//! Instrument tokens and their dense indices.
+//!
+//! Tokens are whatever the exchange uses (sparse 64-bit integers). At load the
+//! engine interns every followed token to a dense [`InstrumentIdx`], so all
+//! per-instrument state lives in vectors indexed by it.
+
+/// The exchange's instrument identifier.
+pub type InstrumentToken = u64;
+
+/// Dense index of an instrument, assigned at load in first-seen order.
+pub type InstrumentIdx = u32;
+
+/// Direct-lookup tables beyond this many slots are not worth their memory.
+const DIRECT_TABLE_LIMIT: u64 = 1 << 20;
+const ABSENT: u32 = u32::MAX;
+
+/// Token → dense index lookup, built once.
+///
+/// Small token spaces use a direct table (one load); large ones a sorted array
+/// with binary search. Neither hashes nor allocates per lookup.
+#[derive(Debug, Clone, Default)]
+pub struct InstrumentIndex {
+    tokens: Vec<InstrumentToken>,
+    lookup: Lookup,
+}
+
+#[derive(Debug, Clone)]
+enum Lookup {
+    Direct(Vec<u32>),
+    Sorted(Vec<(InstrumentToken, u32)>),
+}
+
+impl Default for Lookup {
+    fn default() -> Self {
+        Lookup::Direct(Vec::new())
+    }
+}
+
+impl InstrumentIndex {
+    /// Interns `tokens` in order; duplicates keep their first index.
+    pub fn new(tokens: impl IntoIterator<Item = InstrumentToken>) -> Self {
+        let mut unique: Vec<InstrumentToken> = Vec::new();
+        let mut sorted: Vec<(InstrumentToken, u32)> = Vec::new();
+        for token in tokens {
+            if let Err(at) = sorted.binary_search_by_key(&token, |&(t, _)| t) {
+                let idx = u32::try_from(unique.len()).unwrap_or(ABSENT - 1);
+                sorted.insert(at, (token, idx));
+                unique.push(token);
+            }
+        }
+        let max = sorted.last().map_or(0, |&(t, _)| t);
+        let lookup = if max < DIRECT_TABLE_LIMIT {
+            let mut table = vec![ABSENT; max as usize + 1];
+            for &(token, idx) in &sorted {
+                table[token as usize] = idx;
+            }
+            Lookup::Direct(table)
+        } else {
+            Lookup::Sorted(sorted)
+        };
+        InstrumentIndex {
+            tokens: unique,
+            lookup,
+        }
+    }
+
+    /// The dense index of `token`, if it is followed.
+    #[inline]
+    pub fn get(&self, token: InstrumentToken) -> Option<InstrumentIdx> {
+        match &self.lookup {
+            Lookup::Direct(table) => match table.get(usize::try_from(token).ok()?) {
+                Some(&idx) if idx != ABSENT => Some(idx),
+                _ => None,
+            },
+            Lookup::Sorted(sorted) => sorted
+                .binary_search_by_key(&token, |&(t, _)| t)
+                .ok()
+                .map(|at| sorted[at].1),
+        }
+    }
+
+    /// The token behind a dense index.
+    pub fn token(&self, idx: InstrumentIdx) -> InstrumentToken {
+        self.tokens[idx as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Tokens in index order.
+    pub fn tokens(&self) -> &[InstrumentToken] {
+        &self.tokens
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interns_in_first_seen_order_with_both_lookups() {
+        for tokens in [vec![256265, 12, 738561, 12], vec![u64::MAX, 5, 1 << 40, 5]] {
+            let index = InstrumentIndex::new(tokens.iter().copied());
+            assert_eq!(index.len(), 3);
+            assert_eq!(index.get(tokens[0]), Some(0));
+            assert_eq!(index.get(tokens[1]), Some(1));
+            assert_eq!(index.get(tokens[2]), Some(2));
+            assert_eq!(index.get(7), None);
+            assert_eq!(index.token(2), tokens[2]);
+        }
+    }
+}
