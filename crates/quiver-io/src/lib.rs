@@ -1,0 +1,23 @@
+//! Quiver's file adapters: tick files in, signal files out.
+//!
+//! This is the edge where bytes become [`quiver_core`] types and back. It owns
+//! everything format-specific (CSV headers, JSON escaping, line numbers), so
+//! the engine and strategies never see text. Readers are blocking iterators,
+//! not async streams: replay runs are bound by the engine, not by the disk, and
+//! a plain iterator is the cheapest thing to feed it from.
+//!
+//! Bad input is data, not a crash: a malformed row is a [`RowError`] the
+//! caller may stop on or count in a [`SkipReport`], and prices are parsed
+//! exactly from their text, never through `f64`.
+
+mod signal;
+pub mod signal_id;
+mod tick_error;
+mod tick_reader;
+mod tick_writer;
+
+pub use signal::{encode_signal, SignalRecord, SignalWriter};
+pub use signal_id::signal_id;
+pub use tick_error::{OpenError, RowError, RowErrorKind, SkipReport};
+pub use tick_reader::{open_ticks, TickFormat, TickReader};
+pub use tick_writer::{write_ticks_csv, write_ticks_csv_with_quotes};

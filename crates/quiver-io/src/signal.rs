@@ -1,0 +1,175 @@
+//! Signal output as JSON Lines.
+//!
+//! The encoding is hand-written rather than derived so that the key order is
+//! fixed, prices keep their exact decimal text, and a record is rendered
+//! straight into a reused buffer: identical runs give byte-identical files,
+//! and writing a signal does not allocate once the buffer has grown.
+
+use std::fmt::{self, Write as _};
+use std::io::{self, Write};
+
+use quiver_core::{InstrumentToken, MetaValue, Metadata, Price, Reasoning, Side};
+
+/// One signal as written out: a validated decision bound to a broker.
+#[derive(Debug, Clone, Copy)]
+pub struct SignalRecord<'a> {
+    /// Position in the output stream, for gap detection downstream.
+    pub seq: u64,
+    pub ts_ns: i64,
+    /// See [`signal_id`](crate::signal_id::signal_id).
+    pub signal_id: u64,
+    pub strategy_id: &'a str,
+    pub instrument: InstrumentToken,
+    pub broker: &'a str,
+    pub side: Side,
+    pub confidence: f64,
+    pub quantity: u64,
+    pub price: Price,
+    pub reasoning: &'a Reasoning,
+    pub metadata: &'a Metadata,
+    pub correlation_id: Option<&'a str>,
+}
+
+/// Writes [`SignalRecord`]s as JSON Lines.
+///
+/// Each record reaches `out` in one `write_all` of a complete line, so
+/// concurrent readers of a pipe never see half a record. `out` is not
+/// buffered further: wrap a file in a `BufWriter`.
+#[derive(Debug)]
+pub struct SignalWriter<W: Write> {
+    out: W,
+    line: Vec<u8>,
+}
+
+impl<W: Write> SignalWriter<W> {
+    pub fn new(out: W) -> Self {
+        SignalWriter {
+            out,
+            line: Vec::with_capacity(512),
+        }
+    }
+
+    /// Writes one record as one line.
+    pub fn write(&mut self, record: &SignalRecord<'_>) -> io::Result<()> {
+        self.line.clear();
+        encode_signal(record, &mut self.line)?;
+        self.out.write_all(&self.line)
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    /// The underlying writer, not flushed.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// Appends `record` to `line` as one JSON object and a newline.
+///
+/// Key order: `seq, ts_ns, signal_id, strategy_id, instrument, broker, side,
+/// confidence, quantity, price, reasoning, metadata`, then `correlation_id`
+/// when present. `signal_id` is 16 lowercase hex digits and `price` a string,
+/// because JSON numbers are read as doubles by most consumers and would lose
+/// the id's low bits and the price's exact decimal.
+pub fn encode_signal(record: &SignalRecord<'_>, line: &mut Vec<u8>) -> io::Result<()> {
+    write!(
+        line,
+        "{{\"seq\":{},\"ts_ns\":{},\"signal_id\":\"{:016x}\",\"strategy_id\":",
+        record.seq, record.ts_ns, record.signal_id
+    )?;
+    push_json_str(line, record.strategy_id);
+    write!(line, ",\"instrument\":{},\"broker\":", record.instrument)?;
+    push_json_str(line, record.broker);
+    write!(
+        line,
+        ",\"side\":\"{}\",\"confidence\":",
+        record.side.as_str()
+    )?;
+    push_json_f64(line, record.confidence)?;
+    write!(
+        line,
+        ",\"quantity\":{},\"price\":\"{}\",\"reasoning\":\"",
+        record.quantity, record.price
+    )?;
+    write!(JsonStrContents(line), "{}", record.reasoning)
+        .map_err(|_| io::Error::other("rendering the signal's reasoning failed"))?;
+    line.extend_from_slice(b"\",\"metadata\":{");
+    for (i, (key, value)) in record.metadata.iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        push_json_str(line, key);
+        line.push(b':');
+        match value {
+            MetaValue::F64(value) => push_json_f64(line, value)?,
+            MetaValue::I64(value) => write!(line, "{value}")?,
+            MetaValue::Str(value) => push_json_str(line, value),
+        }
+    }
+    line.push(b'}');
+    if let Some(correlation_id) = record.correlation_id {
+        line.extend_from_slice(b",\"correlation_id\":");
+        push_json_str(line, correlation_id);
+    }
+    line.extend_from_slice(b"}\n");
+    Ok(())
+}
+
+/// serde_json's float text: shortest round-trip digits, `null` if not finite.
+fn push_json_f64(line: &mut Vec<u8>, value: f64) -> io::Result<()> {
+    serde_json::to_writer(&mut *line, &value).map_err(io::Error::from)
+}
+
+fn push_json_str(line: &mut Vec<u8>, text: &str) {
+    line.push(b'"');
+    escape_json_into(line, text);
+    line.push(b'"');
+}
+
+/// Escapes exactly what serde_json escapes (quote, backslash, control
+/// characters), so output matches what a serde-based writer would produce.
+fn escape_json_into(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if short.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(short);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Escapes formatted text into a JSON string body, so `Display` output (the
+/// reasoning) is encoded without first being collected into a `String`.
+struct JsonStrContents<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for JsonStrContents<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        escape_json_into(self.0, text);
+        Ok(())
+    }
+}

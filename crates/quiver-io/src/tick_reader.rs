@@ -1,0 +1,553 @@
+//! Streaming tick readers for CSV and JSON Lines files.
+//!
+//! Both formats go through the same checks (exact prices, positive prices,
+//! per-instrument time order) so a run's behaviour does not depend on how its
+//! ticks were stored. Rows are parsed from reused buffers: the happy path does
+//! not allocate per row.
+
+use std::collections::hash_map::{Entry, HashMap};
+use std::fmt;
+use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use quiver_core::{InstrumentToken, Price, PriceError, Tick};
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::tick_error::{OpenError, RowError, RowErrorKind, FIELDS, REQUIRED_FIELDS};
+
+const TS_NS: usize = 0;
+const INSTRUMENT: usize = 1;
+const PRICE: usize = 2;
+const VOLUME: usize = 3;
+const BID: usize = 4;
+const ASK: usize = 5;
+
+/// Big enough that a read syscall moves many rows at once.
+const READ_BUFFER_BYTES: usize = 1 << 16;
+
+/// On-disk layout of a tick file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TickFormat {
+    /// Header row naming the columns, then one tick per row.
+    Csv,
+    /// One JSON object per line (`.jsonl` / `.ndjson`).
+    Jsonl,
+}
+
+impl TickFormat {
+    /// The format implied by a file's extension (case-insensitive).
+    pub fn from_path(path: &Path) -> Option<TickFormat> {
+        let ext = path.extension()?.to_str()?;
+        if ext.eq_ignore_ascii_case("csv") {
+            Some(TickFormat::Csv)
+        } else if ext.eq_ignore_ascii_case("jsonl") || ext.eq_ignore_ascii_case("ndjson") {
+            Some(TickFormat::Jsonl)
+        } else {
+            None
+        }
+    }
+}
+
+/// Opens a tick file, choosing the format from its extension.
+///
+/// The header of a CSV file is checked here, so a file with the wrong columns
+/// fails before any tick is processed.
+pub fn open_ticks(path: &Path) -> Result<TickReader, OpenError> {
+    let file = path.display().to_string();
+    let Some(format) = TickFormat::from_path(path) else {
+        return Err(OpenError::UnsupportedFormat { file });
+    };
+    match File::open(path) {
+        Ok(handle) => TickReader::from_reader(&file, format, handle),
+        Err(error) => Err(OpenError::Open { file, error }),
+    }
+}
+
+/// Streams ticks from a file or any byte source.
+///
+/// Yields one item per row: a tick, or the reason the row is bad. Reading
+/// continues after a bad row, except after an I/O error, which ends the stream.
+pub struct TickReader {
+    name: Arc<str>,
+    format: TickFormat,
+    source: Source,
+    last_ts: HashMap<InstrumentToken, i64, BuildHasherDefault<TokenHasher>>,
+    done: bool,
+}
+
+enum Source {
+    Csv(CsvSource),
+    Jsonl(JsonlSource),
+}
+
+/// A row that parsed, before the per-instrument time-order check.
+type Parsed = Result<(u64, Tick), (u64, RowErrorKind)>;
+
+impl TickReader {
+    /// Reads ticks from `reader` (a file, stdin, an in-memory buffer).
+    ///
+    /// `name` is only used in messages. `reader` need not be buffered.
+    pub fn from_reader(
+        name: &str,
+        format: TickFormat,
+        reader: impl Read + Send + 'static,
+    ) -> Result<TickReader, OpenError> {
+        let reader: Box<dyn Read + Send> = Box::new(reader);
+        let source = match format {
+            TickFormat::Csv => Source::Csv(CsvSource::new(name, reader)?),
+            TickFormat::Jsonl => Source::Jsonl(JsonlSource {
+                reader: BufReader::with_capacity(READ_BUFFER_BYTES, reader),
+                line: Vec::new(),
+                line_no: 0,
+            }),
+        };
+        Ok(TickReader {
+            name: Arc::from(name),
+            format,
+            source,
+            last_ts: HashMap::default(),
+            done: false,
+        })
+    }
+
+    /// The display name used in error messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn format(&self) -> TickFormat {
+        self.format
+    }
+
+    /// Rejects a tick older than its instrument's previous one; instruments are
+    /// independent, so feeds that interleave instruments out of order are fine.
+    fn check_order(&mut self, line: u64, tick: Tick) -> Result<Tick, RowError> {
+        match self.last_ts.entry(tick.instrument) {
+            Entry::Occupied(mut last) => {
+                let previous = *last.get();
+                if tick.ts_ns < previous {
+                    let kind = RowErrorKind::TimestampBackwards {
+                        ts_ns: tick.ts_ns,
+                        previous,
+                        instrument: tick.instrument,
+                    };
+                    return Err(RowError::new(self.name.clone(), line, kind));
+                }
+                last.insert(tick.ts_ns);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(tick.ts_ns);
+            }
+        }
+        Ok(tick)
+    }
+}
+
+impl Iterator for TickReader {
+    type Item = Result<Tick, RowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let parsed = match &mut self.source {
+            Source::Csv(source) => source.next_row(),
+            Source::Jsonl(source) => source.next_row(),
+        };
+        let Some(parsed) = parsed else {
+            self.done = true;
+            return None;
+        };
+        Some(match parsed {
+            Ok((line, tick)) => self.check_order(line, tick),
+            Err((line, kind)) => {
+                self.done = matches!(kind, RowErrorKind::Io { .. });
+                Err(RowError::new(self.name.clone(), line, kind))
+            }
+        })
+    }
+}
+
+impl fmt::Debug for TickReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TickReader")
+            .field("name", &self.name)
+            .field("format", &self.format)
+            .field("instruments_seen", &self.last_ts.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hashes instrument tokens with one multiply.
+///
+/// Tokens come from the input file, not an adversary, so SipHash's DoS
+/// resistance buys nothing on this per-row lookup.
+#[derive(Default)]
+struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing constant; multiplication spreads low bits upward.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// CSV
+
+struct CsvSource {
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    record: csv::ByteRecord,
+    /// Record index of each field in [`FIELDS`] order; `None` only for bid/ask.
+    columns: [Option<usize>; 6],
+}
+
+impl CsvSource {
+    fn new(name: &str, reader: Box<dyn Read + Send>) -> Result<CsvSource, OpenError> {
+        let mut reader = csv::ReaderBuilder::new()
+            // The header is read as an ordinary record so its line is known and
+            // every later row is held to its width.
+            .has_headers(false)
+            .buffer_capacity(READ_BUFFER_BYTES)
+            .from_reader(reader);
+        let mut record = csv::ByteRecord::new();
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(OpenError::MissingHeader {
+                    file: name.to_owned(),
+                })
+            }
+            Err(error) => {
+                return Err(OpenError::Read {
+                    file: name.to_owned(),
+                    error: csv_io_error(error),
+                })
+            }
+        }
+        let line = record.position().map_or(1, csv::Position::line);
+        let columns = header_columns(name, line, &record)?;
+        Ok(CsvSource {
+            reader,
+            record,
+            columns,
+        })
+    }
+
+    fn next_row(&mut self) -> Option<Parsed> {
+        let line = self.reader.position().line();
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(false) => None,
+            Ok(true) => {
+                let line = self.record.position().map_or(line, csv::Position::line);
+                Some(self.parse_record().map(|tick| (line, tick)).map_err(|kind| (line, kind)))
+            }
+            Err(error) => Some(Err(match error.into_kind() {
+                csv::ErrorKind::UnequalLengths {
+                    pos,
+                    expected_len,
+                    len,
+                } => (
+                    pos.map_or(line, |pos| pos.line()),
+                    RowErrorKind::WrongFieldCount {
+                        expected: expected_len,
+                        found: len,
+                    },
+                ),
+                kind => (
+                    line,
+                    RowErrorKind::Io {
+                        error: kind_to_io(kind),
+                    },
+                ),
+            })),
+        }
+    }
+
+    fn parse_record(&self) -> Result<Tick, RowErrorKind> {
+        let cell = |field: usize| match self.columns[field] {
+            Some(index) => self.record.get(index),
+            None => None,
+        };
+        let required = |field: usize| cell(field).unwrap_or_default();
+        let ts_ns = csv_int(required(TS_NS)).ok_or_else(|| RowErrorKind::BadTimestamp {
+            text: shown_cell(required(TS_NS)),
+        })?;
+        let instrument =
+            csv_int(required(INSTRUMENT)).ok_or_else(|| RowErrorKind::BadInstrument {
+                text: shown_cell(required(INSTRUMENT)),
+            })?;
+        let price = positive_price(PRICE, csv_price(required(PRICE)))?;
+        let volume = csv_int(required(VOLUME)).ok_or_else(|| RowErrorKind::BadVolume {
+            text: shown_cell(required(VOLUME)),
+        })?;
+        let quote = |field: usize| match cell(field) {
+            None | Some(b"") => Ok(None),
+            Some(text) => positive_price(field, csv_price(text)).map(Some),
+        };
+        Ok(Tick {
+            ts_ns,
+            instrument,
+            price,
+            volume,
+            bid: quote(BID)?,
+            ask: quote(ASK)?,
+        })
+    }
+}
+
+fn header_columns(
+    name: &str,
+    line: u64,
+    header: &csv::ByteRecord,
+) -> Result<[Option<usize>; 6], OpenError> {
+    let mut columns = [None; 6];
+    for (index, raw) in header.iter().enumerate() {
+        let column = String::from_utf8_lossy(raw);
+        let column = column.trim();
+        let Some(field) = FIELDS.iter().position(|&f| f == column) else {
+            return Err(OpenError::UnknownColumn {
+                file: name.to_owned(),
+                line,
+                column: column.to_owned(),
+            });
+        };
+        if columns[field].replace(index).is_some() {
+            return Err(OpenError::DuplicateColumn {
+                file: name.to_owned(),
+                line,
+                column: column.to_owned(),
+            });
+        }
+    }
+    if let Some(missing) = (0..REQUIRED_FIELDS).find(|&field| columns[field].is_none()) {
+        return Err(OpenError::MissingColumn {
+            file: name.to_owned(),
+            line,
+            column: FIELDS[missing],
+        });
+    }
+    Ok(columns)
+}
+
+fn csv_int<T: FromStr>(cell: &[u8]) -> Option<T> {
+    std::str::from_utf8(cell).ok()?.parse().ok()
+}
+
+fn csv_price(cell: &[u8]) -> Result<Price, PriceError> {
+    match std::str::from_utf8(cell) {
+        Ok(text) => Price::parse(text),
+        Err(_) => Err(PriceError::NotDecimal(
+            String::from_utf8_lossy(cell).into_owned(),
+        )),
+    }
+}
+
+fn shown_cell(cell: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(cell))
+}
+
+/// Byte records only fail on I/O (length mismatches are handled by the
+/// caller), but the kind is non-exhaustive, so anything else is reported as
+/// invalid data rather than dropped.
+fn kind_to_io(kind: csv::ErrorKind) -> io::Error {
+    match kind {
+        csv::ErrorKind::Io(error) => error,
+        other => io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
+    }
+}
+
+fn csv_io_error(error: csv::Error) -> io::Error {
+    kind_to_io(error.into_kind())
+}
+
+fn positive_price(field: usize, parsed: Result<Price, PriceError>) -> Result<Price, RowErrorKind> {
+    let field = FIELDS[field];
+    match parsed {
+        Ok(price) if price.is_positive() => Ok(price),
+        Ok(value) => Err(RowErrorKind::NonPositivePrice { field, value }),
+        Err(error) => Err(RowErrorKind::BadPrice { field, error }),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// JSON Lines
+
+struct JsonlSource {
+    reader: BufReader<Box<dyn Read + Send>>,
+    line: Vec<u8>,
+    line_no: u64,
+}
+
+impl JsonlSource {
+    fn next_row(&mut self) -> Option<Parsed> {
+        loop {
+            self.line.clear();
+            match self.reader.read_until(b'\n', &mut self.line) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(error) => return Some(Err((self.line_no + 1, RowErrorKind::Io { error }))),
+            }
+            self.line_no += 1;
+            let text = self.line.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            let line = self.line_no;
+            return Some(parse_json_row(text).map(|t| (line, t)).map_err(|k| (line, k)));
+        }
+    }
+}
+
+/// The fields of one JSON row as raw text, so prices can be parsed exactly.
+#[derive(Default)]
+struct RawRow<'a> {
+    values: [Option<&'a RawValue>; 6],
+    /// First unknown key; reported after the whole line is known to be JSON.
+    unknown: Option<String>,
+    duplicate: Option<&'static str>,
+}
+
+enum Key {
+    Known(usize),
+    Unknown(String),
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match FIELDS.iter().position(|&f| f == key) {
+                    Some(field) => Key::Known(field),
+                    None => Key::Unknown(key.to_owned()),
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawRow<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawRow<'de>, D::Error> {
+        struct RowVisitor;
+        impl<'de> Visitor<'de> for RowVisitor {
+            type Value = RawRow<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a tick object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRow<'de>, A::Error> {
+                let mut row = RawRow::default();
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Known(field) => {
+                            let value: &'de RawValue = map.next_value()?;
+                            if row.values[field].replace(value).is_some() {
+                                row.duplicate.get_or_insert(FIELDS[field]);
+                            }
+                        }
+                        Key::Unknown(name) => {
+                            map.next_value::<IgnoredAny>()?;
+                            row.unknown.get_or_insert(name);
+                        }
+                    }
+                }
+                Ok(row)
+            }
+        }
+        deserializer.deserialize_map(RowVisitor)
+    }
+}
+
+fn parse_json_row(line: &[u8]) -> Result<Tick, RowErrorKind> {
+    let text = std::str::from_utf8(line).map_err(|_| RowErrorKind::BadJson {
+        message: "line is not valid UTF-8".to_owned(),
+    })?;
+    let row: RawRow<'_> = serde_json::from_str(text).map_err(|error| RowErrorKind::BadJson {
+        message: json_message(&error),
+    })?;
+    if let Some(name) = row.unknown {
+        return Err(RowErrorKind::UnknownField { name });
+    }
+    if let Some(name) = row.duplicate {
+        return Err(RowErrorKind::DuplicateField { name });
+    }
+    let mut required = [""; REQUIRED_FIELDS];
+    for (field, slot) in required.iter_mut().enumerate() {
+        *slot = row.values[field]
+            .ok_or(RowErrorKind::MissingField {
+                name: FIELDS[field],
+            })?
+            .get();
+    }
+    let [ts_ns, instrument, price, volume] = required;
+    let ts_ns = ts_ns.parse().map_err(|_| RowErrorKind::BadTimestamp {
+        text: ts_ns.to_owned(),
+    })?;
+    let instrument = instrument
+        .parse()
+        .map_err(|_| RowErrorKind::BadInstrument {
+            text: instrument.to_owned(),
+        })?;
+    let price = positive_price(PRICE, json_price(price))?;
+    let volume = volume.parse().map_err(|_| RowErrorKind::BadVolume {
+        text: volume.to_owned(),
+    })?;
+    let quote = |field: usize| match row.values[field].map(RawValue::get) {
+        None | Some("null") | Some("\"\"") => Ok(None),
+        Some(raw) => positive_price(field, json_price(raw)).map(Some),
+    };
+    Ok(Tick {
+        ts_ns,
+        instrument,
+        price,
+        volume,
+        bid: quote(BID)?,
+        ask: quote(ASK)?,
+    })
+}
+
+/// Parses a price from raw JSON text: a number's own digits, or a string's
+/// contents. Never via `f64`, which cannot hold most decimals exactly.
+fn json_price(raw: &str) -> Result<Price, PriceError> {
+    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Price::parse(inner),
+        // Escapes in a price are odd but legal JSON; decode them properly.
+        Some(_) => match serde_json::from_str::<String>(raw) {
+            Ok(decoded) => Price::parse(&decoded),
+            Err(_) => Err(PriceError::NotDecimal(raw.to_owned())),
+        },
+        None => Price::parse(raw),
+    }
+}
+
+/// serde_json's message without its position suffix: the line is always 1
+/// here and would contradict the file line in the row error.
+fn json_message(error: &serde_json::Error) -> String {
+    let full = error.to_string();
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    match full.strip_suffix(&suffix) {
+        Some(message) => format!("{message} (column {})", error.column()),
+        None => full,
+    }
+}

@@ -1,0 +1,243 @@
+//! Correctly rounded mean and population standard deviation of doubles.
+//!
+//! The seed's mean-reversion strategy uses Python's `statistics.mean` and
+//! `statistics.pstdev`, which compute exactly on the rational values of the
+//! input floats and round once at the end. Reproducing that rounding is what
+//! makes exact-threshold ties (`z == z_entry`) resolve as the seed's do; a naive
+//! `sum / n` differs in the last bit often enough to flip them.
+//!
+//! Every finite double is `m · 2^e` with an integer `m < 2^53`, so a window of
+//! doubles is a set of integers over a common power of two. Sums and sums of
+//! squared deviations are then exact in 128-bit integers, and the final
+//! division and square root are rounded once, to nearest-even. When a window
+//! would overflow 128 bits (values spanning 2^60 or more, or more than 512 of
+//! them), [`mean`] and [`pstdev`] fall back to ordinary two-pass `f64`
+//! arithmetic, which is then within a few ulps.
+
+const MANTISSA_BITS: u32 = 53;
+/// Beyond this many values the square root loses its rounding bit.
+const MAX_EXACT_LEN: usize = 512;
+
+/// `statistics.mean(xs)` for finite doubles; NaN for an empty slice.
+pub fn mean(xs: &[f64]) -> f64 {
+    match Fixed::of(xs) {
+        Some(fixed) => fixed.mean(),
+        None => naive_mean(xs),
+    }
+}
+
+/// `statistics.pstdev(xs)` for finite doubles; NaN for an empty slice.
+pub fn pstdev(xs: &[f64]) -> f64 {
+    match Fixed::of(xs).and_then(|fixed| fixed.pstdev()) {
+        Some(sigma) => sigma,
+        None => naive_pstdev(xs),
+    }
+}
+
+fn naive_mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+fn naive_pstdev(xs: &[f64]) -> f64 {
+    let mu = naive_mean(xs);
+    (xs.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / xs.len() as f64).sqrt()
+}
+
+/// The window as integers `ints[i] · 2^exp`, all non-negative after an offset
+/// is taken out: `xs[i] = (base + offsets[i]) · 2^exp`.
+struct Fixed {
+    sum: i128,
+    n: u32,
+    exp: i32,
+    /// Σ (v - min)² and Σ (v - min), exact, for the variance.
+    sum_sq_dev: Option<u128>,
+    sum_dev: u128,
+}
+
+fn decompose(x: f64) -> (i64, i32) {
+    let bits = x.to_bits();
+    let exp_bits = ((bits >> 52) & 0x7ff) as i32;
+    let frac = (bits & ((1u64 << 52) - 1)) as i64;
+    let (mantissa, exp) = if exp_bits == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1i64 << 52), exp_bits - 1075)
+    };
+    if x.is_sign_negative() {
+        (-mantissa, exp)
+    } else {
+        (mantissa, exp)
+    }
+}
+
+impl Fixed {
+    fn of(xs: &[f64]) -> Option<Fixed> {
+        if xs.is_empty() || xs.len() > MAX_EXACT_LEN || !xs.iter().all(|x| x.is_finite()) {
+            return None;
+        }
+        let exp = xs
+            .iter()
+            .filter(|x| **x != 0.0)
+            .map(|&x| decompose(x).1)
+            .min()
+            .unwrap_or(0);
+        let to_int = |x: f64| -> Option<i128> {
+            let (m, e) = decompose(x);
+            let shift = u32::try_from(e - exp).ok()?;
+            if m == 0 {
+                return Some(0);
+            }
+            // Leave room for the sum of up to MAX_EXACT_LEN values.
+            (shift + MANTISSA_BITS <= 116).then(|| i128::from(m) << shift)
+        };
+        let mut sum: i128 = 0;
+        let mut min = i128::MAX;
+        for &x in xs {
+            let v = to_int(x)?;
+            sum += v;
+            min = min.min(v);
+        }
+        let mut sum_dev: u128 = 0;
+        let mut sum_sq_dev: Option<u128> = Some(0);
+        for &x in xs {
+            let dev = u128::try_from(to_int(x)? - min).ok()?;
+            sum_dev += dev;
+            sum_sq_dev = sum_sq_dev
+                .and_then(|acc| dev.checked_mul(dev).and_then(|sq| acc.checked_add(sq)));
+        }
+        Some(Fixed {
+            sum,
+            n: xs.len() as u32,
+            exp,
+            sum_sq_dev,
+            sum_dev,
+        })
+    }
+
+    fn mean(&self) -> f64 {
+        let negative = self.sum < 0;
+        let magnitude = round_ratio(self.sum.unsigned_abs(), u128::from(self.n), self.exp);
+        if negative {
+            -magnitude
+        } else {
+            magnitude
+        }
+    }
+
+    /// sqrt(Σ(v - mean)² / n) = sqrt(n·Σd² − (Σd)²) / n, with d = v − min.
+    fn pstdev(&self) -> Option<f64> {
+        let n = u128::from(self.n);
+        let scaled = n.checked_mul(self.sum_sq_dev?)?;
+        let square_of_sum = self.sum_dev.checked_mul(self.sum_dev)?;
+        let v = scaled.checked_sub(square_of_sum)?;
+        if v == 0 {
+            return Some(0.0);
+        }
+        // Scale v by 4^k so its square root carries ≥ 63 bits.
+        let k = (v.leading_zeros() / 2) as i32;
+        let y = v << (2 * k);
+        let root = y.isqrt();
+        let inexact_root = root * root != y;
+        let quotient = root / n;
+        let sticky = inexact_root || root % n != 0;
+        Some(round_to_f64(quotient, sticky, self.exp - k))
+    }
+}
+
+/// Nearest-even `num / den · 2^exp` for `num > 0`.
+fn round_ratio(num: u128, den: u128, exp: i32) -> f64 {
+    if num == 0 {
+        return 0.0;
+    }
+    let shift = num.leading_zeros();
+    let shifted = num << shift;
+    let quotient = shifted / den;
+    let sticky = shifted % den != 0;
+    round_to_f64(quotient, sticky, exp - shift as i32)
+}
+
+/// Nearest-even `(q + ε) · 2^exp`, where `sticky` says ε ∈ (0, 1) is non-zero.
+fn round_to_f64(q: u128, sticky: bool, exp: i32) -> f64 {
+    let bits = 128 - q.leading_zeros();
+    if bits <= MANTISSA_BITS {
+        // Only reachable for tiny inputs; the sticky bit cannot change a
+        // correctly scaled result here, so this stays exact or nearly so.
+        return scale(q as u64, exp);
+    }
+    let drop = bits - MANTISSA_BITS;
+    let mut mantissa = (q >> drop) as u64;
+    let rest = q & ((1u128 << drop) - 1);
+    let half = 1u128 << (drop - 1);
+    let round_up = rest > half || (rest == half && (sticky || mantissa & 1 == 1));
+    let mut exp = exp + drop as i32;
+    if round_up {
+        mantissa += 1;
+        if mantissa == 1 << MANTISSA_BITS {
+            mantissa >>= 1;
+            exp += 1;
+        }
+    }
+    scale(mantissa, exp)
+}
+
+/// `mantissa · 2^exp`, exact while the result is a normal double.
+fn scale(mantissa: u64, exp: i32) -> f64 {
+    let mut value = mantissa as f64;
+    let mut exp = exp;
+    // Powers of two multiply exactly; step in safe chunks.
+    while exp > 0 {
+        let step = exp.min(1000);
+        value *= f64::from_bits(((1023 + step) as u64) << 52);
+        exp -= step;
+    }
+    while exp < 0 {
+        let step = (-exp).min(1000);
+        value *= f64::from_bits(((1023 - step) as u64) << 52);
+        exp += step;
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    // Values printed by CPython 3.11: statistics.mean / statistics.pstdev.
+    #[test]
+    fn matches_python_statistics() {
+        let xs = [100.05, 100.1];
+        assert_eq!(mean(&xs), 100.07499999999999);
+        assert_eq!(pstdev(&xs), 0.02499999999999858);
+        let xs = [0.1, 0.2, 0.3];
+        assert_eq!(mean(&xs), 0.2);
+        assert_eq!(pstdev(&xs), 0.0816496580927726);
+        let xs = [101.05, 99.95, 100.0, 100.5, 98.25];
+        assert_eq!(mean(&xs), 99.95);
+        assert_eq!(pstdev(&xs), 0.9386160024205845);
+        assert_eq!(pstdev(&[5.0, 5.0, 5.0]), 0.0);
+        assert_eq!(mean(&[1.0, 2.0]), 1.5);
+        assert_eq!(pstdev(&[1.0, 3.0]), 1.0);
+    }
+
+    #[test]
+    fn handles_zero_and_negative_values() {
+        assert_eq!(mean(&[0.0, 0.0]), 0.0);
+        assert_eq!(mean(&[-1.5, 0.5]), -0.5);
+        assert_eq!(pstdev(&[-1.0, 1.0]), 1.0);
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_naive_arithmetic_closely(
+            xs in proptest::collection::vec(1u32..10_000_000u32, 2..60)
+        ) {
+            let xs: Vec<f64> = xs.iter().map(|&u| f64::from(u) / 100.0).collect();
+            let m = mean(&xs);
+            let s = pstdev(&xs);
+            prop_assert!((m - naive_mean(&xs)).abs() <= 1e-12 * m.abs());
+            let naive = naive_pstdev(&xs);
+            prop_assert!((s - naive).abs() <= 1e-9 * naive.max(1e-9), "{s} vs {naive}");
+        }
+    }
+}

@@ -1,0 +1,168 @@
+use std::fmt;
+
+use quiver_core::decision::RenderFn;
+use quiver_core::{Decision, History, MetaValue, Metadata, Reasoning, Side, Tick};
+
+use super::POSITION_SIZE;
+use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
+use crate::{Strategy, StrategyKind};
+
+pub const PARAMS: &[ParamDef] = &[
+    ParamDef {
+        name: "period",
+        kind: ParamKind::int_at_least(2),
+        default: ParamValue::Int(14),
+        doc: "price changes averaged",
+    },
+    ParamDef {
+        name: "oversold",
+        kind: ParamKind::open_percent(),
+        default: ParamValue::Float(30.0),
+        doc: "RSI below this buys",
+    },
+    ParamDef {
+        name: "overbought",
+        kind: ParamKind::open_percent(),
+        default: ParamValue::Float(70.0),
+        doc: "RSI above this sells; must exceed oversold",
+    },
+    POSITION_SIZE,
+];
+
+/// Relative Strength Index on simple averages (Cutler's RSI, seed 000's
+/// `rsi_simple`), so it depends only on the window and never on how long the
+/// strategy has been running.
+///
+/// Over the last `period` one-tick price changes (`period + 1` prices):
+/// `G` = mean of the gains, `L` = mean of the losses (as positive numbers);
+/// `RSI = 100 − 100 / (1 + G/L)`, with `RSI = 100` when `L = 0 < G` and
+/// `RSI = 50` on a flat window.
+/// `RSI < oversold` → BUY with confidence `0.5 + 0.5 · (oversold − RSI) / oversold`;
+/// `RSI > overbought` → SELL with confidence
+/// `0.5 + 0.5 · (RSI − overbought) / (100 − overbought)`.
+#[derive(Debug, Clone)]
+pub struct Rsi {
+    period: usize,
+    oversold: f64,
+    overbought: f64,
+    quantity: u64,
+}
+
+impl Rsi {
+    pub fn new(period: usize, oversold: f64, overbought: f64, quantity: u64) -> Self {
+        Rsi {
+            period,
+            oversold,
+            overbought,
+            quantity,
+        }
+    }
+
+    pub fn from_params(p: &ParamValues) -> Self {
+        Rsi::new(
+            p.count("period"),
+            p.float("oversold"),
+            p.float("overbought"),
+            p.quantity("position_size"),
+        )
+    }
+}
+
+/// Cutler's RSI of a window of prices (at least two).
+pub fn rsi_simple(window: &[f64]) -> f64 {
+    let (mut gains, mut losses) = (0.0, 0.0);
+    for pair in window.windows(2) {
+        let change = pair[1] - pair[0];
+        if change > 0.0 {
+            gains += change;
+        } else {
+            losses -= change;
+        }
+    }
+    if losses == 0.0 {
+        return if gains > 0.0 { 100.0 } else { 50.0 };
+    }
+    // The averages share a denominator, so G/L = gains/losses.
+    100.0 - 100.0 / (1.0 + gains / losses)
+}
+
+fn render_oversold(f: &mut fmt::Formatter<'_>, [rsi, level]: [f64; 2]) -> fmt::Result {
+    write!(f, "RSI {rsi:.1} below oversold {level}")
+}
+
+fn render_overbought(f: &mut fmt::Formatter<'_>, [rsi, level]: [f64; 2]) -> fmt::Result {
+    write!(f, "RSI {rsi:.1} above overbought {level}")
+}
+
+impl Strategy for Rsi {
+    fn name(&self) -> &str {
+        "rsi"
+    }
+
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::Rules
+    }
+
+    fn required_history(&self) -> usize {
+        self.period + 1
+    }
+
+    #[inline]
+    fn on_tick(&mut self, tick: &Tick, history: History<'_>) -> Option<Decision> {
+        if history.len() < self.period + 1 {
+            return None;
+        }
+        let rsi = rsi_simple(history.last_prices(self.period + 1));
+        let (side, confidence, render, level): (Side, f64, RenderFn, f64) =
+            if rsi < self.oversold {
+                let conf = 0.5 + 0.5 * (self.oversold - rsi) / self.oversold;
+                (Side::Buy, conf, render_oversold, self.oversold)
+            } else if rsi > self.overbought {
+                let conf = 0.5 + 0.5 * (rsi - self.overbought) / (100.0 - self.overbought);
+                (Side::Sell, conf, render_overbought, self.overbought)
+            } else {
+                return None;
+            };
+        Some(Decision {
+            side,
+            confidence,
+            quantity: self.quantity,
+            price: tick.price,
+            reasoning: Reasoning::rendered(render, [rsi, level]),
+            metadata: Metadata::new().with("rsi", MetaValue::F64(rsi)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::test_support::run;
+
+    #[test]
+    fn rsi_values_by_hand() {
+        // Changes +2, -1, +1, -2: gains 3, losses 3 → RSI 50.
+        assert_eq!(rsi_simple(&[10.0, 12.0, 11.0, 12.0, 10.0]), 50.0);
+        // Changes +3, -1: G/L = 3 → RSI = 100 - 100/4 = 75.
+        assert_eq!(rsi_simple(&[10.0, 13.0, 12.0]), 75.0);
+        assert_eq!(rsi_simple(&[10.0, 11.0, 12.0]), 100.0);
+        assert_eq!(rsi_simple(&[10.0, 10.0, 10.0]), 50.0);
+        assert_eq!(rsi_simple(&[12.0, 11.0, 10.0]), 0.0);
+    }
+
+    #[test]
+    fn signals_outside_the_band() {
+        let mut s = Rsi::new(2, 30.0, 70.0, 5);
+        // Window [10, 13, 12]: RSI 75 > 70 → SELL, conf 0.5 + 0.5·5/30.
+        let d = run(&mut s, &["10", "13", "12"])[2].unwrap();
+        assert_eq!(d.side, Side::Sell);
+        assert_eq!(d.confidence, 0.5 + 0.5 * 5.0 / 30.0);
+        assert_eq!(d.reasoning.to_string(), "RSI 75.0 above overbought 70");
+        // Window [12, 11, 10]: RSI 0 → BUY with confidence 1.
+        let d = run(&mut s, &["12", "11", "10"])[2].unwrap();
+        assert_eq!((d.side, d.confidence), (Side::Buy, 1.0));
+        // Window [10, 12, 11]: gains 2, losses 1 → RSI 66.7: inside.
+        assert_eq!(run(&mut s, &["10", "12", "11"])[2], None);
+        assert_eq!(s.required_history(), 3);
+    }
+}
