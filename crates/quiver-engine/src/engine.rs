@@ -1,0 +1,336 @@
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use quiver_core::{Decision, HistoryRing, InstrumentIdx, InstrumentIndex, InstrumentToken, Tick};
+use quiver_strategy::{StandardValidator, Strategy, StrategyKind};
+
+use crate::stats::{drop_slot, EngineStats, StrategyStats};
+use crate::QUARANTINE_AFTER;
+
+/// One strategy as handed to the engine: its code, what it follows, where its
+/// signals go, and how they are validated.
+pub struct StrategyEntry {
+    pub id: String,
+    pub strategy: Box<dyn Strategy>,
+    pub instruments: Vec<InstrumentToken>,
+    pub brokers: Vec<String>,
+    pub validator: StandardValidator,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EngineError {
+    #[error("strategy {id:?} ({name}) does not support instrument {token}")]
+    UnsupportedInstrument {
+        id: String,
+        name: String,
+        token: InstrumentToken,
+    },
+    #[error("duplicate strategy id {0:?}")]
+    DuplicateId(String),
+    #[error("more than {} strategies or instruments", u32::MAX)]
+    TooMany,
+}
+
+/// Lifecycle of a strategy inside the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrategyState {
+    /// No followed instrument has enough history yet.
+    Warmup,
+    Active,
+    /// Stopped after [`QUARANTINE_AFTER`] consecutive panics.
+    Quarantined,
+}
+
+impl StrategyState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StrategyState::Warmup => "warmup",
+            StrategyState::Active => "active",
+            StrategyState::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// A validated decision, tagged with where it came from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EngineSignal {
+    /// Sequence number of the tick that caused it.
+    pub seq: u64,
+    pub ts_ns: i64,
+    pub strategy: u32,
+    pub instrument: InstrumentToken,
+    pub decision: Decision,
+}
+
+/// A contained strategy panic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub seq: u64,
+    pub strategy: u32,
+    pub instrument: InstrumentToken,
+    pub message: String,
+}
+
+/// A (strategy, instrument) pair: one entry of the routing table.
+#[derive(Clone, Copy, Debug)]
+struct Route {
+    strategy: u32,
+    /// Warm-up of this pair is over (the shared history is long enough).
+    ready: bool,
+}
+
+struct Slot {
+    id: String,
+    brokers: Vec<String>,
+    strategy: Box<dyn Strategy>,
+    validator: StandardValidator,
+    required: usize,
+    instruments: Vec<InstrumentToken>,
+    state: StrategyState,
+    consecutive_panics: u32,
+    stats: StrategyStats,
+}
+
+/// The dispatch engine. See the crate docs.
+pub struct Engine {
+    index: InstrumentIndex,
+    rings: Vec<HistoryRing>,
+    /// `routes[route_starts[i]..route_starts[i + 1]]` follow instrument `i`,
+    /// in strategy (config) order.
+    route_starts: Vec<u32>,
+    routes: Vec<Route>,
+    slots: Vec<Slot>,
+    stats: EngineStats,
+    faults: Vec<Fault>,
+}
+
+impl Engine {
+    /// Builds the routing table and one history ring per followed instrument,
+    /// sized by the largest requirement among the strategies that follow it.
+    pub fn new(entries: Vec<StrategyEntry>) -> Result<Engine, EngineError> {
+        if u32::try_from(entries.len()).is_err() {
+            return Err(EngineError::TooMany);
+        }
+        let mut ids = std::collections::HashSet::new();
+        for entry in &entries {
+            if !ids.insert(entry.id.as_str()) {
+                return Err(EngineError::DuplicateId(entry.id.clone()));
+            }
+            if let Some(&token) = entry
+                .instruments
+                .iter()
+                .find(|&&t| !entry.strategy.supports_instrument(t))
+            {
+                return Err(EngineError::UnsupportedInstrument {
+                    id: entry.id.clone(),
+                    name: entry.strategy.name().to_owned(),
+                    token,
+                });
+            }
+        }
+        let index = InstrumentIndex::new(entries.iter().flat_map(|e| e.instruments.iter().copied()));
+        let n = index.len();
+        let mut followers: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let mut capacity = vec![1usize; n];
+        for (s, entry) in entries.iter().enumerate() {
+            let required = entry.strategy.required_history();
+            for &token in &entry.instruments {
+                if let Some(i) = index.get(token) {
+                    let list = &mut followers[i as usize];
+                    // A token listed twice by one strategy is still one route.
+                    if list.last() != Some(&(s as u32)) {
+                        list.push(s as u32);
+                    }
+                    capacity[i as usize] = capacity[i as usize].max(required);
+                }
+            }
+        }
+        let mut route_starts = Vec::with_capacity(n + 1);
+        let mut routes = Vec::new();
+        for list in &followers {
+            route_starts.push(u32::try_from(routes.len()).map_err(|_| EngineError::TooMany)?);
+            routes.extend(list.iter().map(|&strategy| Route {
+                strategy,
+                ready: false,
+            }));
+        }
+        route_starts.push(u32::try_from(routes.len()).map_err(|_| EngineError::TooMany)?);
+        let rings = capacity.into_iter().map(HistoryRing::new).collect();
+        let slots = entries
+            .into_iter()
+            .map(|e| Slot {
+                required: e.strategy.required_history().max(1),
+                id: e.id,
+                brokers: e.brokers,
+                strategy: e.strategy,
+                validator: e.validator,
+                instruments: e.instruments,
+                state: StrategyState::Warmup,
+                consecutive_panics: 0,
+                stats: StrategyStats::default(),
+            })
+            .collect();
+        Ok(Engine {
+            index,
+            rings,
+            route_starts,
+            routes,
+            slots,
+            stats: EngineStats::default(),
+            faults: Vec::new(),
+        })
+    }
+
+    /// Dispatches one tick: appends it to its instrument's history once, then
+    /// calls every warm, healthy follower in config order. Validated decisions
+    /// are appended to `out`; contained panics to [`Engine::take_faults`].
+    #[inline]
+    pub fn on_tick(&mut self, seq: u64, tick: &Tick, out: &mut Vec<EngineSignal>) {
+        self.stats.ticks += 1;
+        let Some(i) = self.index.get(tick.instrument) else {
+            self.stats.unrouted_ticks += 1;
+            return;
+        };
+        let i = i as usize;
+        let ring = &mut self.rings[i];
+        ring.push(tick.price.to_f64(), tick.volume as f64);
+        let held = ring.len();
+        let history = ring.view();
+        let (start, end) = (self.route_starts[i] as usize, self.route_starts[i + 1] as usize);
+        for route in &mut self.routes[start..end] {
+            let slot = &mut self.slots[route.strategy as usize];
+            if !route.ready {
+                if held < slot.required {
+                    continue;
+                }
+                route.ready = true;
+                if slot.state == StrategyState::Warmup {
+                    slot.state = StrategyState::Active;
+                }
+            }
+            if slot.state == StrategyState::Quarantined {
+                continue;
+            }
+            slot.stats.evaluations += 1;
+            let strategy = &mut slot.strategy;
+            match catch_unwind(AssertUnwindSafe(|| strategy.on_tick(tick, history))) {
+                Ok(None) => slot.consecutive_panics = 0,
+                Ok(Some(decision)) => {
+                    slot.consecutive_panics = 0;
+                    match slot.validator.check(&decision) {
+                        Ok(()) => {
+                            slot.stats.signals += 1;
+                            out.push(EngineSignal {
+                                seq,
+                                ts_ns: tick.ts_ns,
+                                strategy: route.strategy,
+                                instrument: tick.instrument,
+                                decision,
+                            });
+                        }
+                        Err(reason) => slot.stats.dropped[drop_slot(reason)] += 1,
+                    }
+                }
+                Err(payload) => {
+                    slot.stats.panics += 1;
+                    slot.consecutive_panics += 1;
+                    if slot.consecutive_panics >= QUARANTINE_AFTER {
+                        slot.state = StrategyState::Quarantined;
+                    }
+                    self.faults.push(Fault {
+                        seq,
+                        strategy: route.strategy,
+                        instrument: tick.instrument,
+                        message: panic_message(payload.as_ref()),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Contained panics since the last call, oldest first.
+    pub fn take_faults(&mut self) -> Vec<Fault> {
+        std::mem::take(&mut self.faults)
+    }
+
+    pub fn has_faults(&self) -> bool {
+        !self.faults.is_empty()
+    }
+
+    /// Engine-wide counters, summed over strategies.
+    pub fn stats(&self) -> EngineStats {
+        let mut stats = self.stats.clone();
+        for slot in &self.slots {
+            stats.evaluations += slot.stats.evaluations;
+            stats.signals += slot.stats.signals;
+            stats.panics += slot.stats.panics;
+            for (total, n) in stats.dropped.iter_mut().zip(slot.stats.dropped) {
+                *total += n;
+            }
+        }
+        stats
+    }
+
+    pub fn strategy_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn strategy_id(&self, strategy: u32) -> &str {
+        &self.slots[strategy as usize].id
+    }
+
+    pub fn strategy_name(&self, strategy: u32) -> &str {
+        self.slots[strategy as usize].strategy.name()
+    }
+
+    pub fn strategy_kind(&self, strategy: u32) -> StrategyKind {
+        self.slots[strategy as usize].strategy.kind()
+    }
+
+    pub fn brokers(&self, strategy: u32) -> &[String] {
+        &self.slots[strategy as usize].brokers
+    }
+
+    pub fn instruments(&self, strategy: u32) -> &[InstrumentToken] {
+        &self.slots[strategy as usize].instruments
+    }
+
+    pub fn strategy_state(&self, strategy: u32) -> StrategyState {
+        self.slots[strategy as usize].state
+    }
+
+    pub fn strategy_stats(&self, strategy: u32) -> &StrategyStats {
+        &self.slots[strategy as usize].stats
+    }
+
+    /// Followed instruments, in index order.
+    pub fn instrument_tokens(&self) -> &[InstrumentToken] {
+        self.index.tokens()
+    }
+
+    pub fn instrument_index(&self, token: InstrumentToken) -> Option<InstrumentIdx> {
+        self.index.get(token)
+    }
+
+    /// (held, capacity) of an instrument's history ring.
+    pub fn ring_fill(&self, instrument: InstrumentIdx) -> (usize, usize) {
+        let ring = &self.rings[instrument as usize];
+        (ring.len(), ring.capacity())
+    }
+
+    /// Heap bytes of the routing table and history rings (strategies aside).
+    pub fn heap_bytes(&self) -> usize {
+        self.rings.iter().map(HistoryRing::heap_bytes).sum::<usize>()
+            + self.routes.capacity() * std::mem::size_of::<Route>()
+            + self.route_starts.capacity() * std::mem::size_of::<u32>()
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
