@@ -173,3 +173,42 @@ impl fmt::Write for JsonStrContents<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn escaped(text: &str) -> String {
+        let mut out = Vec::new();
+        push_json_str(&mut out, text);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_like_serde_json() {
+        assert_eq!(
+            escaped("a\"b\\c\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f}é/"),
+            r#""a\"b\\c\n\r\t\b\f\u0001\u001f"#.to_owned() + "\u{7f}é/\""
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn escaping_matches_serde_json(text in any::<String>()) {
+            prop_assert_eq!(escaped(&text), serde_json::to_string(&text).unwrap());
+        }
+
+        #[test]
+        fn floats_print_as_serde_json_prints_them(value in any::<f64>()) {
+            let mut out = Vec::new();
+            push_json_f64(&mut out, value).unwrap();
+            let expected = if value.is_finite() {
+                serde_json::to_string(&value).unwrap()
+            } else {
+                "null".to_owned()
+            };
+            prop_assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
+    }
+}

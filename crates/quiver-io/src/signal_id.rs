@@ -42,8 +42,14 @@ mod tests {
     #[test]
     fn is_stable_across_releases() {
         assert_eq!(
-            signal_id("momentum_1", 256265, Side::Buy, "zerodha", 1_767_584_700_000_000_000),
-            0
+            signal_id(
+                "momentum_1",
+                256265,
+                Side::Buy,
+                "zerodha",
+                1_767_584_700_000_000_000
+            ),
+            0xde9c_15d3_6e2b_6516
         );
     }
 

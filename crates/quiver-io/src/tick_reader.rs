@@ -6,12 +6,12 @@
 //! not allocate per row.
 
 use std::collections::hash_map::{Entry, HashMap};
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use quiver_core::{InstrumentToken, Price, PriceError, Tick};
@@ -81,7 +81,7 @@ pub struct TickReader {
 }
 
 enum Source {
-    Csv(CsvSource),
+    Csv(Box<CsvSource>),
     Jsonl(JsonlSource),
 }
 
@@ -99,7 +99,7 @@ impl TickReader {
     ) -> Result<TickReader, OpenError> {
         let reader: Box<dyn Read + Send> = Box::new(reader);
         let source = match format {
-            TickFormat::Csv => Source::Csv(CsvSource::new(name, reader)?),
+            TickFormat::Csv => Source::Csv(Box::new(CsvSource::new(name, reader)?)),
             TickFormat::Jsonl => Source::Jsonl(JsonlSource {
                 reader: BufReader::with_capacity(READ_BUFFER_BYTES, reader),
                 line: Vec::new(),
@@ -212,7 +212,7 @@ impl Hasher for TokenHasher {
 // CSV
 
 struct CsvSource {
-    reader: csv::Reader<Box<dyn Read + Send>>,
+    reader: csv::Reader<LineTracker>,
     record: csv::ByteRecord,
     /// Record index of each field in [`FIELDS`] order; `None` only for bid/ask.
     columns: [Option<usize>; 6],
@@ -225,7 +225,7 @@ impl CsvSource {
             // every later row is held to its width.
             .has_headers(false)
             .buffer_capacity(READ_BUFFER_BYTES)
-            .from_reader(reader);
+            .from_reader(LineTracker::new(reader));
         let mut record = csv::ByteRecord::new();
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
@@ -241,7 +241,7 @@ impl CsvSource {
                 })
             }
         }
-        let line = record.position().map_or(1, csv::Position::line);
+        let line = record_line(&mut reader, record.position());
         let columns = header_columns(name, line, &record)?;
         Ok(CsvSource {
             reader,
@@ -251,12 +251,16 @@ impl CsvSource {
     }
 
     fn next_row(&mut self) -> Option<Parsed> {
-        let line = self.reader.position().line();
+        let before = self.reader.position().clone();
         match self.reader.read_byte_record(&mut self.record) {
             Ok(false) => None,
             Ok(true) => {
-                let line = self.record.position().map_or(line, csv::Position::line);
-                Some(self.parse_record().map(|tick| (line, tick)).map_err(|kind| (line, kind)))
+                let line = record_line(&mut self.reader, self.record.position());
+                Some(
+                    self.parse_record()
+                        .map(|tick| (line, tick))
+                        .map_err(|kind| (line, kind)),
+                )
             }
             Err(error) => Some(Err(match error.into_kind() {
                 csv::ErrorKind::UnequalLengths {
@@ -264,14 +268,14 @@ impl CsvSource {
                     expected_len,
                     len,
                 } => (
-                    pos.map_or(line, |pos| pos.line()),
+                    record_line(&mut self.reader, pos.as_ref().or(Some(&before))),
                     RowErrorKind::WrongFieldCount {
                         expected: expected_len,
                         found: len,
                     },
                 ),
                 kind => (
-                    line,
+                    record_line(&mut self.reader, Some(&before)),
                     RowErrorKind::Io {
                         error: kind_to_io(kind),
                     },
@@ -286,15 +290,15 @@ impl CsvSource {
             None => None,
         };
         let required = |field: usize| cell(field).unwrap_or_default();
-        let ts_ns = csv_int(required(TS_NS)).ok_or_else(|| RowErrorKind::BadTimestamp {
+        let ts_ns = csv_i64(required(TS_NS)).ok_or_else(|| RowErrorKind::BadTimestamp {
             text: shown_cell(required(TS_NS)),
         })?;
         let instrument =
-            csv_int(required(INSTRUMENT)).ok_or_else(|| RowErrorKind::BadInstrument {
+            csv_u64(required(INSTRUMENT)).ok_or_else(|| RowErrorKind::BadInstrument {
                 text: shown_cell(required(INSTRUMENT)),
             })?;
         let price = positive_price(PRICE, csv_price(required(PRICE)))?;
-        let volume = csv_int(required(VOLUME)).ok_or_else(|| RowErrorKind::BadVolume {
+        let volume = csv_u64(required(VOLUME)).ok_or_else(|| RowErrorKind::BadVolume {
             text: shown_cell(required(VOLUME)),
         })?;
         let quote = |field: usize| match cell(field) {
@@ -310,6 +314,106 @@ impl CsvSource {
             ask: quote(ASK)?,
         })
     }
+}
+
+/// The physical line a record starts on.
+///
+/// csv's own positions are not that: a record's position is where the parser
+/// resumed, which lies before any skipped blank lines and, with CRLF endings,
+/// before the previous record's `\n`.
+fn record_line(reader: &mut csv::Reader<LineTracker>, position: Option<&csv::Position>) -> u64 {
+    let position = position.unwrap_or_else(|| reader.position());
+    let fallback = position.line();
+    let start = position.byte();
+    reader.get_mut().line_at_or_after(start).unwrap_or(fallback)
+}
+
+/// Passes bytes to the CSV parser, noting where each non-blank line starts.
+///
+/// A record starts at the first such line at or after the offset where the
+/// parser resumed, because only line breaks can lie in between. The queue
+/// only holds lines the parser has buffered but not yet parsed, so it stays
+/// bounded by the read buffer.
+struct LineTracker {
+    inner: Box<dyn Read + Send>,
+    /// Bytes passed through so far.
+    offset: u64,
+    /// 1-based line of the byte at `offset`.
+    line: u64,
+    /// Whether the byte at `offset` follows a line break (or is the first).
+    at_line_start: bool,
+    /// `(offset, line)` of line starts not yet asked about.
+    starts: VecDeque<(u64, u64)>,
+}
+
+impl LineTracker {
+    fn new(inner: Box<dyn Read + Send>) -> Self {
+        LineTracker {
+            inner,
+            offset: 0,
+            line: 1,
+            at_line_start: true,
+            starts: VecDeque::new(),
+        }
+    }
+
+    /// The line of the first content byte at or after `offset`.
+    fn line_at_or_after(&mut self, offset: u64) -> Option<u64> {
+        while let Some(&(start, line)) = self.starts.front() {
+            if start >= offset {
+                return Some(line);
+            }
+            self.starts.pop_front();
+        }
+        None
+    }
+}
+
+impl Read for LineTracker {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let data = &buf[..n];
+        let mut i = 0;
+        while i < n {
+            if !self.at_line_start {
+                // Inside a line: skip to the next break, a word at a time while
+                // no byte of the word can be one.
+                while i + 8 <= n && !may_hold_line_break(&data[i..i + 8]) {
+                    i += 8;
+                }
+                while i < n && data[i] != b'\n' && data[i] != b'\r' {
+                    i += 1;
+                }
+                if i == n {
+                    break;
+                }
+                self.at_line_start = true;
+            }
+            match data[i] {
+                b'\n' => self.line += 1,
+                // A lone `\r` ends a record too, though not a physical line.
+                b'\r' => {}
+                _ => {
+                    self.starts.push_back((self.offset + i as u64, self.line));
+                    self.at_line_start = false;
+                }
+            }
+            i += 1;
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Whether any of 8 bytes is below 0x0E, which `\n` (0x0A) and `\r` (0x0D)
+/// are and printable text is not (the "haszero/hasless" bit trick).
+fn may_hold_line_break(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes);
+    let word = u64::from_ne_bytes(word);
+    word.wrapping_sub(ONES * 0x0E) & !word & HIGHS != 0
 }
 
 fn header_columns(
@@ -346,8 +450,32 @@ fn header_columns(
     Ok(columns)
 }
 
-fn csv_int<T: FromStr>(cell: &[u8]) -> Option<T> {
-    std::str::from_utf8(cell).ok()?.parse().ok()
+/// `[+]digits`, as `str::parse` accepts, read straight from the bytes: digits
+/// are ASCII, so validating UTF-8 first would be wasted work on every row.
+fn csv_u64(cell: &[u8]) -> Option<u64> {
+    digits_u64(cell.strip_prefix(b"+").unwrap_or(cell))
+}
+
+/// `[+|-]digits`, as `str::parse` accepts.
+fn csv_i64(cell: &[u8]) -> Option<i64> {
+    match cell.split_first() {
+        Some((b'-', digits)) => 0i64.checked_sub_unsigned(digits_u64(digits)?),
+        Some((b'+', digits)) => i64::try_from(digits_u64(digits)?).ok(),
+        _ => i64::try_from(digits_u64(cell)?).ok(),
+    }
+}
+
+fn digits_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |value, &b| {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 fn csv_price(cell: &[u8]) -> Result<Price, PriceError> {
@@ -410,7 +538,11 @@ impl JsonlSource {
                 continue;
             }
             let line = self.line_no;
-            return Some(parse_json_row(text).map(|t| (line, t)).map_err(|k| (line, k)));
+            return Some(
+                parse_json_row(text)
+                    .map(|t| (line, t))
+                    .map_err(|k| (line, k)),
+            );
         }
     }
 }
@@ -547,7 +679,55 @@ fn json_message(error: &serde_json::Error) -> String {
     let full = error.to_string();
     let suffix = format!(" at line {} column {}", error.line(), error.column());
     match full.strip_suffix(&suffix) {
+        // Column 0 means serde_json knows no position (a type error).
+        Some(message) if error.column() == 0 => message.to_owned(),
         Some(message) => format!("{message} (column {})", error.column()),
         None => full,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn line_break_detection_is_exact_for_every_byte() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut word = [b'7'; 8];
+                word[at] = b;
+                assert_eq!(may_hold_line_break(&word), b < 0x0E, "{b:#x} at {at}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn csv_integers_parse_like_str_parse(text in "[-+]?[0-9]{0,21}|[-+0-9a ]{0,4}") {
+            prop_assert_eq!(csv_i64(text.as_bytes()), text.parse::<i64>().ok());
+            prop_assert_eq!(csv_u64(text.as_bytes()), text.parse::<u64>().ok());
+        }
+
+        #[test]
+        fn line_tracking_survives_any_read_sizes(
+            lines in proptest::collection::vec("[a-z]{0,12}", 1..40),
+            crlf in any::<bool>(),
+            chunk in 1usize..20,
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let text: String = lines.iter().map(|l| format!("{l}{eol}")).collect();
+            let mut tracker = LineTracker::new(Box::new(io::Cursor::new(text.clone().into_bytes())));
+            let mut sink = vec![0; chunk];
+            while tracker.read(&mut sink).unwrap() > 0 {}
+            let mut offset = 0u64;
+            for (i, line) in lines.iter().enumerate() {
+                if !line.is_empty() {
+                    prop_assert_eq!(tracker.line_at_or_after(offset), Some(i as u64 + 1));
+                }
+                offset += (line.len() + eol.len()) as u64;
+            }
+            prop_assert_eq!(tracker.line_at_or_after(offset), None);
+        }
     }
 }

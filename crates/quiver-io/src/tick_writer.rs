@@ -38,26 +38,93 @@ fn write_csv<W: Write>(
         b"ts_ns,instrument,price,volume\n"
     })?;
     let mut count = 0u64;
+    let mut line = Vec::with_capacity(128);
     for tick in ticks {
-        write!(
-            out,
-            "{},{},{},{}",
-            tick.ts_ns, tick.instrument, tick.price, tick.volume
-        )?;
+        line.clear();
+        push_i64(&mut line, tick.ts_ns);
+        line.push(b',');
+        push_u64(&mut line, tick.instrument);
+        write!(line, ",{},", tick.price)?;
+        push_u64(&mut line, tick.volume);
         if quotes {
-            out.write_all(b",")?;
+            line.push(b',');
             if let Some(bid) = tick.bid {
-                write!(out, "{bid}")?;
+                write!(line, "{bid}")?;
             }
-            out.write_all(b",")?;
+            line.push(b',');
             if let Some(ask) = tick.ask {
-                write!(out, "{ask}")?;
+                write!(line, "{ask}")?;
             }
         }
-        out.write_all(b"\n")?;
+        line.push(b'\n');
+        out.write_all(&line)?;
         count += 1;
     }
     let mut out = out.into_inner().map_err(io::IntoInnerError::into_error)?;
     out.flush()?;
     Ok(count)
+}
+
+/// Integers are most of every row; formatting them by hand skips the
+/// `fmt` machinery, which dominates the cost of `write!` for small values.
+fn push_u64(line: &mut Vec<u8>, mut value: u64) {
+    // Two digits per division, as itoa does: timestamps have 19 digits.
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    while value >= 100 {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if value >= 10 {
+        let pair = value as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        digits[at] = b'0' + value as u8;
+    }
+    line.extend_from_slice(&digits[at..]);
+}
+
+fn push_i64(line: &mut Vec<u8>, value: i64) {
+    if value < 0 {
+        line.push(b'-');
+    }
+    push_u64(line, value.unsigned_abs());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn integers_print_like_display(value in any::<i64>(), unsigned in any::<u64>()) {
+            let mut line = Vec::new();
+            push_i64(&mut line, value);
+            line.push(b' ');
+            push_u64(&mut line, unsigned);
+            prop_assert_eq!(String::from_utf8(line).unwrap(), format!("{value} {unsigned}"));
+        }
+    }
+
+    #[test]
+    fn integer_extremes_print_like_display() {
+        for value in [0, -1, 9, 10, 99, 100, 101, i64::MIN, i64::MAX] {
+            let mut line = Vec::new();
+            push_i64(&mut line, value);
+            assert_eq!(String::from_utf8(line).unwrap(), value.to_string());
+        }
+        let mut line = Vec::new();
+        push_u64(&mut line, u64::MAX);
+        assert_eq!(line, u64::MAX.to_string().as_bytes());
+    }
 }

@@ -18,6 +18,21 @@ const MANTISSA_BITS: u32 = 53;
 /// Beyond this many values the square root loses its rounding bit.
 const MAX_EXACT_LEN: usize = 512;
 
+/// `(statistics.mean(xs), statistics.pstdev(xs))`, the strategies' entry point.
+///
+/// Windows of positive prices take a fast route: the sums are exact 64/128-bit
+/// integers as below, but instead of dividing and taking square roots in
+/// 128-bit arithmetic, an `f64` estimate is checked against the two rounding
+/// midpoints around it with exact integer comparisons (multiplications only)
+/// and nudged by one ulp when it is on the wrong side. Anything unusual takes
+/// the general route.
+pub fn mean_and_pstdev(xs: &[f64]) -> (f64, f64) {
+    match positive_window(xs) {
+        Some(both) => both,
+        None => (mean(xs), pstdev(xs)),
+    }
+}
+
 /// `statistics.mean(xs)` for finite doubles; NaN for an empty slice.
 pub fn mean(xs: &[f64]) -> f64 {
     match Fixed::of(xs) {
@@ -144,6 +159,140 @@ impl Fixed {
     }
 }
 
+/// Most binades a fast-route window may span, so every integer fits in 63 bits.
+const MAX_FAST_SPREAD: u32 = 10;
+
+fn positive_window(xs: &[f64]) -> Option<(f64, f64)> {
+    let n = xs.len();
+    if n == 0 || n > MAX_EXACT_LEN {
+        return None;
+    }
+    let mut min = f64::INFINITY;
+    for &x in xs {
+        // Also refuses NaN, zero, negatives and subnormals.
+        if !(f64::MIN_POSITIVE..=f64::MAX).contains(&x) {
+            return None;
+        }
+        if x < min {
+            min = x;
+        }
+    }
+    let (min_mantissa, exp) = decompose(min);
+    let min_int = min_mantissa as u64;
+    let mut sum_dev: u128 = 0;
+    let mut sum_sq_dev: u128 = 0;
+    for &x in xs {
+        let (mantissa, e) = decompose(x);
+        let shift = (e - exp) as u32;
+        if shift > MAX_FAST_SPREAD {
+            return None;
+        }
+        let dev = ((mantissa as u64) << shift) - min_int;
+        sum_dev += u128::from(dev);
+        sum_sq_dev = sum_sq_dev.checked_add(u128::from(dev) * u128::from(dev))?;
+    }
+    let n = n as u64;
+    let total = u128::from(n) * u128::from(min_int) + sum_dev;
+    let mean = verified_ratio(total, n, exp)?;
+    let spread = u128::from(n)
+        .checked_mul(sum_sq_dev)?
+        .checked_sub(sum_dev.checked_mul(sum_dev)?)?;
+    let sigma = if spread == 0 {
+        0.0
+    } else {
+        verified_sqrt_ratio(spread, n, exp)?
+    };
+    Some((mean, sigma))
+}
+
+/// `2^exp` for a normal-range exponent.
+fn pow2(exp: i32) -> Option<f64> {
+    (-1022..=1023)
+        .contains(&exp)
+        .then(|| f64::from_bits(((1023 + exp) as u64) << 52))
+}
+
+/// Where the exact value lies relative to the rounding midpoints of a candidate.
+enum Verdict {
+    Correct,
+    Up,
+    Down,
+}
+
+/// Checks candidate `c` (positive normal) for the exact value `t`, given
+/// `cmp(mid_num, mid_exp)` = ordering of `t` against `mid_num · 2^mid_exp`.
+fn judge(
+    c: f64,
+    cmp: impl Fn(u128, i32) -> Option<std::cmp::Ordering>,
+) -> Option<Verdict> {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let (m, k) = decompose(c);
+    let m = m as u128;
+    let even = m & 1 == 0;
+    // Midpoint to the next double up, and down (one binade lower at 2^52).
+    let up = cmp(2 * m + 1, k - 1)?;
+    let down = if m == 1 << 52 {
+        cmp(4 * m - 1, k - 2)?
+    } else {
+        cmp(2 * m - 1, k - 1)?
+    };
+    Some(match (down, up) {
+        (_, Greater) => Verdict::Up,
+        (_, Equal) if !even => Verdict::Up,
+        (Less, _) => Verdict::Down,
+        (Equal, _) if !even => Verdict::Down,
+        _ => Verdict::Correct,
+    })
+}
+
+/// Refines an estimate of a positive value until it is the nearest double.
+fn refine(
+    mut c: f64,
+    cmp: impl Fn(u128, i32) -> Option<std::cmp::Ordering>,
+) -> Option<f64> {
+    // The estimates are within two ulps; more steps mean something is off.
+    for _ in 0..4 {
+        if !(c.is_normal() && c > 0.0) {
+            return None;
+        }
+        match judge(c, &cmp)? {
+            Verdict::Correct => return Some(c),
+            Verdict::Up => c = f64::from_bits(c.to_bits() + 1),
+            Verdict::Down => c = f64::from_bits(c.to_bits() - 1),
+        }
+    }
+    None
+}
+
+/// `a · 2^sa` against `b · 2^sb` for non-negative integers, exactly.
+fn cmp_shifted(a: u128, sa: i32, b: u128, sb: i32) -> Option<std::cmp::Ordering> {
+    let shift = |v: u128, by: i32| -> Option<u128> {
+        let by = u32::try_from(by).ok()?;
+        (v == 0 || by < v.leading_zeros()).then(|| v << by)
+    };
+    let low = sa.min(sb);
+    Some(shift(a, sa - low)?.cmp(&shift(b, sb - low)?))
+}
+
+/// Nearest-even `num / den · 2^exp` (`num > 0`), from an `f64` estimate.
+fn verified_ratio(num: u128, den: u64, exp: i32) -> Option<f64> {
+    let estimate = num as f64 / den as f64 * pow2(exp)?;
+    // t vs mid·2^e  ⟺  num·2^exp vs mid·den·2^e
+    refine(estimate, |mid, e| {
+        cmp_shifted(num, exp, mid.checked_mul(u128::from(den))?, e)
+    })
+}
+
+/// Nearest-even `sqrt(w) / n · 2^exp` (`w > 0`), from an `f64` estimate.
+fn verified_sqrt_ratio(w: u128, n: u64, exp: i32) -> Option<f64> {
+    let estimate = (w as f64).sqrt() / n as f64 * pow2(exp)?;
+    // t vs mid·2^e  ⟺  w·2^(2·exp) vs (mid·n)²·2^(2e)
+    refine(estimate, |mid, e| {
+        let scaled = mid.checked_mul(u128::from(n))?;
+        cmp_shifted(w, 2 * exp, scaled.checked_mul(scaled)?, 2 * e)
+    })
+}
+
 /// Nearest-even `num / den · 2^exp` for `num > 0`.
 fn round_ratio(num: u128, den: u128, exp: i32) -> f64 {
     if num == 0 {
@@ -228,6 +377,26 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn fast_route_equals_the_general_route(
+            steps in proptest::collection::vec(1u32..2_000_000u32, 1..80),
+            grid in prop_oneof![Just(0.05), Just(0.01), Just(1.0), Just(0.25)],
+        ) {
+            let xs: Vec<f64> = steps.iter().map(|&s| (f64::from(s) * grid * 100.0).round() / 100.0).collect();
+            let fast = positive_window(&xs);
+            prop_assume!(fast.is_some());
+            prop_assert_eq!(fast.unwrap(), (mean(&xs), pstdev(&xs)));
+        }
+
+        #[test]
+        fn fast_route_equals_the_general_route_on_ties(
+            a in 1u32..100_000u32, b in 1u32..100_000u32, repeat in 1usize..30,
+        ) {
+            let mut xs = vec![f64::from(a) / 20.0; repeat];
+            xs.push(f64::from(b) / 20.0);
+            prop_assert_eq!(mean_and_pstdev(&xs), (mean(&xs), pstdev(&xs)));
+        }
+
         #[test]
         fn agrees_with_naive_arithmetic_closely(
             xs in proptest::collection::vec(1u32..10_000_000u32, 2..60)

@@ -23,3 +23,19 @@ fn mean_and_pstdev_equal_python_bit_for_bit() {
     }
     assert_eq!(checked, 3000);
 }
+
+#[test]
+fn combined_entry_point_equals_python_bit_for_bit() {
+    for line in include_str!("fixtures/python_stats.txt").lines() {
+        let mut parts = line.split('|');
+        let window: Vec<f64> = parts
+            .next()
+            .unwrap()
+            .split(',')
+            .map(|x| x.parse().unwrap())
+            .collect();
+        let mean: f64 = parts.next().unwrap().parse().unwrap();
+        let pstdev: f64 = parts.next().unwrap().parse().unwrap();
+        assert_eq!(exact::mean_and_pstdev(&window), (mean, pstdev), "{line}");
+    }
+}

@@ -80,9 +80,15 @@ impl Strategy for Breakout {
             return None;
         }
         let (mut high, mut low) = (f64::NEG_INFINITY, f64::INFINITY);
+        // Plain comparisons: a new extreme is rare, so these branches predict
+        // well, unlike the NaN-aware `f64::max` chain (prices are never NaN).
         for &p in channel {
-            high = high.max(p);
-            low = low.min(p);
+            if p > high {
+                high = p;
+            }
+            if p < low {
+                low = p;
+            }
         }
         let width = high - low;
         let (side, distance, edge, render): (Side, f64, f64, RenderFn) =

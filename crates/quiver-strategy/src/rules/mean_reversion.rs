@@ -61,10 +61,19 @@ impl MeanReversion {
     /// True when the window is certainly inside the band.
     #[inline]
     fn clearly_inside(&self, window: &[f64], now: f64) -> bool {
+        // One pass over values shifted by the first price (cancellation-safe
+        // enough for a screen; the exact route decides).
         let n = window.len() as f64;
-        let mu = window.iter().sum::<f64>() / n;
-        let var = window.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / n;
-        let sigma = var.sqrt();
+        let origin = window[0];
+        let (mut sum, mut sum_sq) = (0.0, 0.0);
+        for &x in window {
+            let d = x - origin;
+            sum += d;
+            sum_sq += d * d;
+        }
+        let mean_dev = sum / n;
+        let mu = origin + mean_dev;
+        let sigma = (sum_sq / n - mean_dev * mean_dev).max(0.0).sqrt();
         if !(sigma >= SCREEN_MIN_RELATIVE_SIGMA * mu.abs()) {
             return false;
         }
@@ -103,11 +112,8 @@ impl Strategy for MeanReversion {
         if self.clearly_inside(window, now) {
             return None;
         }
-        let mu = exact::mean(window);
-        let sigma = match exact::pstdev(window) {
-            s if s == 0.0 => 1e-9,
-            s => s,
-        };
+        let (mu, sigma) = exact::mean_and_pstdev(window);
+        let sigma = if sigma == 0.0 { 1e-9 } else { sigma };
         let z = (now - mu) / sigma;
         let (side, render): (Side, RenderFn) = if z <= -self.z_entry {
             (Side::Buy, render_below)

@@ -72,12 +72,10 @@ impl Rsi {
 pub fn rsi_simple(window: &[f64]) -> f64 {
     let (mut gains, mut losses) = (0.0, 0.0);
     for pair in window.windows(2) {
+        // Selects, not branches: the sign of a price change is a coin flip.
         let change = pair[1] - pair[0];
-        if change > 0.0 {
-            gains += change;
-        } else {
-            losses -= change;
-        }
+        gains += if change > 0.0 { change } else { 0.0 };
+        losses += if change < 0.0 { -change } else { 0.0 };
     }
     if losses == 0.0 {
         return if gains > 0.0 { 100.0 } else { 50.0 };
