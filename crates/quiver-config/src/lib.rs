@@ -1,0 +1,237 @@
+//! Loading and validating the strategies file.
+//!
+//! A strategies file is either entirely valid or rejected: a runner that
+//! silently dropped a bad row would trade a different book than the one
+//! written down. Because a rejected file has to be fixed by hand, every problem
+//! is reported in one go — each with the file, the line and the path of the
+//! offending value — rather than one per attempt.
+//!
+//! # Format
+//!
+//! ```yaml
+//! strategies:                        # the only top-level key; [] is allowed
+//!   - id: mom-1                      # required, non-empty, unique in the file
+//!     strategy_type: momentum        # momentum | mean_reversion | rsi | breakout | hybrid
+//!     parameters:                    # optional; omitted parameters take their defaults
+//!       lookback_periods: 20         # the type's own parameters (see quiver_strategy) ...
+//!       threshold: 0.01
+//!       min_confidence: 0.2          # ... and the validator's: min_confidence, max_quantity
+//!     brokers: [paper, zerodha]      # required, non-empty, no duplicates
+//!     instruments: [256265, 738561]  # required, non-empty, integers > 0, no duplicates
+//!     enabled: true                  # optional, default true; disabled rows are still validated
+//!     validator: standard            # optional, default standard (the only one)
+//!
+//!   - id: hyb-1
+//!     strategy_type: hybrid
+//!     parameters:
+//!       policy: majority_vote        # the hybrid's own parameters (quiver_strategy::hybrid::PARAMS)
+//!       min_conf: 0.6
+//!       rules:                       # required: any non-hybrid type and its parameters
+//!         strategy_type: momentum    #   (no validator parameters here)
+//!         parameters: {lookback_periods: 10}
+//!       ml:                          # required, like rules
+//!         strategy_type: rsi
+//!         parameters: {oversold: 25, overbought: 75}   # overbought must exceed oversold
+//!     brokers: [paper]
+//!     instruments: [256265]
+//! ```
+//!
+//! Numbers must be written as numbers: `threshold: "0.01"` is a string and is
+//! rejected, so that a quoting slip cannot change what a value means.
+//!
+//! # Errors
+//!
+//! Each issue prints as `{file}:{line}: {path}: {message}`, for example
+//!
+//! ```text
+//! strategies.yaml:41: strategies[3] (id "mom-7").parameters.lookback_periods: must be >= 2, got 0
+//! ```
+//!
+//! in document order. A file that is not YAML at all gets a single
+//! `{file}:{line}:{col}: YAML syntax error: ...` instead.
+
+mod check;
+mod source;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+use quiver_core::InstrumentToken;
+use quiver_strategy::{StandardValidator, StrategySpec, StrategyType};
+
+/// Why a strategies file was not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The reason is part of the message because callers print this error on
+    /// its own, not as a chain.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The text is not YAML, so there is no tree to check and only this one
+    /// error can be reported.
+    #[error("{file}:{line}:{col}: YAML syntax error: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        /// 1-based, in characters.
+        col: usize,
+        message: String,
+    },
+    /// Every issue found, in document order, one per line when displayed.
+    #[error("{}", IssueLines { file, issues })]
+    Invalid {
+        file: String,
+        issues: Vec<ConfigIssue>,
+    },
+}
+
+/// One problem in a YAML-valid file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// 1-based line of the offending value (of the containing mapping for a
+    /// missing field).
+    pub line: usize,
+    /// Where the value is, e.g. `strategies[3] (id "mom-7").parameters.threshold`;
+    /// the id is included because people find rows by id, not by index.
+    pub path: String,
+    pub message: String,
+}
+
+/// Renders [`ConfigError::Invalid`] without a trailing newline, so callers can
+/// print it like any other one-line error.
+struct IssueLines<'a> {
+    file: &'a str,
+    issues: &'a [ConfigIssue],
+}
+
+impl fmt::Display for IssueLines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.issues.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file, issue.line, issue.path, issue.message
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A validated strategies file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Every row in file order, disabled ones included, so tools can list them.
+    pub strategies: Vec<StrategyRow>,
+}
+
+/// One validated row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StrategyRow {
+    pub id: String,
+    pub spec: StrategySpec,
+    pub brokers: Vec<String>,
+    pub instruments: Vec<InstrumentToken>,
+    /// Disabled rows are validated like the others, so enabling one later
+    /// cannot turn a loadable file into a broken one.
+    pub enabled: bool,
+    pub validator: StandardValidator,
+    /// Line where the row starts, for messages about the row at run time.
+    pub line: usize,
+}
+
+impl Config {
+    /// The rows to run, in file order.
+    pub fn enabled(&self) -> impl Iterator<Item = &StrategyRow> {
+        self.strategies.iter().filter(|row| row.enabled)
+    }
+
+    /// A one-line description for logs and `validate`, e.g. `4 strategies
+    /// (3 enabled: 1 momentum, 1 mean_reversion, 1 hybrid; 1 disabled) over 5
+    /// instruments and 2 brokers`. Instruments and brokers are counted over all
+    /// rows, disabled ones included, since they describe the file.
+    pub fn summary(&self) -> String {
+        let total = self.strategies.len();
+        let mut out = plural(total, "strategy", "strategies");
+        if total > 0 {
+            let enabled: Vec<&StrategyRow> = self.enabled().collect();
+            out.push_str(&format!(" ({} enabled", enabled.len()));
+            let by_type: Vec<String> = StrategyType::ALL
+                .iter()
+                .filter_map(|ty| {
+                    let n = enabled
+                        .iter()
+                        .filter(|row| row.spec.strategy_type() == *ty)
+                        .count();
+                    (n > 0).then(|| format!("{n} {}", ty.name()))
+                })
+                .collect();
+            if !by_type.is_empty() {
+                out.push_str(&format!(": {}", by_type.join(", ")));
+            }
+            let disabled = total - enabled.len();
+            if disabled > 0 {
+                out.push_str(&format!("; {disabled} disabled"));
+            }
+            out.push(')');
+        }
+        let instruments: BTreeSet<InstrumentToken> = self
+            .strategies
+            .iter()
+            .flat_map(|row| row.instruments.iter().copied())
+            .collect();
+        let brokers: BTreeSet<&str> = self
+            .strategies
+            .iter()
+            .flat_map(|row| row.brokers.iter().map(String::as_str))
+            .collect();
+        format!(
+            "{out} over {} and {}",
+            plural(instruments.len(), "instrument", "instruments"),
+            plural(brokers.len(), "broker", "brokers")
+        )
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Reads and validates the strategies file at `path`; messages name the file
+/// as `path` was given, so they match what the user typed.
+pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_config(&text, &file),
+        Err(source) => Err(ConfigError::Io { path: file, source }),
+    }
+}
+
+/// Validates strategies-file `text`; `file` is only used to name it in
+/// messages.
+pub fn parse_config(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let syntax = |e: source::SyntaxError| ConfigError::Syntax {
+        file: file.to_owned(),
+        line: e.line,
+        col: e.col,
+        message: e.message,
+    };
+    let source = source::prepare(text).map_err(syntax)?;
+    let docs = source.load().map_err(syntax)?;
+    let mut checker = check::Checker::new(source.duplicate_mark);
+    let strategies = checker.document(&docs);
+    let issues = checker.finish();
+    if issues.is_empty() {
+        Ok(Config { strategies })
+    } else {
+        Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            issues,
+        })
+    }
+}

@@ -185,7 +185,10 @@ mod tests {
         fn up(f: &mut fmt::Formatter<'_>, args: [f64; 2]) -> fmt::Result {
             write!(f, "up {:.1} over {}", args[0], args[1])
         }
-        assert_eq!(Reasoning::rendered(up, [1.25, 20.0]).to_string(), "up 1.2 over 20");
+        assert_eq!(
+            Reasoning::rendered(up, [1.25, 20.0]).to_string(),
+            "up 1.2 over 20"
+        );
         assert_eq!(Reasoning::text("agree").to_string(), "agree");
     }
 }

@@ -85,7 +85,11 @@ pub struct History<'a> {
 impl<'a> History<'a> {
     /// A view over caller-owned slices (tests, offline tools).
     pub fn from_slices(prices: &'a [f64], volumes: &'a [f64]) -> Self {
-        assert_eq!(prices.len(), volumes.len(), "history slices differ in length");
+        assert_eq!(
+            prices.len(),
+            volumes.len(),
+            "history slices differ in length"
+        );
         History { prices, volumes }
     }
 

@@ -84,8 +84,8 @@ impl Price {
         if !int_part.iter().chain(frac_part).all(u8::is_ascii_digit) {
             return Err(not_decimal());
         }
-        let significant_frac = frac_part.len()
-            - frac_part.iter().rev().take_while(|&&b| b == b'0').count();
+        let significant_frac =
+            frac_part.len() - frac_part.iter().rev().take_while(|&&b| b == b'0').count();
         if significant_frac > PRICE_DECIMALS as usize {
             return Err(PriceError::TooPrecise(text.to_owned()));
         }
@@ -162,7 +162,9 @@ mod tests {
 
     #[test]
     fn rejects_non_decimals() {
-        for text in ["", "abc", "1e5", "1.2.3", " 1", "1,5", "-", ".", "NaN", "inf"] {
+        for text in [
+            "", "abc", "1e5", "1.2.3", " 1", "1,5", "-", ".", "NaN", "inf",
+        ] {
             assert!(
                 matches!(Price::parse(text), Err(PriceError::NotDecimal(_))),
                 "{text:?}"
@@ -184,7 +186,14 @@ mod tests {
 
     #[test]
     fn to_f64_matches_the_correctly_rounded_parse() {
-        for text in ["101.05", "0.1", "0.3", "99.95", "1234.56789", "100000000.05"] {
+        for text in [
+            "101.05",
+            "0.1",
+            "0.3",
+            "99.95",
+            "1234.56789",
+            "100000000.05",
+        ] {
             let exact: f64 = text.parse().unwrap();
             assert_eq!(Price::parse(text).unwrap().to_f64(), exact, "{text}");
         }

@@ -89,7 +89,9 @@ impl Iterator for SyntheticTicks {
         let current = self.steps[which];
         // About 0.1% of the price per tick, a sum of four uniforms (≈ normal).
         let spread = (current / 1_000).max(1) as u64;
-        let step: i64 = (0..4).map(|_| rng.below(2 * spread + 1) as i64).sum::<i64>()
+        let step: i64 = (0..4)
+            .map(|_| rng.below(2 * spread + 1) as i64)
+            .sum::<i64>()
             - 4 * spread as i64;
         let next = (current + step).max(1);
         self.steps[which] = next;

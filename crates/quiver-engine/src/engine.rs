@@ -127,7 +127,8 @@ impl Engine {
                 });
             }
         }
-        let index = InstrumentIndex::new(entries.iter().flat_map(|e| e.instruments.iter().copied()));
+        let index =
+            InstrumentIndex::new(entries.iter().flat_map(|e| e.instruments.iter().copied()));
         let n = index.len();
         let mut followers: Vec<Vec<u32>> = vec![Vec::new(); n];
         let mut capacity = vec![1usize; n];
@@ -195,7 +196,10 @@ impl Engine {
         ring.push(tick.price.to_f64(), tick.volume as f64);
         let held = ring.len();
         let history = ring.view();
-        let (start, end) = (self.route_starts[i] as usize, self.route_starts[i + 1] as usize);
+        let (start, end) = (
+            self.route_starts[i] as usize,
+            self.route_starts[i + 1] as usize,
+        );
         for route in &mut self.routes[start..end] {
             let slot = &mut self.slots[route.strategy as usize];
             if !route.ready {
@@ -212,7 +216,10 @@ impl Engine {
             }
             slot.stats.evaluations += 1;
             let strategy = &mut slot.strategy;
-            match catch_unwind(AssertUnwindSafe(|| strategy.on_tick(tick, history))) {
+            IN_STRATEGY_CALL.set(true);
+            let result = catch_unwind(AssertUnwindSafe(|| strategy.on_tick(tick, history)));
+            IN_STRATEGY_CALL.set(false);
+            match result {
                 Ok(None) => slot.consecutive_panics = 0,
                 Ok(Some(decision)) => {
                     slot.consecutive_panics = 0;
@@ -319,10 +326,24 @@ impl Engine {
 
     /// Heap bytes of the routing table and history rings (strategies aside).
     pub fn heap_bytes(&self) -> usize {
-        self.rings.iter().map(HistoryRing::heap_bytes).sum::<usize>()
+        self.rings
+            .iter()
+            .map(HistoryRing::heap_bytes)
+            .sum::<usize>()
             + self.routes.capacity() * std::mem::size_of::<Route>()
             + self.route_starts.capacity() * std::mem::size_of::<u32>()
     }
+}
+
+thread_local! {
+    static IN_STRATEGY_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True while this thread is inside a strategy call. A process-wide panic hook
+/// uses it to tell a contained strategy panic (reported as a [`Fault`]) from a
+/// bug in Quiver itself.
+pub fn in_strategy_call() -> bool {
+    IN_STRATEGY_CALL.get()
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

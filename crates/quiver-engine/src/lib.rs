@@ -10,7 +10,9 @@ mod engine;
 pub mod scenario;
 mod stats;
 
-pub use engine::{Engine, EngineError, EngineSignal, Fault, StrategyEntry, StrategyState};
+pub use engine::{
+    in_strategy_call, Engine, EngineError, EngineSignal, Fault, StrategyEntry, StrategyState,
+};
 pub use stats::{EngineStats, StrategyStats};
 
 /// Consecutive panics after which a strategy is quarantined (seed 000/001).

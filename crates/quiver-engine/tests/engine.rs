@@ -9,10 +9,13 @@ use quiver_engine::scenario::{strategy_for, Scenario};
 use quiver_engine::{Engine, EngineSignal, StrategyEntry, StrategyState, QUARANTINE_AFTER};
 use quiver_strategy::{StandardValidator, Strategy, StrategyKind};
 
-/// Records every call it receives: (tick seq via ts, history length, first price seen).
+/// One recorded call: (timestamp, instrument, history length, history prices).
+type Call = (i64, u64, usize, Vec<f64>);
+
+/// Records every call it receives.
 struct Recorder {
     need: usize,
-    calls: Arc<Mutex<Vec<(i64, u64, usize, Vec<f64>)>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
 }
 
 impl Strategy for Recorder {
@@ -76,7 +79,7 @@ impl Strategy for Faulty {
     }
     fn on_tick(&mut self, tick: &Tick, _history: History<'_>) -> Option<Decision> {
         self.calls += 1;
-        if self.calls % self.every == 0 {
+        if self.calls.is_multiple_of(self.every) {
             panic!("deliberate failure at {}", tick.ts_ns);
         }
         Some(Decision {
@@ -117,11 +120,33 @@ fn routes_only_followed_instruments_after_warmup_over_one_shared_ring() {
     let short = Arc::new(Mutex::new(Vec::new()));
     let long = Arc::new(Mutex::new(Vec::new()));
     let mut engine = Engine::new(vec![
-        entry("short", Box::new(Recorder { need: 2, calls: short.clone() }), &[7, 9]),
-        entry("long", Box::new(Recorder { need: 3, calls: long.clone() }), &[7]),
+        entry(
+            "short",
+            Box::new(Recorder {
+                need: 2,
+                calls: short.clone(),
+            }),
+            &[7, 9],
+        ),
+        entry(
+            "long",
+            Box::new(Recorder {
+                need: 3,
+                calls: long.clone(),
+            }),
+            &[7],
+        ),
     ])
     .unwrap();
-    let ticks = [tick(1, 7, 10), tick(2, 9, 50), tick(3, 7, 11), tick(4, 8, 99), tick(5, 7, 12), tick(6, 9, 51), tick(7, 7, 13)];
+    let ticks = [
+        tick(1, 7, 10),
+        tick(2, 9, 50),
+        tick(3, 7, 11),
+        tick(4, 8, 99),
+        tick(5, 7, 12),
+        tick(6, 9, 51),
+        tick(7, 7, 13),
+    ];
     run(&mut engine, &ticks);
     let short = short.lock().unwrap();
     let long = long.lock().unwrap();
@@ -133,17 +158,30 @@ fn routes_only_followed_instruments_after_warmup_over_one_shared_ring() {
     let seen: Vec<(i64, usize)> = long.iter().map(|c| (c.0, c.2)).collect();
     assert_eq!(seen, vec![(5, 3), (7, 3)]);
     assert_eq!(long[1].3, short[3].3);
-    assert_eq!(engine.ring_fill(engine.instrument_index(7).unwrap()), (3, 3));
-    assert_eq!(engine.ring_fill(engine.instrument_index(9).unwrap()), (2, 2));
+    assert_eq!(
+        engine.ring_fill(engine.instrument_index(7).unwrap()),
+        (3, 3)
+    );
+    assert_eq!(
+        engine.ring_fill(engine.instrument_index(9).unwrap()),
+        (2, 2)
+    );
     let stats = engine.stats();
-    assert_eq!((stats.ticks, stats.unrouted_ticks, stats.evaluations), (7, 1, 6));
+    assert_eq!(
+        (stats.ticks, stats.unrouted_ticks, stats.evaluations),
+        (7, 1, 6)
+    );
 }
 
 #[test]
 fn warmup_state_turns_active() {
     let calls = Arc::new(Mutex::new(Vec::new()));
-    let mut engine =
-        Engine::new(vec![entry("r", Box::new(Recorder { need: 2, calls }), &[1])]).unwrap();
+    let mut engine = Engine::new(vec![entry(
+        "r",
+        Box::new(Recorder { need: 2, calls }),
+        &[1],
+    )])
+    .unwrap();
     run(&mut engine, &[tick(1, 1, 10)]);
     assert_eq!(engine.strategy_state(0), StrategyState::Warmup);
     run(&mut engine, &[tick(2, 1, 10)]);
@@ -156,7 +194,7 @@ fn mixed_entries(n: usize, instruments: &[u64]) -> Vec<StrategyEntry> {
             let follows: Vec<u64> = instruments
                 .iter()
                 .copied()
-                .filter(|t| (*t as usize + s) % 3 != 0)
+                .filter(|t| !(*t as usize + s).is_multiple_of(3))
                 .collect();
             entry(&format!("s{s}"), strategy_for(s), &follows)
         })
@@ -182,7 +220,13 @@ fn a_panicking_strategy_changes_nobody_elses_output() {
     let others: Vec<(u64, String, Decision)> = got
         .iter()
         .filter(|s| s.strategy != faulty_idx)
-        .map(|s| (s.seq, with_fault.strategy_id(s.strategy).to_owned(), s.decision))
+        .map(|s| {
+            (
+                s.seq,
+                with_fault.strategy_id(s.strategy).to_owned(),
+                s.decision,
+            )
+        })
         .collect();
     let expected: Vec<(u64, String, Decision)> = expected
         .iter()
@@ -195,9 +239,15 @@ fn a_panicking_strategy_changes_nobody_elses_output() {
     assert!(faults.len() > 100);
     assert!(faults.iter().all(|f| f.strategy == faulty_idx));
     assert!(faults[0].message.starts_with("deliberate failure at "));
-    assert_eq!(with_fault.strategy_stats(faulty_idx).panics, faults.len() as u64);
+    assert_eq!(
+        with_fault.strategy_stats(faulty_idx).panics,
+        faults.len() as u64
+    );
     assert!(got.iter().any(|s| s.strategy == faulty_idx));
-    assert_ne!(with_fault.strategy_state(faulty_idx), StrategyState::Quarantined);
+    assert_ne!(
+        with_fault.strategy_state(faulty_idx),
+        StrategyState::Quarantined
+    );
 }
 
 #[test]
@@ -211,7 +261,10 @@ fn consecutive_panics_quarantine_the_strategy() {
     let signals = run(&mut engine, &ticks);
     assert_eq!(engine.strategy_state(0), StrategyState::Quarantined);
     assert_eq!(engine.strategy_stats(0).panics, u64::from(QUARANTINE_AFTER));
-    assert_eq!(engine.strategy_stats(0).evaluations, u64::from(QUARANTINE_AFTER));
+    assert_eq!(
+        engine.strategy_stats(0).evaluations,
+        u64::from(QUARANTINE_AFTER)
+    );
     assert_eq!(signals.len(), 20);
     assert!(signals.iter().all(|s| s.strategy == 1));
 }
@@ -249,13 +302,20 @@ fn one_thousand_ticks_through_one_hundred_strategies_without_cross_talk() {
             }
         }
         let expected: Vec<&EngineSignal> = all.iter().filter(|s| s.instrument == token).collect();
-        assert_eq!(got.iter().collect::<Vec<_>>(), expected, "instrument {token}");
+        assert_eq!(
+            got.iter().collect::<Vec<_>>(),
+            expected,
+            "instrument {token}"
+        );
     }
 }
 
 #[test]
 fn standard_scenario_shape() {
-    let scenario = Scenario { ticks: 10, ..Scenario::STANDARD };
+    let scenario = Scenario {
+        ticks: 10,
+        ..Scenario::STANDARD
+    };
     let entries = scenario.entries();
     assert_eq!(entries.len(), 100);
     let engine = Engine::new(entries).unwrap();
@@ -276,7 +336,14 @@ fn standard_scenario_shape() {
 fn duplicate_ids_are_refused() {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let err = Engine::new(vec![
-        entry("x", Box::new(Recorder { need: 1, calls: calls.clone() }), &[1]),
+        entry(
+            "x",
+            Box::new(Recorder {
+                need: 1,
+                calls: calls.clone(),
+            }),
+            &[1],
+        ),
         entry("x", Box::new(Recorder { need: 1, calls }), &[1]),
     ])
     .err()

@@ -20,8 +20,14 @@ fn strategies(c: &mut Criterion) {
     let mut group = c.benchmark_group("strategy_eval");
     let cases: Vec<(&str, Box<dyn Strategy>)> = vec![
         ("momentum_20", Box::new(Momentum::new(20, 0.004, 1))),
-        ("mean_reversion_20_z1.5", Box::new(MeanReversion::new(20, 1.5, 1))),
-        ("mean_reversion_20_z3", Box::new(MeanReversion::new(20, 3.0, 1))),
+        (
+            "mean_reversion_20_z1.5",
+            Box::new(MeanReversion::new(20, 1.5, 1)),
+        ),
+        (
+            "mean_reversion_20_z3",
+            Box::new(MeanReversion::new(20, 3.0, 1)),
+        ),
         ("rsi_14", Box::new(Rsi::new(14, 30.0, 70.0, 1))),
         ("breakout_40", Box::new(Breakout::new(40, 0.0, 1))),
         (

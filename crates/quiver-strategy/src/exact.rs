@@ -117,8 +117,8 @@ impl Fixed {
         for &x in xs {
             let dev = u128::try_from(to_int(x)? - min).ok()?;
             sum_dev += dev;
-            sum_sq_dev = sum_sq_dev
-                .and_then(|acc| dev.checked_mul(dev).and_then(|sq| acc.checked_add(sq)));
+            sum_sq_dev =
+                sum_sq_dev.and_then(|acc| dev.checked_mul(dev).and_then(|sq| acc.checked_add(sq)));
         }
         Some(Fixed {
             sum,
@@ -154,7 +154,7 @@ impl Fixed {
         let root = y.isqrt();
         let inexact_root = root * root != y;
         let quotient = root / n;
-        let sticky = inexact_root || root % n != 0;
+        let sticky = inexact_root || !root.is_multiple_of(n);
         Some(round_to_f64(quotient, sticky, self.exp - k))
     }
 }
@@ -221,10 +221,7 @@ enum Verdict {
 
 /// Checks candidate `c` (positive normal) for the exact value `t`, given
 /// `cmp(mid_num, mid_exp)` = ordering of `t` against `mid_num · 2^mid_exp`.
-fn judge(
-    c: f64,
-    cmp: impl Fn(u128, i32) -> Option<std::cmp::Ordering>,
-) -> Option<Verdict> {
+fn judge(c: f64, cmp: impl Fn(u128, i32) -> Option<std::cmp::Ordering>) -> Option<Verdict> {
     use std::cmp::Ordering::{Equal, Greater, Less};
     let (m, k) = decompose(c);
     let m = m as u128;
@@ -246,10 +243,7 @@ fn judge(
 }
 
 /// Refines an estimate of a positive value until it is the nearest double.
-fn refine(
-    mut c: f64,
-    cmp: impl Fn(u128, i32) -> Option<std::cmp::Ordering>,
-) -> Option<f64> {
+fn refine(mut c: f64, cmp: impl Fn(u128, i32) -> Option<std::cmp::Ordering>) -> Option<f64> {
     // The estimates are within two ulps; more steps mean something is off.
     for _ in 0..4 {
         if !(c.is_normal() && c > 0.0) {
@@ -301,7 +295,7 @@ fn round_ratio(num: u128, den: u128, exp: i32) -> f64 {
     let shift = num.leading_zeros();
     let shifted = num << shift;
     let quotient = shifted / den;
-    let sticky = shifted % den != 0;
+    let sticky = !shifted.is_multiple_of(den);
     round_to_f64(quotient, sticky, exp - shift as i32)
 }
 

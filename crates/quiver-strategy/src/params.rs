@@ -107,7 +107,7 @@ impl RawParam<'_> {
     fn describe(&self) -> String {
         match self {
             RawParam::Int(v) => v.to_string(),
-            RawParam::Float(v) => v.to_string(),
+            RawParam::Float(v) => format!("{v:?}"),
             RawParam::Bool(v) => v.to_string(),
             RawParam::Text(v) => format!("{v:?}"),
             RawParam::Other(what) => (*what).to_owned(),
@@ -147,12 +147,16 @@ impl ParamDef {
                     _ => f64::NAN,
                 };
                 if !v.is_finite() {
-                    return Err(format!("must be a finite number, got {v}"));
+                    return Err(format!("must be a finite number, got {}", raw.describe()));
                 }
                 let below = if min_open { v <= min } else { v < min };
                 let above = if max_open { v >= max } else { v > max };
                 if below || above {
-                    Err(format!("must be {}, got {v}", describe_range(self.kind)))
+                    Err(format!(
+                        "must be {}, got {}",
+                        describe_range(self.kind),
+                        raw.describe()
+                    ))
                 } else {
                     Ok(ParamValue::Float(v))
                 }
@@ -164,9 +168,7 @@ impl ParamDef {
                 .iter()
                 .find(|o| *o == text)
                 .map(|o| ParamValue::Choice(o))
-                .ok_or_else(|| {
-                    format!("must be one of {}, got {text:?}", options.join(", "))
-                }),
+                .ok_or_else(|| format!("must be one of {}, got {text:?}", options.join(", "))),
             (ParamKind::Choice(options), other) => Err(format!(
                 "must be one of {}, got {}",
                 options.join(", "),
@@ -204,9 +206,17 @@ pub struct ParamValues {
     values: Vec<ParamValue>,
 }
 
+/// Equal when the same names hold the same values (declarations are compared
+/// by name: a `const` slice may live at a different address in each crate).
 impl PartialEq for ParamValues {
     fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self.defs, other.defs) && self.values == other.values
+        self.defs.len() == other.defs.len()
+            && self
+                .defs
+                .iter()
+                .zip(other.defs)
+                .all(|(a, b)| a.name == b.name)
+            && self.values == other.values
     }
 }
 
@@ -301,10 +311,17 @@ mod tests {
 
     #[test]
     fn messages_name_the_rule_and_the_value() {
-        assert_eq!(LOOKBACK.check(&RawParam::Int(0)).unwrap_err(), "must be >= 2, got 0");
+        assert_eq!(
+            LOOKBACK.check(&RawParam::Int(0)).unwrap_err(),
+            "must be >= 2, got 0"
+        );
         assert_eq!(
             LOOKBACK.check(&RawParam::Float(2.5)).unwrap_err(),
             "expected an integer, got 2.5"
+        );
+        assert_eq!(
+            LOOKBACK.check(&RawParam::Float(20.0)).unwrap_err(),
+            "expected an integer, got 20.0"
         );
         assert_eq!(
             LOOKBACK.check(&RawParam::Text("ten")).unwrap_err(),
@@ -316,8 +333,14 @@ mod tests {
             default: ParamValue::Float(0.01),
             doc: "",
         };
-        assert_eq!(threshold.check(&RawParam::Int(0)).unwrap_err(), "must be > 0, got 0");
-        assert_eq!(threshold.check(&RawParam::Int(1)), Ok(ParamValue::Float(1.0)));
+        assert_eq!(
+            threshold.check(&RawParam::Int(0)).unwrap_err(),
+            "must be > 0, got 0"
+        );
+        assert_eq!(
+            threshold.check(&RawParam::Int(1)),
+            Ok(ParamValue::Float(1.0))
+        );
         let conf = VALIDATOR_PARAMS[0];
         assert_eq!(
             conf.check(&RawParam::Float(1.5)).unwrap_err(),

@@ -96,10 +96,25 @@ mod tests {
                 Err(DropReason::ConfidenceOutOfRange)
             );
         }
-        assert_eq!(v.check(&decision(0.5, 0, 100)), Err(DropReason::QuantityOutOfRange));
-        assert_eq!(v.check(&decision(0.5, 51, 100)), Err(DropReason::QuantityOutOfRange));
-        assert_eq!(v.check(&decision(0.5, 10, 0)), Err(DropReason::NonPositivePrice));
-        assert_eq!(v.check(&decision(0.5, 10, -3)), Err(DropReason::NonPositivePrice));
-        assert_eq!(v.check(&decision(0.29, 10, 100)), Err(DropReason::BelowMinConfidence));
+        assert_eq!(
+            v.check(&decision(0.5, 0, 100)),
+            Err(DropReason::QuantityOutOfRange)
+        );
+        assert_eq!(
+            v.check(&decision(0.5, 51, 100)),
+            Err(DropReason::QuantityOutOfRange)
+        );
+        assert_eq!(
+            v.check(&decision(0.5, 10, 0)),
+            Err(DropReason::NonPositivePrice)
+        );
+        assert_eq!(
+            v.check(&decision(0.5, 10, -3)),
+            Err(DropReason::NonPositivePrice)
+        );
+        assert_eq!(
+            v.check(&decision(0.29, 10, 100)),
+            Err(DropReason::BelowMinConfidence)
+        );
     }
 }

@@ -18,7 +18,12 @@ fn mean_and_pstdev_equal_python_bit_for_bit() {
         let mean: f64 = parts.next().unwrap().parse().unwrap();
         let pstdev: f64 = parts.next().unwrap().parse().unwrap();
         assert_eq!(exact::mean(&window), mean, "line {}: mean", line_no + 1);
-        assert_eq!(exact::pstdev(&window), pstdev, "line {}: pstdev", line_no + 1);
+        assert_eq!(
+            exact::pstdev(&window),
+            pstdev,
+            "line {}: pstdev",
+            line_no + 1
+        );
         checked += 1;
     }
     assert_eq!(checked, 3000);

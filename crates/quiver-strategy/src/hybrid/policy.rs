@@ -63,7 +63,8 @@ pub const PARAMS: &[ParamDef] = &[
         name: "min_conf",
         kind: ParamKind::unit_interval(),
         default: ParamValue::Float(0.55),
-        doc: "majority_vote: ML confidence needed to override; threshold_escalation: base confidence",
+        doc:
+            "majority_vote: ML confidence needed to override; threshold_escalation: base confidence",
     },
     ParamDef {
         name: "high_vol_conf",
@@ -207,9 +208,11 @@ impl Policy {
                 };
                 let pass = |d: Option<Decision>| d.filter(|d| d.confidence >= required);
                 match (pass(rules), pass(ml)) {
-                    (Some(r), Some(m)) if r.side == m.side => {
-                        Some(merge(r, m, "rules+ml agree above the volatility-adjusted bar"))
-                    }
+                    (Some(r), Some(m)) if r.side == m.side => Some(merge(
+                        r,
+                        m,
+                        "rules+ml agree above the volatility-adjusted bar",
+                    )),
                     (Some(_), Some(_)) => None,
                     (one, None) | (None, one) => one,
                 }
@@ -346,7 +349,10 @@ mod tests {
     #[test]
     fn threshold_escalation_truth_tables() {
         let p = Policy::with_defaults(PolicyKind::ThresholdEscalation);
-        assert_eq!((p.min_conf, p.high_vol_conf, p.vol_threshold), (0.55, 0.75, 0.002));
+        assert_eq!(
+            (p.min_conf, p.high_vol_conf, p.vol_threshold),
+            (0.55, 0.75, 0.002)
+        );
         // Calm market: required 0.55, rules (0.6) and ml (0.8) both pass.
         #[rustfmt::skip]
         assert_eq!(table(p, 0.8, 0.001), vec![

@@ -129,7 +129,10 @@ mod tests {
         let d = run(&mut b, &["100", "102", "101", "103"])[3].unwrap();
         assert_eq!(d.side, Side::Buy);
         assert_eq!(d.confidence, 0.75);
-        assert_eq!(d.reasoning.to_string(), "Breakout above the 3-tick high 102");
+        assert_eq!(
+            d.reasoning.to_string(),
+            "Breakout above the 3-tick high 102"
+        );
         // Touching the high is not a breakout.
         assert_eq!(run(&mut b, &["100", "102", "101", "102"])[3], None);
         // 96 is 4 below the low of 100..102: confidence capped at 1.

@@ -74,7 +74,8 @@ impl MeanReversion {
         let mean_dev = sum / n;
         let mu = origin + mean_dev;
         let sigma = (sum_sq / n - mean_dev * mean_dev).max(0.0).sqrt();
-        if !(sigma >= SCREEN_MIN_RELATIVE_SIGMA * mu.abs()) {
+        // NaN-safe: a NaN sigma is not "clearly" anything.
+        if sigma.is_nan() || sigma < SCREEN_MIN_RELATIVE_SIGMA * mu.abs() {
             return false;
         }
         ((now - mu) / sigma).abs() < self.z_entry * (1.0 - SCREEN_MARGIN)
@@ -151,7 +152,10 @@ mod tests {
         // Window [100, 100, 100, 96] → z = -1.732 → BUY
         let d = run(&mut m, &["100", "100", "100", "96"])[3].unwrap();
         assert_eq!(d.side, Side::Buy);
-        assert_eq!(d.reasoning.to_string(), "Mean reversion: z=-1.73 below band");
+        assert_eq!(
+            d.reasoning.to_string(),
+            "Mean reversion: z=-1.73 below band"
+        );
         // Inside the band.
         assert_eq!(run(&mut m, &["100", "101", "100", "100.5"])[3], None);
     }
@@ -177,13 +181,19 @@ mod tests {
             Some((side, Some(MetaValue::F64(z)))) => Some((side, z)),
             _ => None,
         };
-        assert_eq!(z_of(run(&mut m, &["100", "102"])[1]), Some((Side::Sell, 1.0)));
+        assert_eq!(
+            z_of(run(&mut m, &["100", "102"])[1]),
+            Some((Side::Sell, 1.0))
+        );
         assert_eq!(
             z_of(run(&mut m, &["100.05", "100.1"])[1]),
             Some((Side::Sell, 1.0000000000002842))
         );
         assert_eq!(run(&mut m, &["100.1", "100.05"])[1], None);
-        assert_eq!(z_of(run(&mut m, &["99.95", "100.05"])[1]), Some((Side::Sell, 1.0)));
+        assert_eq!(
+            z_of(run(&mut m, &["99.95", "100.05"])[1]),
+            Some((Side::Sell, 1.0))
+        );
         assert_eq!(run(&mut m, &["100", "100.05"])[1], None);
     }
 }

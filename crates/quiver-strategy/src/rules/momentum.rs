@@ -120,7 +120,10 @@ mod tests {
         let d = out[4].unwrap();
         assert_eq!(d.side, Side::Sell);
         assert_eq!(d.reasoning.to_string(), "Momentum: -1.98% over 3");
-        assert_eq!(d.metadata.get("change"), Some(MetaValue::F64((99.0 - 101.0) / 101.0)));
+        assert_eq!(
+            d.metadata.get("change"),
+            Some(MetaValue::F64((99.0 - 101.0) / 101.0))
+        );
         // tick 5: (98.5 - 102.02)/102.02 = -3.45% → SELL, confidence 0.1725..
         assert_eq!(out[5].unwrap().side, Side::Sell);
     }

@@ -111,16 +111,15 @@ impl Strategy for Rsi {
             return None;
         }
         let rsi = rsi_simple(history.last_prices(self.period + 1));
-        let (side, confidence, render, level): (Side, f64, RenderFn, f64) =
-            if rsi < self.oversold {
-                let conf = 0.5 + 0.5 * (self.oversold - rsi) / self.oversold;
-                (Side::Buy, conf, render_oversold, self.oversold)
-            } else if rsi > self.overbought {
-                let conf = 0.5 + 0.5 * (rsi - self.overbought) / (100.0 - self.overbought);
-                (Side::Sell, conf, render_overbought, self.overbought)
-            } else {
-                return None;
-            };
+        let (side, confidence, render, level): (Side, f64, RenderFn, f64) = if rsi < self.oversold {
+            let conf = 0.5 + 0.5 * (self.oversold - rsi) / self.oversold;
+            (Side::Buy, conf, render_oversold, self.oversold)
+        } else if rsi > self.overbought {
+            let conf = 0.5 + 0.5 * (rsi - self.overbought) / (100.0 - self.overbought);
+            (Side::Sell, conf, render_overbought, self.overbought)
+        } else {
+            return None;
+        };
         Some(Decision {
             side,
             confidence,

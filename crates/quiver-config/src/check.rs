@@ -1,0 +1,754 @@
+//! Checking the YAML tree against the strategies schema.
+//!
+//! Every check records its issue and carries on, so one run over the file finds
+//! everything that is wrong with it. Values that fail a check are left at their
+//! defaults so the rest of the row can still be checked; nothing built from a
+//! file with issues is ever returned, so those stand-ins never escape.
+
+use std::collections::HashMap;
+
+use quiver_core::InstrumentToken;
+use quiver_strategy::hybrid::{self, Policy};
+use quiver_strategy::params::{ParamDef, ParamValue, ParamValues, RawParam, VALIDATOR_PARAMS};
+use quiver_strategy::{RulesType, StandardValidator, StrategySpec, StrategyType};
+use saphyr::{AnnotatedMapping, MarkedYaml, Scalar, YamlData};
+
+use crate::{ConfigIssue, StrategyRow};
+
+/// Fields of a row, in the order the "expected ..." hint lists them.
+const ROW_FIELDS: [&str; 7] = [
+    "id",
+    "strategy_type",
+    "parameters",
+    "brokers",
+    "instruments",
+    "enabled",
+    "validator",
+];
+/// Fields of a hybrid's `rules` / `ml` part.
+const PART_FIELDS: [&str; 2] = ["strategy_type", "parameters"];
+/// The parts a hybrid's `parameters` must hold besides its own parameters.
+const HYBRID_PARTS: &[&str] = &["rules", "ml"];
+const VALIDATORS: &[&str] = &["standard"];
+/// How issues about the document as a whole name their location.
+const ROOT: &str = "(root)";
+
+type Node<'y> = MarkedYaml<'y>;
+type Mapping<'y> = AnnotatedMapping<'y, MarkedYaml<'y>>;
+
+/// A node's value as the schema sees it, so checks match on meaning rather
+/// than on saphyr's representation.
+enum Value<'n, 'y> {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(&'n str),
+    Null,
+    List(&'n [Node<'y>]),
+    Map(&'n Mapping<'y>),
+    /// Anything the schema never accepts (custom tags, values a core tag
+    /// could not parse), described for the message.
+    Other(&'static str),
+}
+
+fn value<'n, 'y>(node: &'n Node<'y>) -> Value<'n, 'y> {
+    match &node.data {
+        YamlData::Value(Scalar::Integer(v)) => Value::Int(*v),
+        YamlData::Value(Scalar::FloatingPoint(v)) => Value::Float(v.0),
+        YamlData::Value(Scalar::Boolean(v)) => Value::Bool(*v),
+        YamlData::Value(Scalar::String(v)) => Value::Str(v),
+        YamlData::Value(Scalar::Null) => Value::Null,
+        YamlData::Sequence(items) => Value::List(items),
+        YamlData::Mapping(map) => Value::Map(map),
+        YamlData::Tagged(..) => Value::Other("a tagged value"),
+        _ => Value::Other("an invalid value"),
+    }
+}
+
+/// How a message shows the value it rejects: strings quoted, so `"0.01"` is
+/// visibly not the number 0.01; floats with a fraction, so `20.0` is visibly
+/// not an integer.
+fn describe(node: &Node<'_>) -> String {
+    match value(node) {
+        Value::Int(v) => v.to_string(),
+        Value::Float(v) => format!("{v:?}"),
+        Value::Bool(v) => v.to_string(),
+        Value::Str(v) => format!("{v:?}"),
+        Value::Null => "null".to_owned(),
+        Value::List(_) => "a list".to_owned(),
+        Value::Map(_) => "a mapping".to_owned(),
+        Value::Other(what) => what.to_owned(),
+    }
+}
+
+fn raw<'n>(node: &'n Node<'_>) -> RawParam<'n> {
+    match value(node) {
+        Value::Int(v) => RawParam::Int(v),
+        Value::Float(v) => RawParam::Float(v),
+        Value::Bool(v) => RawParam::Bool(v),
+        Value::Str(v) => RawParam::Text(v),
+        Value::Null => RawParam::Other("null"),
+        Value::List(_) => RawParam::Other("a list"),
+        Value::Map(_) => RawParam::Other("a mapping"),
+        Value::Other(what) => RawParam::Other(what),
+    }
+}
+
+/// Where a node starts: 1-based line (saphyr's lines already are; a node built
+/// without a position, line 0, is put on the first line rather than on one
+/// that does not exist) and 0-based column, used only to order issues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Pos {
+    line: usize,
+    col: usize,
+}
+
+/// Where issues about an empty document go.
+const START: Pos = Pos { line: 1, col: 0 };
+
+fn pos(node: &Node<'_>) -> Pos {
+    Pos {
+        line: node.span.start.line().max(1),
+        col: node.span.start.col(),
+    }
+}
+
+fn line(node: &Node<'_>) -> usize {
+    pos(node).line
+}
+
+fn child(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// One key of a mapping that survived the key checks.
+struct Entry<'n, 'y> {
+    name: &'n str,
+    key: &'n Node<'y>,
+    value: &'n Node<'y>,
+}
+
+/// A `parameters` mapping after its declared parameters were checked.
+struct Params<'n, 'y> {
+    values: ParamValues,
+    /// Each declared parameter the file sets: where its value is and whether
+    /// it passed, so cross-field checks neither run on stand-in defaults nor
+    /// lose their position.
+    given: Vec<(&'static str, Pos, bool)>,
+    /// The hybrid parts found among the keys.
+    parts: Vec<(&'static str, &'n Node<'y>)>,
+    /// Where the mapping starts, when there is one.
+    at: Option<Pos>,
+}
+
+impl Params<'_, '_> {
+    fn given(&self, name: &str) -> Option<(Pos, bool)> {
+        self.given
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|&(_, at, ok)| (at, ok))
+    }
+
+    fn part(&self, name: &str) -> Option<&Node<'_>> {
+        self.parts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, node)| *node)
+    }
+}
+
+/// Walks the document, collecting issues.
+pub(crate) struct Checker {
+    /// Prefix of keys renamed because they repeat an earlier key (see `source`).
+    duplicate_mark: Option<char>,
+    issues: Vec<(Pos, ConfigIssue)>,
+}
+
+impl Checker {
+    pub(crate) fn new(duplicate_mark: Option<char>) -> Self {
+        Checker {
+            duplicate_mark,
+            issues: Vec::new(),
+        }
+    }
+
+    /// The issues in document order. Checks run field by field (a row's
+    /// `parameters` need its `strategy_type`, wherever that is written), so they
+    /// are sorted by position; the sort is stable, keeping issues about the
+    /// same value in the order they were found.
+    pub(crate) fn finish(mut self) -> Vec<ConfigIssue> {
+        self.issues.sort_by_key(|(at, _)| *at);
+        self.issues.into_iter().map(|(_, issue)| issue).collect()
+    }
+
+    fn issue(&mut self, at: Pos, path: &str, message: String) {
+        let path = if path.is_empty() { ROOT } else { path };
+        let issue = ConfigIssue {
+            line: at.line,
+            path: path.to_owned(),
+            message,
+        };
+        self.issues.push((at, issue));
+    }
+
+    fn expected(&mut self, node: &Node<'_>, path: &str, what: &str) {
+        self.issue(
+            pos(node),
+            path,
+            format!("expected {what}, got {}", describe(node)),
+        );
+    }
+
+    /// `node`, or a `missing field` issue located at `owner`, the mapping that
+    /// should have held it.
+    fn required<'n, 'y>(
+        &mut self,
+        node: Option<&'n Node<'y>>,
+        field: &str,
+        path: &str,
+        owner: Pos,
+    ) -> Option<&'n Node<'y>> {
+        if node.is_none() {
+            self.issue(owner, path, format!("missing field {field:?}"));
+        }
+        node
+    }
+
+    /// The string-keyed entries of `map`, reporting non-string keys and keys
+    /// that repeat an earlier one.
+    fn entries<'n, 'y>(&mut self, map: &'n Mapping<'y>, path: &str) -> Vec<Entry<'n, 'y>> {
+        let mut entries = Vec::with_capacity(map.len());
+        for (key, val) in map {
+            let Value::Str(name) = value(key) else {
+                self.expected(key, path, "a string key");
+                continue;
+            };
+            if let Some(mark) = self.duplicate_mark.filter(|m| name.starts_with(*m)) {
+                let original = name.trim_start_matches(mark);
+                let first = map.keys().find(|k| match value(k) {
+                    Value::Str(s) => s == original,
+                    _ => describe(k) == original,
+                });
+                let also =
+                    first.map_or_else(String::new, |k| format!(" (also at line {})", line(k)));
+                self.issue(
+                    pos(key),
+                    &child(path, original),
+                    format!("duplicate key {original:?}{also}"),
+                );
+                continue;
+            }
+            entries.push(Entry {
+                name,
+                key,
+                value: val,
+            });
+        }
+        entries
+    }
+
+    fn string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
+        match value(node) {
+            Value::Str(s) => Some(s),
+            _ => {
+                self.expected(node, path, "a string");
+                None
+            }
+        }
+    }
+
+    fn non_empty_string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
+        match self.string(node, path)? {
+            "" => {
+                self.issue(pos(node), path, "must not be empty".to_owned());
+                None
+            }
+            s => Some(s),
+        }
+    }
+
+    fn non_empty_list<'n, 'y>(&mut self, node: &'n Node<'y>, path: &str) -> Option<&'n [Node<'y>]> {
+        match value(node) {
+            Value::List([]) => {
+                self.issue(pos(node), path, "must not be empty".to_owned());
+                None
+            }
+            Value::List(items) => Some(items),
+            _ => {
+                self.expected(node, path, "a list");
+                None
+            }
+        }
+    }
+
+    /// Checks the whole document; the rows are meaningful only if no issue
+    /// was recorded.
+    pub(crate) fn document(&mut self, docs: &[Node<'_>]) -> Vec<StrategyRow> {
+        let Some(root) = docs.first() else {
+            self.issue(START, "", "missing field \"strategies\"".to_owned());
+            return Vec::new();
+        };
+        if let Some(extra) = docs.get(1) {
+            self.issue(
+                pos(extra),
+                "",
+                format!("expected one YAML document, got {}", docs.len()),
+            );
+        }
+        let Value::Map(map) = value(root) else {
+            self.expected(root, "", "a mapping");
+            return Vec::new();
+        };
+        let mut strategies = None;
+        for entry in self.entries(map, "") {
+            if entry.name == "strategies" {
+                strategies = Some(entry.value);
+            } else {
+                self.issue(
+                    pos(entry.key),
+                    entry.name,
+                    format!("unknown field {:?} (expected strategies)", entry.name),
+                );
+            }
+        }
+        let Some(list) = self.required(strategies, "strategies", "", pos(root)) else {
+            return Vec::new();
+        };
+        let Value::List(items) = value(list) else {
+            self.expected(list, "strategies", "a list");
+            return Vec::new();
+        };
+        let mut ids = HashMap::new();
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| self.row(index, item, &mut ids))
+            .collect()
+    }
+
+    /// One row; `None` only after recording why.
+    fn row(
+        &mut self,
+        index: usize,
+        node: &Node<'_>,
+        ids: &mut HashMap<String, (usize, usize)>,
+    ) -> Option<StrategyRow> {
+        let base = format!("strategies[{index}]");
+        let Value::Map(map) = value(node) else {
+            self.expected(node, &base, "a mapping");
+            return None;
+        };
+        let row_at = pos(node);
+        let label = match readable_id(map) {
+            Some(id) => format!("{base} (id {id:?})"),
+            None => base,
+        };
+
+        let mut fields: [Option<&Node<'_>>; ROW_FIELDS.len()] = [None; ROW_FIELDS.len()];
+        for entry in self.entries(map, &label) {
+            match ROW_FIELDS.iter().position(|f| *f == entry.name) {
+                Some(at) => fields[at] = Some(entry.value),
+                None => self.issue(
+                    pos(entry.key),
+                    &child(&label, entry.name),
+                    format!(
+                        "unknown field {:?} (expected {})",
+                        entry.name,
+                        ROW_FIELDS.join(", ")
+                    ),
+                ),
+            }
+        }
+        let [id, strategy_type, parameters, brokers, instruments, enabled, validator] = fields;
+
+        let id = self
+            .required(id, "id", &label, row_at)
+            .and_then(|node| self.id(node, &child(&label, "id"), index, ids));
+
+        let ty = self
+            .required(strategy_type, "strategy_type", &label, row_at)
+            .and_then(|node| self.strategy_type(node, &child(&label, "strategy_type")));
+        let params_path = child(&label, "parameters");
+        let mut validator_values = ParamValues::defaults(VALIDATOR_PARAMS);
+        let spec = match ty {
+            Some(ty) => self.spec(
+                ty,
+                parameters,
+                &params_path,
+                row_at,
+                Some(&mut validator_values),
+            ),
+            None => {
+                self.unchecked_params(parameters, &params_path);
+                None
+            }
+        };
+
+        let brokers = self
+            .required(brokers, "brokers", &label, row_at)
+            .and_then(|node| self.brokers(node, &child(&label, "brokers")));
+        let instruments = self
+            .required(instruments, "instruments", &label, row_at)
+            .and_then(|node| self.instruments(node, &child(&label, "instruments")));
+        let enabled = match enabled.map(|node| (node, value(node))) {
+            None => Some(true),
+            Some((_, Value::Bool(b))) => Some(b),
+            Some((node, _)) => {
+                self.expected(node, &child(&label, "enabled"), "a boolean");
+                None
+            }
+        };
+        let known_validator = match validator {
+            None => true,
+            Some(node) => self.validator(node, &child(&label, "validator")),
+        };
+
+        let (Some(id), Some(spec), Some(brokers), Some(instruments), Some(enabled), true) =
+            (id, spec, brokers, instruments, enabled, known_validator)
+        else {
+            return None;
+        };
+        Some(StrategyRow {
+            id,
+            spec,
+            brokers,
+            instruments,
+            enabled,
+            validator: StandardValidator {
+                min_confidence: validator_values.float("min_confidence"),
+                max_quantity: validator_values.quantity("max_quantity"),
+            },
+            line: row_at.line,
+        })
+    }
+
+    fn id(
+        &mut self,
+        node: &Node<'_>,
+        path: &str,
+        index: usize,
+        ids: &mut HashMap<String, (usize, usize)>,
+    ) -> Option<String> {
+        let id = self.non_empty_string(node, path)?;
+        if let Some(&(first_index, first_line)) = ids.get(id) {
+            self.issue(
+                pos(node),
+                path,
+                format!("duplicate id {id:?} (first used by strategies[{first_index}] at line {first_line})"),
+            );
+            return None;
+        }
+        ids.insert(id.to_owned(), (index, line(node)));
+        Some(id.to_owned())
+    }
+
+    fn strategy_type(&mut self, node: &Node<'_>, path: &str) -> Option<StrategyType> {
+        let name = self.string(node, path)?;
+        let ty = StrategyType::from_name(name);
+        if ty.is_none() {
+            self.issue(
+                pos(node),
+                path,
+                format!(
+                    "unknown strategy_type {name:?} (expected {})",
+                    StrategyType::known_names()
+                ),
+            );
+        }
+        ty
+    }
+
+    /// The spec of a strategy of type `ty` from its `parameters` (at `path`;
+    /// `owner` locates a missing hybrid part when `parameters` itself is
+    /// absent). `validator` receives the validator's parameters where the
+    /// position allows them (top-level rows only).
+    fn spec(
+        &mut self,
+        ty: StrategyType,
+        parameters: Option<&Node<'_>>,
+        path: &str,
+        owner: Pos,
+        validator: Option<&mut ParamValues>,
+    ) -> Option<StrategySpec> {
+        match ty.rules() {
+            Some(rules_ty) => {
+                let params = self.params(parameters, path, ty.params(), &[], validator);
+                if rules_ty == RulesType::Rsi {
+                    self.check_rsi_levels(&params, path);
+                }
+                Some(StrategySpec::Rules(rules_ty, params.values))
+            }
+            None => {
+                let params = self.params(parameters, path, hybrid::PARAMS, HYBRID_PARTS, validator);
+                let mut part = |name: &str| match params.part(name) {
+                    Some(node) => self.part(node, &child(path, name)),
+                    None => {
+                        let at = params.at.unwrap_or(owner);
+                        self.issue(at, path, format!("missing field {name:?}"));
+                        None
+                    }
+                };
+                let (rules, ml) = (part("rules"), part("ml"));
+                Some(StrategySpec::Hybrid {
+                    rules: Box::new(rules?),
+                    ml: Box::new(ml?),
+                    policy: Policy::from_params(&params.values),
+                })
+            }
+        }
+    }
+
+    /// A hybrid's `rules` or `ml` part.
+    fn part(&mut self, node: &Node<'_>, path: &str) -> Option<StrategySpec> {
+        let Value::Map(map) = value(node) else {
+            self.expected(node, path, "a mapping");
+            return None;
+        };
+        let mut fields: [Option<&Node<'_>>; PART_FIELDS.len()] = [None; PART_FIELDS.len()];
+        for entry in self.entries(map, path) {
+            match PART_FIELDS.iter().position(|f| *f == entry.name) {
+                Some(at) => fields[at] = Some(entry.value),
+                None => self.issue(
+                    pos(entry.key),
+                    &child(path, entry.name),
+                    format!(
+                        "unknown field {:?} (expected {})",
+                        entry.name,
+                        PART_FIELDS.join(", ")
+                    ),
+                ),
+            }
+        }
+        let [strategy_type, parameters] = fields;
+        let params_path = child(path, "parameters");
+        let type_path = child(path, "strategy_type");
+        let ty = self
+            .required(strategy_type, "strategy_type", path, pos(node))
+            .and_then(|ty_node| Some((self.strategy_type(ty_node, &type_path)?, ty_node)));
+        match ty {
+            Some((StrategyType::Hybrid, ty_node)) => {
+                self.issue(
+                    pos(ty_node),
+                    &type_path,
+                    "nested hybrids are not supported".to_owned(),
+                );
+                self.unchecked_params(parameters, &params_path);
+                None
+            }
+            Some((ty, _)) => self.spec(ty, parameters, &params_path, pos(node), None),
+            None => {
+                self.unchecked_params(parameters, &params_path);
+                None
+            }
+        }
+    }
+
+    /// Checks a `parameters` mapping against `defs`, then `validator`'s
+    /// declarations if given; names in `parts` are collected for the caller.
+    /// Absent or null `parameters` means all defaults: an empty `parameters:`
+    /// line is what commenting out every parameter leaves behind.
+    fn params<'n, 'y>(
+        &mut self,
+        node: Option<&'n Node<'y>>,
+        path: &str,
+        defs: &'static [ParamDef],
+        parts: &'static [&'static str],
+        mut validator: Option<&mut ParamValues>,
+    ) -> Params<'n, 'y> {
+        let mut params = Params {
+            values: ParamValues::defaults(defs),
+            given: Vec::new(),
+            parts: Vec::new(),
+            at: None,
+        };
+        let Some(node) = node else {
+            return params;
+        };
+        let map = match value(node) {
+            Value::Null => return params,
+            Value::Map(map) => map,
+            _ => {
+                self.expected(node, path, "a mapping");
+                return params;
+            }
+        };
+        params.at = Some(pos(node));
+        for entry in self.entries(map, path) {
+            let entry_path = child(path, entry.name);
+            if let Some(def) = defs.iter().find(|d| d.name == entry.name) {
+                let checked = self.param(def, entry.value, &entry_path);
+                if let Some(v) = checked {
+                    params.values.set(def.name, v);
+                }
+                params
+                    .given
+                    .push((def.name, pos(entry.value), checked.is_some()));
+            } else if let Some(part) = parts.iter().find(|p| **p == entry.name) {
+                params.parts.push((part, entry.value));
+            } else if let Some((def, values)) = validator.as_deref_mut().and_then(|values| {
+                VALIDATOR_PARAMS
+                    .iter()
+                    .find(|d| d.name == entry.name)
+                    .map(|def| (def, values))
+            }) {
+                if let Some(v) = self.param(def, entry.value, &entry_path) {
+                    values.set(def.name, v);
+                }
+            } else {
+                let mut expected: Vec<&str> = defs.iter().map(|d| d.name).collect();
+                expected.extend(parts);
+                if validator.is_some() {
+                    expected.extend(VALIDATOR_PARAMS.iter().map(|d| d.name));
+                }
+                self.issue(
+                    pos(entry.key),
+                    &entry_path,
+                    format!(
+                        "unknown parameter {:?} (expected {})",
+                        entry.name,
+                        expected.join(", ")
+                    ),
+                );
+            }
+        }
+        params
+    }
+
+    fn param(&mut self, def: &ParamDef, node: &Node<'_>, path: &str) -> Option<ParamValue> {
+        match def.check(&raw(node)) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.issue(pos(node), path, message);
+                None
+            }
+        }
+    }
+
+    /// `parameters` of a row whose type is unknown: names cannot be checked,
+    /// but the shape and the keys can.
+    fn unchecked_params(&mut self, node: Option<&Node<'_>>, path: &str) {
+        let Some(node) = node else { return };
+        match value(node) {
+            Value::Null => {}
+            Value::Map(map) => {
+                self.entries(map, path);
+            }
+            _ => self.expected(node, path, "a mapping"),
+        }
+    }
+
+    /// RSI's bands must not cross, or one price could both buy and sell. Only
+    /// checked when both levels are valid on their own: a rejected level is
+    /// already reported and its stand-in default would mislead.
+    fn check_rsi_levels(&mut self, params: &Params<'_, '_>, path: &str) {
+        let (overbought, oversold) = (params.given("overbought"), params.given("oversold"));
+        if matches!(overbought, Some((_, false))) || matches!(oversold, Some((_, false))) {
+            return;
+        }
+        let (high, low) = (
+            params.values.float("overbought"),
+            params.values.float("oversold"),
+        );
+        if high > low {
+            return;
+        }
+        let at = overbought
+            .or(oversold)
+            .map(|(at, _)| at)
+            .or(params.at)
+            .unwrap_or(START);
+        self.issue(
+            at,
+            &child(path, "overbought"),
+            format!("must be greater than oversold ({low}), got {high}"),
+        );
+    }
+
+    fn brokers(&mut self, node: &Node<'_>, path: &str) -> Option<Vec<String>> {
+        let items = self.non_empty_list(node, path)?;
+        let mut brokers: Vec<String> = Vec::with_capacity(items.len());
+        let mut first_at: HashMap<&str, usize> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            let Some(name) = self.non_empty_string(item, &item_path) else {
+                continue;
+            };
+            if let Some(first) = first_at.get(name) {
+                self.issue(
+                    pos(item),
+                    &item_path,
+                    format!("duplicate broker {name:?} (also at brokers[{first}])"),
+                );
+            } else {
+                first_at.insert(name, i);
+                brokers.push(name.to_owned());
+            }
+        }
+        Some(brokers)
+    }
+
+    fn instruments(&mut self, node: &Node<'_>, path: &str) -> Option<Vec<InstrumentToken>> {
+        let items = self.non_empty_list(node, path)?;
+        let mut tokens: Vec<InstrumentToken> = Vec::with_capacity(items.len());
+        let mut first_at: HashMap<InstrumentToken, usize> = HashMap::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            let token = match value(item) {
+                Value::Int(v) => match InstrumentToken::try_from(v) {
+                    Ok(token) if token > 0 => token,
+                    _ => {
+                        self.issue(pos(item), &item_path, format!("must be > 0, got {v}"));
+                        continue;
+                    }
+                },
+                _ => {
+                    self.expected(item, &item_path, "an integer");
+                    continue;
+                }
+            };
+            if let Some(first) = first_at.get(&token) {
+                self.issue(
+                    pos(item),
+                    &item_path,
+                    format!("duplicate instrument {token} (also at instruments[{first}])"),
+                );
+            } else {
+                first_at.insert(token, i);
+                tokens.push(token);
+            }
+        }
+        Some(tokens)
+    }
+
+    /// Whether `node` names a known validator.
+    fn validator(&mut self, node: &Node<'_>, path: &str) -> bool {
+        let Some(name) = self.string(node, path) else {
+            return false;
+        };
+        let known = VALIDATORS.contains(&name);
+        if !known {
+            self.issue(
+                pos(node),
+                path,
+                format!(
+                    "unknown validator {name:?} (expected {})",
+                    VALIDATORS.join(", ")
+                ),
+            );
+        }
+        known
+    }
+}
+
+/// The row's `id` if it is a usable label for the row's paths.
+fn readable_id<'n>(map: &'n Mapping<'_>) -> Option<&'n str> {
+    map.iter()
+        .find_map(|(key, val)| match (value(key), value(val)) {
+            (Value::Str("id"), Value::Str(id)) if !id.is_empty() => Some(id),
+            _ => None,
+        })
+}

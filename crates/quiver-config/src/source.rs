@@ -1,0 +1,199 @@
+//! Turning the file's text into YAML nodes, without losing duplicate keys.
+//!
+//! saphyr's loader refuses a mapping with a repeated key, and it does so with a
+//! single fatal error that carries a position but no path, and stops there. The
+//! rest of the file would then go unchecked. So when the loader reports a
+//! duplicate, the later key is renamed in place — prefixed with a private-use
+//! character that the text does not otherwise contain — and the text is parsed
+//! again. The validator recognises the prefix and reports the duplicate with its
+//! full path, alongside every other error. Nothing but that one character is
+//! inserted, so line numbers are unchanged; columns of later syntax errors on
+//! the same line are corrected for it.
+
+use saphyr::{LoadableYamlNode, MarkedYaml, ScanError};
+
+/// The loader's message for a repeated key (saphyr 0.3). Should it ever change,
+/// duplicates simply surface as syntax errors again.
+const DUPLICATE_KEY: &str = "duplicated key in mapping";
+
+/// Upper bound on renames, so a pathological file cannot make us reparse forever.
+const MAX_RENAMES: usize = 1_000;
+
+/// The text the YAML nodes were parsed from, and how duplicates were marked in it.
+pub(crate) struct Source {
+    pub(crate) text: String,
+    /// Prefix of every renamed (later, duplicate) key; `None` when none was renamed.
+    pub(crate) duplicate_mark: Option<char>,
+}
+
+impl Source {
+    /// The YAML documents of the prepared text. [`prepare`] already parsed it
+    /// successfully, but an error is still passed on rather than assumed away.
+    pub(crate) fn load(&self) -> Result<Vec<MarkedYaml<'_>>, SyntaxError> {
+        MarkedYaml::load_from_str(&self.text).map_err(|e| original_position(&e, &[]))
+    }
+}
+
+/// A YAML syntax error, positioned in the caller's original text.
+pub(crate) struct SyntaxError {
+    pub(crate) line: usize,
+    /// 1-based, in characters.
+    pub(crate) col: usize,
+    pub(crate) message: String,
+}
+
+/// Where a mark was inserted: line, and char index in the current text.
+struct Insertion {
+    line: usize,
+    index: usize,
+}
+
+/// Parses `text` until it loads, renaming duplicate keys as they are reported.
+///
+/// The caller parses [`Source::text`] once more to get nodes that borrow from
+/// it; returning them from here would need the text to outlive this loop.
+pub(crate) fn prepare(text: &str) -> Result<Source, SyntaxError> {
+    let mark = unused_private_char(text);
+    let mut current = text.to_owned();
+    let mut insertions: Vec<Insertion> = Vec::new();
+    loop {
+        let error = match MarkedYaml::load_from_str(&current) {
+            Ok(_) => {
+                return Ok(Source {
+                    text: current,
+                    duplicate_mark: mark.filter(|_| !insertions.is_empty()),
+                })
+            }
+            Err(error) => error,
+        };
+        let renamed = match mark {
+            Some(mark) if error.info() == DUPLICATE_KEY && insertions.len() < MAX_RENAMES => {
+                insert_mark(&mut current, &error, mark)
+            }
+            _ => None,
+        };
+        match renamed {
+            Some(index) => {
+                for earlier in &mut insertions {
+                    if earlier.index >= index {
+                        earlier.index += 1;
+                    }
+                }
+                insertions.push(Insertion {
+                    line: error.marker().line(),
+                    index,
+                });
+            }
+            None => return Err(original_position(&error, &insertions)),
+        }
+    }
+}
+
+/// A private-use character absent from `text`, so a renamed key cannot be
+/// confused with a real one.
+fn unused_private_char(text: &str) -> Option<char> {
+    ('\u{E000}'..='\u{F8FF}').find(|c| !text.contains(*c))
+}
+
+/// Inserts `mark` at the start of the key the loader flagged; returns the char
+/// index of the insertion, or `None` if the key is not a plain or quoted scalar
+/// (complex keys, aliases), which is then left to be reported as a syntax error.
+fn insert_mark(text: &mut String, error: &ScanError, mark: char) -> Option<usize> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut at = error.marker().index();
+    // The marker sits on the key's properties (anchor, tag) when it has any.
+    while let Some(&(_, c)) = chars.get(at) {
+        if c != '&' && c != '!' {
+            break;
+        }
+        while chars.get(at).is_some_and(|&(_, c)| !c.is_whitespace()) {
+            at += 1;
+        }
+        while chars.get(at).is_some_and(|&(_, c)| c == ' ' || c == '\t') {
+            at += 1;
+        }
+    }
+    let &(_, first) = chars.get(at)?;
+    match first {
+        '"' | '\'' => at += 1,
+        '?' | '[' | '{' | '*' | '\n' | '\r' => return None,
+        _ => {}
+    }
+    let byte = chars.get(at).map_or(text.len(), |&(b, _)| b);
+    text.insert(byte, mark);
+    Some(at)
+}
+
+/// The error's position in the original text: line as is, column less the marks
+/// inserted before it on its line.
+fn original_position(error: &ScanError, insertions: &[Insertion]) -> SyntaxError {
+    let marker = error.marker();
+    let shift = insertions
+        .iter()
+        .filter(|i| i.line == marker.line() && i.index < marker.index())
+        .count();
+    SyntaxError {
+        line: marker.line().max(1),
+        col: marker.col().saturating_sub(shift) + 1,
+        message: error.info().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn renamed(text: &str) -> String {
+        match prepare(text) {
+            Ok(source) => source.text,
+            Err(e) => format!("error {}:{}: {}", e.line, e.col, e.message),
+        }
+    }
+
+    #[test]
+    fn renames_every_later_duplicate_whatever_its_style() {
+        let m = '\u{E000}';
+        assert_eq!(renamed("a: 1\nb: 2\n"), "a: 1\nb: 2\n");
+        assert_eq!(
+            renamed("a: 1\na: 2\na: 3\n"),
+            format!("a: 1\n{m}a: 2\n{m}{m}a: 3\n")
+        );
+        assert_eq!(renamed("a: 1\n'a': 2\n"), format!("a: 1\n'{m}a': 2\n"));
+        assert_eq!(renamed("a: 1\n&k a: 2\n"), format!("a: 1\n&k {m}a: 2\n"));
+        assert_eq!(
+            renamed("a: 1\n!!str a: 2\n"),
+            format!("a: 1\n!!str {m}a: 2\n")
+        );
+        assert_eq!(
+            renamed("x: {a: 1, \"a\": 2}\n"),
+            format!("x: {{a: 1, \"{m}a\": 2}}\n")
+        );
+        assert_eq!(renamed("é: 1\né: 2\n"), format!("é: 1\n{m}é: 2\n"));
+    }
+
+    #[test]
+    fn avoids_marks_the_text_already_uses() {
+        let text = "\u{E000}: 1\na: 1\na: 2\n";
+        let source = prepare(text).ok().map(|s| (s.text, s.duplicate_mark));
+        assert_eq!(
+            source,
+            Some((
+                "\u{E000}: 1\na: 1\n\u{E001}a: 2\n".to_owned(),
+                Some('\u{E001}')
+            ))
+        );
+    }
+
+    #[test]
+    fn syntax_error_columns_ignore_inserted_marks() {
+        // Without the correction the `]` would be reported one column late.
+        assert_eq!(
+            renamed("{a: 1, a: 2, b: ]}\n"),
+            renamed("{a: 1, c: 2, b: ]}\n")
+        );
+        assert_eq!(
+            renamed("a: [1, 2\nb: 3\n"),
+            "error 2:2: illegal placement of ':' indicator"
+        );
+    }
+}
