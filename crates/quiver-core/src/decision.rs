@@ -40,29 +40,41 @@ impl fmt::Display for Side {
 /// Renders a reasoning line from up to two numbers.
 pub type RenderFn = fn(&mut fmt::Formatter<'_>, [f64; 2]) -> fmt::Result;
 
-/// Why a strategy decided what it did, rendered lazily.
+/// Why a strategy decided what it did, rendered lazily: a function and the two
+/// numbers it formats. Rendering happens only when a signal is written out.
 #[derive(Clone, Copy)]
-pub enum Reasoning {
-    Text(&'static str),
-    Rendered { render: RenderFn, args: [f64; 2] },
+pub struct Reasoning {
+    render: RenderFn,
+    args: [f64; 2],
 }
 
 impl Reasoning {
-    pub const fn text(text: &'static str) -> Self {
-        Reasoning::Text(text)
+    pub const fn rendered(render: RenderFn, args: [f64; 2]) -> Self {
+        Reasoning { render, args }
     }
 
-    pub const fn rendered(render: RenderFn, args: [f64; 2]) -> Self {
-        Reasoning::Rendered { render, args }
+    /// A fixed text; the function writes it (so reasoning stays one shape).
+    pub const fn fixed(render: fn(&mut fmt::Formatter<'_>, [f64; 2]) -> fmt::Result) -> Self {
+        Reasoning {
+            render,
+            args: [0.0; 2],
+        }
     }
+}
+
+/// Declares `fn $name` writing `$text`, for [`Reasoning::fixed`].
+#[macro_export]
+macro_rules! fixed_reason {
+    ($name:ident, $text:expr) => {
+        fn $name(f: &mut ::std::fmt::Formatter<'_>, _: [f64; 2]) -> ::std::fmt::Result {
+            f.write_str($text)
+        }
+    };
 }
 
 impl fmt::Display for Reasoning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Reasoning::Text(text) => f.write_str(text),
-            Reasoning::Rendered { render, args } => render(f, args),
-        }
+        (self.render)(f, self.args)
     }
 }
 
@@ -83,52 +95,66 @@ impl PartialEq for Reasoning {
 pub enum MetaValue {
     F64(f64),
     I64(i64),
-    Str(&'static str),
 }
 
 /// Maximum number of metadata entries on a decision.
-pub const METADATA_CAPACITY: usize = 6;
+pub const METADATA_CAPACITY: usize = 3;
 
-/// A small fixed-capacity, insertion-ordered key/value list.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A decision's metadata: a static list of keys and their values.
+///
+/// Keys are a `&'static` slice chosen by the strategy, so the whole list is 64
+/// bytes and a `Decision` stays small enough to move without a `memcpy` call —
+/// it is moved several times per signal on the hot path.
+#[derive(Clone, Copy, Debug)]
 pub struct Metadata {
-    entries: [(&'static str, MetaValue); METADATA_CAPACITY],
-    len: u8,
+    keys: &'static [&'static str],
+    values: [MetaValue; METADATA_CAPACITY],
 }
 
 impl Default for Metadata {
     fn default() -> Self {
-        Metadata {
-            entries: [("", MetaValue::I64(0)); METADATA_CAPACITY],
-            len: 0,
-        }
+        Metadata::EMPTY
+    }
+}
+
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
     }
 }
 
 impl Metadata {
-    pub fn new() -> Self {
-        Self::default()
+    pub const EMPTY: Metadata = Metadata {
+        keys: &[],
+        values: [MetaValue::I64(0); METADATA_CAPACITY],
+    };
+
+    /// `keys[i]` ↦ `values[i]`; keys beyond [`METADATA_CAPACITY`] or without a
+    /// value are ignored.
+    pub fn new(keys: &'static [&'static str], values: &[MetaValue]) -> Self {
+        let len = keys.len().min(values.len()).min(METADATA_CAPACITY);
+        let mut stored = [MetaValue::I64(0); METADATA_CAPACITY];
+        stored[..len].copy_from_slice(&values[..len]);
+        Metadata {
+            keys: &keys[..len],
+            values: stored,
+        }
     }
 
-    /// Builder form of [`Metadata::insert`].
-    pub fn with(mut self, key: &'static str, value: MetaValue) -> Self {
-        self.insert(key, value);
-        self
+    /// The common case: one float.
+    pub const fn one(key: &'static [&'static str; 1], value: f64) -> Self {
+        Metadata {
+            keys: key,
+            values: [MetaValue::F64(value), MetaValue::I64(0), MetaValue::I64(0)],
+        }
     }
 
-    /// Adds or replaces `key`. Returns false (and drops the entry) when full.
-    pub fn insert(&mut self, key: &'static str, value: MetaValue) -> bool {
-        let len = self.len as usize;
-        if let Some(slot) = self.entries[..len].iter_mut().find(|(k, _)| *k == key) {
-            slot.1 = value;
-            return true;
+    /// Two floats.
+    pub const fn two(keys: &'static [&'static str; 2], a: f64, b: f64) -> Self {
+        Metadata {
+            keys,
+            values: [MetaValue::F64(a), MetaValue::F64(b), MetaValue::I64(0)],
         }
-        if len == METADATA_CAPACITY {
-            return false;
-        }
-        self.entries[len] = (key, value);
-        self.len += 1;
-        true
     }
 
     pub fn get(&self, key: &str) -> Option<MetaValue> {
@@ -136,15 +162,15 @@ impl Metadata {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, MetaValue)> + '_ {
-        self.entries[..self.len as usize].iter().copied()
+        self.keys.iter().copied().zip(self.values.iter().copied())
     }
 
     pub fn len(&self) -> usize {
-        self.len as usize
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.keys.is_empty()
     }
 }
 
@@ -165,19 +191,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn metadata_keeps_order_replaces_and_bounds() {
-        let mut meta = Metadata::new().with("a", MetaValue::F64(1.0));
-        meta.insert("b", MetaValue::I64(2));
-        meta.insert("a", MetaValue::F64(3.0));
-        let keys: Vec<_> = meta.iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["a", "b"]);
-        assert_eq!(meta.get("a"), Some(MetaValue::F64(3.0)));
-        let keys = ["c", "d", "e", "f"];
-        for key in keys {
-            assert!(meta.insert(key, MetaValue::Str("x")));
-        }
-        assert!(!meta.insert("g", MetaValue::Str("x")));
-        assert_eq!(meta.len(), METADATA_CAPACITY);
+    fn metadata_pairs_keys_with_values_and_bounds() {
+        let meta = Metadata::new(&["a", "b"], &[MetaValue::F64(1.0), MetaValue::I64(2)]);
+        let pairs: Vec<_> = meta.iter().collect();
+        assert_eq!(
+            pairs,
+            [("a", MetaValue::F64(1.0)), ("b", MetaValue::I64(2))]
+        );
+        assert_eq!(meta.get("b"), Some(MetaValue::I64(2)));
+        assert_eq!(
+            meta,
+            Metadata::new(&["a", "b"], &[MetaValue::F64(1.0), MetaValue::I64(2)])
+        );
+        let too_many = Metadata::new(&["a", "b", "c", "d"], &[MetaValue::I64(1); 4]);
+        assert_eq!(too_many.len(), METADATA_CAPACITY);
+        let unpaired = Metadata::new(&["a", "b"], &[MetaValue::I64(1)]);
+        assert_eq!(unpaired.len(), 1);
+        assert_eq!(
+            Metadata::one(&["z"], 2.5).get("z"),
+            Some(MetaValue::F64(2.5))
+        );
+        assert!(Metadata::EMPTY.is_empty());
     }
 
     #[test]
@@ -185,10 +219,20 @@ mod tests {
         fn up(f: &mut fmt::Formatter<'_>, args: [f64; 2]) -> fmt::Result {
             write!(f, "up {:.1} over {}", args[0], args[1])
         }
+        fixed_reason!(agree, "agree");
         assert_eq!(
             Reasoning::rendered(up, [1.25, 20.0]).to_string(),
             "up 1.2 over 20"
         );
-        assert_eq!(Reasoning::text("agree").to_string(), "agree");
+        assert_eq!(Reasoning::fixed(agree).to_string(), "agree");
+    }
+
+    #[test]
+    fn a_decision_moves_in_registers_not_memcpy() {
+        assert!(std::mem::size_of::<Decision>() <= 128);
+        assert_eq!(
+            std::mem::size_of::<Option<Decision>>(),
+            std::mem::size_of::<Decision>()
+        );
     }
 }

@@ -216,10 +216,16 @@ impl Engine {
             }
             slot.stats.evaluations += 1;
             let strategy = &mut slot.strategy;
+            // The decision is written in place and only `()` crosses
+            // `catch_unwind`: returning the (large) decision through it would
+            // copy it on every evaluation, signal or not.
+            let mut decided: Option<Decision> = None;
             IN_STRATEGY_CALL.set(true);
-            let result = catch_unwind(AssertUnwindSafe(|| strategy.on_tick(tick, history)));
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                decided = strategy.on_tick(tick, history);
+            }));
             IN_STRATEGY_CALL.set(false);
-            match result {
+            match result.map(|()| decided) {
                 Ok(None) => slot.consecutive_panics = 0,
                 Ok(Some(decision)) => {
                     slot.consecutive_panics = 0;

@@ -87,11 +87,13 @@ impl Strategy for Faulty {
             confidence: 0.5,
             quantity: 1,
             price: tick.price,
-            reasoning: Reasoning::text("faulty"),
-            metadata: Metadata::new(),
+            reasoning: Reasoning::fixed(faulty_reason),
+            metadata: Metadata::EMPTY,
         })
     }
 }
+
+quiver_core::fixed_reason!(faulty_reason, "faulty");
 
 fn entry(id: &str, strategy: Box<dyn Strategy>, instruments: &[u64]) -> StrategyEntry {
     StrategyEntry {

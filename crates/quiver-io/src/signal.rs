@@ -109,7 +109,6 @@ pub fn encode_signal(record: &SignalRecord<'_>, line: &mut Vec<u8>) -> io::Resul
         match value {
             MetaValue::F64(value) => push_json_f64(line, value)?,
             MetaValue::I64(value) => write!(line, "{value}")?,
-            MetaValue::Str(value) => push_json_str(line, value),
         }
     }
     line.push(b'}');

@@ -78,14 +78,20 @@ fn rising(f: &mut std::fmt::Formatter<'_>, args: [f64; 2]) -> std::fmt::Result {
     )
 }
 
+quiver_core::fixed_reason!(back_slash, "back\\slash");
+quiver_core::fixed_reason!(empty, "");
+
 #[test]
 fn signal_line_is_byte_exact() {
     let reasoning = Reasoning::rendered(rising, [1.256, 20.0]);
-    let metadata = Metadata::new()
-        .with("z_score", MetaValue::F64(2.5))
-        .with("window", MetaValue::I64(-20))
-        .with("regime", MetaValue::Str("trend\tup"))
-        .with("ratio", MetaValue::F64(0.1));
+    let metadata = Metadata::new(
+        &["z_score", "window", "tab\tkey"],
+        &[
+            MetaValue::F64(2.5),
+            MetaValue::I64(-20),
+            MetaValue::F64(0.1),
+        ],
+    );
     let record = SignalRecord {
         seq: 7,
         ts_ns: 1_767_584_700_000_000_000,
@@ -108,8 +114,8 @@ fn signal_line_is_byte_exact() {
             seq: 8,
             side: Side::Sell,
             confidence: 1.0,
-            metadata: &Metadata::new(),
-            reasoning: &Reasoning::text("back\\slash"),
+            metadata: &Metadata::EMPTY,
+            reasoning: &Reasoning::fixed(back_slash),
             correlation_id: Some("req-\"9\""),
             ..record
         })
@@ -122,7 +128,7 @@ fn signal_line_is_byte_exact() {
             r#""strategy_id":"momentum_1","instrument":256265,"broker":"zerodha","side":"BUY","#,
             r#""confidence":0.85,"quantity":10,"price":"101.05","#,
             r#""reasoning":"price up 1.26% over 20 ticks, \"strong\"","#,
-            r#""metadata":{"z_score":2.5,"window":-20,"regime":"trend\tup","ratio":0.1}}"#,
+            r#""metadata":{"z_score":2.5,"window":-20,"tab\tkey":0.1}}"#,
             "\n",
             r#"{"seq":8,"ts_ns":1767584700000000000,"signal_id":"00abcdef01234567","#,
             r#""strategy_id":"momentum_1","instrument":256265,"broker":"zerodha","side":"SELL","#,
@@ -141,7 +147,7 @@ fn signal_line_is_byte_exact() {
 
 #[test]
 fn non_finite_numbers_become_null() {
-    let metadata = Metadata::new().with("x", MetaValue::F64(f64::INFINITY));
+    let metadata = Metadata::one(&["x"], f64::INFINITY);
     let record = SignalRecord {
         seq: 0,
         ts_ns: 0,
@@ -153,7 +159,7 @@ fn non_finite_numbers_become_null() {
         confidence: f64::NAN,
         quantity: 1,
         price: Price::from_int(1),
-        reasoning: &Reasoning::text(""),
+        reasoning: &Reasoning::fixed(empty),
         metadata: &metadata,
         correlation_id: None,
     };

@@ -159,15 +159,16 @@ impl Fixed {
     }
 }
 
-/// Most binades a fast-route window may span, so every integer fits in 63 bits.
-const MAX_FAST_SPREAD: u32 = 10;
+/// Fast-route windows span less than this ratio (max < 32 · min), so every
+/// integer below fits in 58 bits and no per-element sum can overflow.
+const MAX_FAST_RATIO: f64 = 32.0;
 
 fn positive_window(xs: &[f64]) -> Option<(f64, f64)> {
     let n = xs.len();
     if n == 0 || n > MAX_EXACT_LEN {
         return None;
     }
-    let mut min = f64::INFINITY;
+    let (mut min, mut max) = (f64::INFINITY, 0.0);
     for &x in xs {
         // Also refuses NaN, zero, negatives and subnormals.
         if !(f64::MIN_POSITIVE..=f64::MAX).contains(&x) {
@@ -176,21 +177,26 @@ fn positive_window(xs: &[f64]) -> Option<(f64, f64)> {
         if x < min {
             min = x;
         }
+        if x > max {
+            max = x;
+        }
     }
+    if max >= min * MAX_FAST_RATIO {
+        return None;
+    }
+    // Every value is an integer multiple of the least significant bit of the
+    // minimum; multiplying by that power of two is exact, and so is the cast.
     let (min_mantissa, exp) = decompose(min);
-    let min_int = min_mantissa as u64;
+    let to_units = pow2(-exp)?;
+    let base = min_mantissa as u64;
     let mut sum_dev: u128 = 0;
     let mut sum_sq_dev: u128 = 0;
     for &x in xs {
-        let (mantissa, e) = decompose(x);
-        let shift = (e - exp) as u32;
-        if shift > MAX_FAST_SPREAD {
-            return None;
-        }
-        let dev = ((mantissa as u64) << shift) - min_int;
+        let dev = (x * to_units) as u64 - base;
         sum_dev += u128::from(dev);
-        sum_sq_dev = sum_sq_dev.checked_add(u128::from(dev) * u128::from(dev))?;
+        sum_sq_dev += u128::from(dev) * u128::from(dev);
     }
+    let min_int = base;
     let n = n as u64;
     let total = u128::from(n) * u128::from(min_int) + sum_dev;
     let mean = verified_ratio(total, n, exp)?;
@@ -268,9 +274,21 @@ fn cmp_shifted(a: u128, sa: i32, b: u128, sb: i32) -> Option<std::cmp::Ordering>
     Some(shift(a, sa - low)?.cmp(&shift(b, sb - low)?))
 }
 
+/// An estimate of `v` (within an ulp or two; `refine` makes it exact). Avoids
+/// the slow software `u128 → f64` conversion for the common 64-bit case.
+#[inline]
+fn to_f64(v: u128) -> f64 {
+    match u64::try_from(v) {
+        Ok(small) => small as f64,
+        Err(_) => (v >> 64) as u64 as f64 * TWO_POW_64 + (v as u64) as f64,
+    }
+}
+
+const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+
 /// Nearest-even `num / den · 2^exp` (`num > 0`), from an `f64` estimate.
 fn verified_ratio(num: u128, den: u64, exp: i32) -> Option<f64> {
-    let estimate = num as f64 / den as f64 * pow2(exp)?;
+    let estimate = to_f64(num) / den as f64 * pow2(exp)?;
     // t vs mid·2^e  ⟺  num·2^exp vs mid·den·2^e
     refine(estimate, |mid, e| {
         cmp_shifted(num, exp, mid.checked_mul(u128::from(den))?, e)
@@ -279,7 +297,7 @@ fn verified_ratio(num: u128, den: u64, exp: i32) -> Option<f64> {
 
 /// Nearest-even `sqrt(w) / n · 2^exp` (`w > 0`), from an `f64` estimate.
 fn verified_sqrt_ratio(w: u128, n: u64, exp: i32) -> Option<f64> {
-    let estimate = (w as f64).sqrt() / n as f64 * pow2(exp)?;
+    let estimate = to_f64(w).sqrt() / n as f64 * pow2(exp)?;
     // t vs mid·2^e  ⟺  w·2^(2·exp) vs (mid·n)²·2^(2e)
     refine(estimate, |mid, e| {
         let scaled = mid.checked_mul(u128::from(n))?;

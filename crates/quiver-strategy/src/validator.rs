@@ -71,14 +71,16 @@ mod tests {
     use super::*;
     use quiver_core::{Metadata, Price, Reasoning, Side};
 
+    quiver_core::fixed_reason!(t, "t");
+
     fn decision(confidence: f64, quantity: u64, price: i64) -> Decision {
         Decision {
             side: Side::Buy,
             confidence,
             quantity,
             price: Price::from_int(price),
-            reasoning: Reasoning::text("t"),
-            metadata: Metadata::new(),
+            reasoning: Reasoning::fixed(t),
+            metadata: Metadata::EMPTY,
         }
     }
 

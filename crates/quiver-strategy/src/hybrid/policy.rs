@@ -1,6 +1,7 @@
 //! Decision policies: how a hybrid turns two optional decisions into one.
 
-use quiver_core::{Decision, History, MetaValue, Metadata, Reasoning};
+use quiver_core::decision::RenderFn;
+use quiver_core::{fixed_reason, Decision, History, MetaValue, Metadata, Reasoning};
 
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
 
@@ -170,12 +171,12 @@ impl Policy {
     ) -> Option<Decision> {
         match self.kind {
             PolicyKind::MajorityVote => match (rules, ml) {
-                (Some(r), Some(m)) if r.side == m.side => Some(merge(r, m, "rules+ml agree")),
+                (Some(r), Some(m)) if r.side == m.side => Some(merge(r, m, agree)),
                 (_, Some(m)) if m.confidence >= self.min_conf => Some(m),
                 (r, _) => r,
             },
             PolicyKind::Confirm => match (rules, ml) {
-                (Some(r), Some(m)) if r.side == m.side => Some(merge(r, m, "rules and ml confirm")),
+                (Some(r), Some(m)) if r.side == m.side => Some(merge(r, m, confirmed)),
                 _ => None,
             },
             PolicyKind::Sizer => {
@@ -186,10 +187,14 @@ impl Policy {
                 let quantity = (r.quantity as f64 * m.confidence.clamp(0.0, 1.0)).floor() as u64;
                 (quantity > 0).then(|| Decision {
                     quantity,
-                    reasoning: Reasoning::text("rules direction, ml size"),
-                    metadata: Metadata::new()
-                        .with("base_quantity", MetaValue::I64(r.quantity as i64))
-                        .with("ml_confidence", MetaValue::F64(m.confidence)),
+                    reasoning: Reasoning::fixed(sized_by_ml),
+                    metadata: Metadata::new(
+                        &["base_quantity", "ml_confidence"],
+                        &[
+                            MetaValue::I64(i64::try_from(r.quantity).unwrap_or(i64::MAX)),
+                            MetaValue::F64(m.confidence),
+                        ],
+                    ),
                     ..r
                 })
             }
@@ -208,11 +213,7 @@ impl Policy {
                 };
                 let pass = |d: Option<Decision>| d.filter(|d| d.confidence >= required);
                 match (pass(rules), pass(ml)) {
-                    (Some(r), Some(m)) if r.side == m.side => Some(merge(
-                        r,
-                        m,
-                        "rules+ml agree above the volatility-adjusted bar",
-                    )),
+                    (Some(r), Some(m)) if r.side == m.side => Some(merge(r, m, agree_above_bar)),
                     (Some(_), Some(_)) => None,
                     (one, None) | (None, one) => one,
                 }
@@ -221,16 +222,26 @@ impl Policy {
     }
 }
 
-fn merge(rules: Decision, ml: Decision, why: &'static str) -> Decision {
+fixed_reason!(sized_by_ml, "rules direction, ml size");
+fixed_reason!(agree, "rules+ml agree");
+fixed_reason!(confirmed, "rules and ml confirm");
+fixed_reason!(
+    agree_above_bar,
+    "rules+ml agree above the volatility-adjusted bar"
+);
+
+fn merge(rules: Decision, ml: Decision, why: RenderFn) -> Decision {
     Decision {
         side: rules.side,
         confidence: ((rules.confidence + ml.confidence) / 2.0).min(1.0),
         quantity: rules.quantity.max(ml.quantity),
         price: ml.price,
-        reasoning: Reasoning::text(why),
-        metadata: Metadata::new()
-            .with("rules_confidence", MetaValue::F64(rules.confidence))
-            .with("ml_confidence", MetaValue::F64(ml.confidence)),
+        reasoning: Reasoning::fixed(why),
+        metadata: Metadata::two(
+            &["rules_confidence", "ml_confidence"],
+            rules.confidence,
+            ml.confidence,
+        ),
     }
 }
 
@@ -248,6 +259,8 @@ mod tests {
     }
     use Case::{No, B, S};
 
+    fixed_reason!(part, "part");
+
     fn decision(case: Case, confidence: f64, quantity: u64) -> Option<Decision> {
         let side = match case {
             No => return None,
@@ -259,8 +272,8 @@ mod tests {
             confidence,
             quantity,
             price: Price::from_int(100),
-            reasoning: Reasoning::text("part"),
-            metadata: Metadata::new(),
+            reasoning: Reasoning::fixed(part),
+            metadata: Metadata::EMPTY,
         })
     }
 

@@ -1,7 +1,7 @@
 use std::fmt;
 
 use quiver_core::decision::RenderFn;
-use quiver_core::{Decision, History, MetaValue, Metadata, Reasoning, Side, Tick};
+use quiver_core::{Decision, History, Metadata, Reasoning, Side, Tick};
 
 use super::{LOOKBACK_PERIODS, POSITION_SIZE};
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
@@ -110,9 +110,7 @@ impl Strategy for Breakout {
             quantity: self.quantity,
             price: tick.price,
             reasoning: Reasoning::rendered(render, [edge, self.lookback as f64]),
-            metadata: Metadata::new()
-                .with("channel_high", MetaValue::F64(high))
-                .with("channel_low", MetaValue::F64(low)),
+            metadata: Metadata::two(&["channel_high", "channel_low"], high, low),
         })
     }
 }

@@ -1,7 +1,7 @@
 use std::fmt;
 
 use quiver_core::decision::RenderFn;
-use quiver_core::{Decision, History, MetaValue, Metadata, Reasoning, Side, Tick};
+use quiver_core::{Decision, History, Metadata, Reasoning, Side, Tick};
 
 use super::{LOOKBACK_PERIODS, POSITION_SIZE};
 use crate::exact;
@@ -129,7 +129,7 @@ impl Strategy for MeanReversion {
             quantity: self.quantity,
             price: tick.price,
             reasoning: Reasoning::rendered(render, [z, 0.0]),
-            metadata: Metadata::new().with("z", MetaValue::F64(z)),
+            metadata: Metadata::one(&["z"], z),
         })
     }
 }
@@ -138,6 +138,7 @@ impl Strategy for MeanReversion {
 mod tests {
     use super::*;
     use crate::rules::test_support::run;
+    use quiver_core::MetaValue;
 
     #[test]
     fn hand_computed_z_scores() {

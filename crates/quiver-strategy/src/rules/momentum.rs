@@ -1,7 +1,7 @@
 use std::fmt;
 
 use quiver_core::decision::RenderFn;
-use quiver_core::{Decision, History, MetaValue, Metadata, Reasoning, Side, Tick};
+use quiver_core::{Decision, History, Metadata, Reasoning, Side, Tick};
 
 use super::{LOOKBACK_PERIODS, POSITION_SIZE};
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
@@ -92,7 +92,7 @@ impl Strategy for Momentum {
             quantity: self.quantity,
             price: tick.price,
             reasoning: Reasoning::rendered(render, [change, self.lookback as f64]),
-            metadata: Metadata::new().with("change", MetaValue::F64(change)),
+            metadata: Metadata::one(&["change"], change),
         })
     }
 }
@@ -101,6 +101,7 @@ impl Strategy for Momentum {
 mod tests {
     use super::*;
     use crate::rules::test_support::run;
+    use quiver_core::MetaValue;
 
     #[test]
     fn fires_strictly_beyond_the_threshold() {

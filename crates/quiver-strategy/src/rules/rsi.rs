@@ -1,7 +1,7 @@
 use std::fmt;
 
 use quiver_core::decision::RenderFn;
-use quiver_core::{Decision, History, MetaValue, Metadata, Reasoning, Side, Tick};
+use quiver_core::{Decision, History, Metadata, Reasoning, Side, Tick};
 
 use super::POSITION_SIZE;
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
@@ -126,7 +126,7 @@ impl Strategy for Rsi {
             quantity: self.quantity,
             price: tick.price,
             reasoning: Reasoning::rendered(render, [rsi, level]),
-            metadata: Metadata::new().with("rsi", MetaValue::F64(rsi)),
+            metadata: Metadata::one(&["rsi"], rsi),
         })
     }
 }

@@ -1,0 +1,632 @@
+//! End-to-end behaviour of the `quiver` commands: bad tick rows, invalid
+//! configs, `validate`, `gen`, `demo`, `bench` and missing files.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use support::{
+    assert_same_bytes, get_str, golden, parse_object, parse_ticks_csv, quiver, quiver_in, read,
+    read_text, replay_golden_config, tempdir, write, TickRow,
+};
+
+/// Exit code of invalid input (bad tick rows, invalid config).
+const INVALID_INPUT: i32 = 2;
+
+/// The golden ticks as CSV lines (header first).
+fn golden_tick_lines() -> Vec<String> {
+    read_text(&golden("ticks.csv"))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn csv(lines: &[String]) -> String {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+fn row(ts_ns: i64, instrument: u64, price: &str, volume: &str) -> String {
+    format!("{ts_ns},{instrument},{price},{volume}")
+}
+
+/// The lines of the golden signals whose tick index is below `seq`, as bytes.
+fn golden_signals_before(seq: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in read_text(&golden("expected_signals.jsonl")).lines() {
+        let line_seq = support::get_u64(&parse_object(line), "seq");
+        if line_seq < seq {
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+fn lines_of(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+// ---------------------------------------------------------------- bad rows
+
+#[test]
+fn bad_price_stops_the_replay_with_file_line_and_field() {
+    let dir = tempdir();
+    let mut lines = golden_tick_lines();
+    // Data line 4 is physical line 5.
+    let t = &parse_ticks_csv(&csv(&lines))[3];
+    lines[4] = row(t.ts_ns, t.instrument, "abc", &t.volume.to_string());
+    write(&dir.path().join("ticks.csv"), csv(&lines));
+
+    let run = quiver_in(
+        dir.path(),
+        [
+            "replay",
+            "--config",
+            golden("strategies.yaml").to_str().expect("utf-8 path"),
+            "--ticks",
+            "ticks.csv",
+            "--out",
+            "signals.jsonl",
+        ],
+    );
+    run.expect_code(INVALID_INPUT);
+    assert!(
+        lines_of(&run.stderr).contains(&r#"error: ticks.csv:5: price: "abc" is not a decimal"#),
+        "stderr:\n{}",
+        run.stderr
+    );
+    run.expect_stderr_contains("replay: 3 ticks");
+    // No tick before the bad row completes a warm-up, so the file is empty.
+    assert_eq!(read(&dir.path().join("signals.jsonl")), b"");
+
+    // The message names the file exactly as it was given.
+    let absolute = dir.path().join("ticks.csv");
+    let (run, _) = replay_golden_config(dir.path(), &absolute, "abs.jsonl", &[]);
+    run.expect_code(INVALID_INPUT)
+        .expect_stderr_contains(&format!(
+            r#"{}:5: price: "abc" is not a decimal"#,
+            absolute.display()
+        ));
+}
+
+#[test]
+fn bad_row_keeps_the_signals_of_the_rows_before_it() {
+    let dir = tempdir();
+    let mut lines = golden_tick_lines();
+    // Data line 1500 (seq 1499) is physical line 1501.
+    let t = &parse_ticks_csv(&csv(&lines))[1499];
+    lines[1500] = row(t.ts_ns, t.instrument, "abc", &t.volume.to_string());
+    let ticks = dir.path().join("ticks.csv");
+    write(&ticks, csv(&lines));
+
+    let (run, bytes) = replay_golden_config(dir.path(), &ticks, "signals.jsonl", &[]);
+    run.expect_code(INVALID_INPUT)
+        .expect_stderr_contains(r#"ticks.csv:1501: price: "abc" is not a decimal"#)
+        .expect_stderr_contains("replay: 1,499 ticks");
+    let expected = golden_signals_before(1499);
+    assert!(!expected.is_empty());
+    assert_same_bytes(&bytes, &expected, "signals before the bad row");
+}
+
+#[test]
+fn skip_bad_rows_counts_by_reason_and_matches_the_clean_file() {
+    let dir = tempdir();
+    let all = golden_tick_lines();
+    let clean: Vec<String> = all[..1001].to_vec(); // header + 1000 rows
+    let rows: Vec<TickRow> = parse_ticks_csv(&csv(&clean));
+    let first_1001_ts = rows
+        .iter()
+        .find(|r| r.instrument == 1001)
+        .expect("a 1001 tick")
+        .ts_ns;
+
+    // (insert after data row n, bad row)
+    let r = |n: usize| &rows[n - 1];
+    let bad: Vec<(usize, String)> = vec![
+        (
+            10,
+            row(
+                r(10).ts_ns,
+                r(10).instrument,
+                "abc",
+                &r(10).volume.to_string(),
+            ),
+        ),
+        (50, row(r(50).ts_ns, r(50).instrument, "-3.5", "10")),
+        (100, row(r(100).ts_ns, r(100).instrument, "0", "10")),
+        (200, row(first_1001_ts - 1, 1001, "400.05", "10")),
+        (300, row(r(300).ts_ns, r(300).instrument, "400.05", "x")),
+        (400, row(r(400).ts_ns, r(400).instrument, "1.2.3", "10")),
+        (
+            500,
+            format!("{},{},400.05", r(500).ts_ns, r(500).instrument),
+        ),
+        // A rejected row's far-future timestamp must not make later rows "backwards".
+        (600, row(i64::MAX - 1, 1001, "abc", "10")),
+    ];
+    let mut dirty = vec![clean[0].clone()];
+    for (i, line) in clean[1..].iter().enumerate() {
+        dirty.push(line.clone());
+        for (_, b) in bad.iter().filter(|(after, _)| *after == i + 1) {
+            dirty.push(b.clone());
+        }
+    }
+    assert_eq!(dirty.len(), clean.len() + bad.len());
+    let dirty_path = dir.path().join("dirty.csv");
+    let clean_path = dir.path().join("clean.csv");
+    write(&dirty_path, csv(&dirty));
+    write(&clean_path, csv(&clean));
+
+    let (run, skipped) = replay_golden_config(
+        dir.path(),
+        &dirty_path,
+        "skipped.jsonl",
+        &["--skip-bad-rows"],
+    );
+    run.expect_code(0);
+    for needle in [
+        "skipped 8 bad rows",
+        "bad_price 3",
+        "bad_volume 1",
+        "non_positive_price 2",
+        "timestamp_backwards 1",
+        "wrong_field_count 1",
+        "replay: 1,000 ticks",
+    ] {
+        run.expect_stderr_contains(needle);
+    }
+
+    let (clean_run, clean_bytes) =
+        replay_golden_config(dir.path(), &clean_path, "clean.jsonl", &[]);
+    clean_run
+        .expect_code(0)
+        .expect_stderr_contains("skipped 0 bad rows");
+    assert!(!clean_bytes.is_empty());
+    assert_same_bytes(&skipped, &clean_bytes, "skipped bad rows vs clean file");
+    assert_same_bytes(&clean_bytes, &golden_signals_before(1000), "clean prefix");
+
+    // Without the flag the same file stops at the first bad row (physical line 12).
+    let (stopped, _) = replay_golden_config(dir.path(), &dirty_path, "stopped.jsonl", &[]);
+    stopped
+        .expect_code(INVALID_INPUT)
+        .expect_stderr_contains(&format!(
+            r#"{}:12: price: "abc" is not a decimal"#,
+            dirty_path.display()
+        ));
+}
+
+#[test]
+fn unknown_column_is_rejected_by_name() {
+    let dir = tempdir();
+    write(
+        &dir.path().join("ticks.csv"),
+        "ts_ns,instrument,price,volume,venue\n1767584700001914447,1001,366.05,82,NSE\n",
+    );
+    let run = quiver_in(
+        dir.path(),
+        [
+            "replay",
+            "--config",
+            golden("strategies.yaml").to_str().expect("utf-8 path"),
+            "--ticks",
+            "ticks.csv",
+            "--out",
+            "signals.jsonl",
+        ],
+    );
+    run.expect_code(INVALID_INPUT)
+        .expect_stderr_contains(r#"ticks.csv:1: unknown column "venue""#);
+    assert_no_signals(&dir.path().join("signals.jsonl"));
+}
+
+#[test]
+fn missing_column_is_rejected_by_name() {
+    let dir = tempdir();
+    let ticks = dir.path().join("ticks.csv");
+    write(
+        &ticks,
+        "ts_ns,instrument,price\n1767584700001914447,1001,366.05\n",
+    );
+    let (run, _) = replay_golden_config(dir.path(), &ticks, "signals.jsonl", &[]);
+    run.expect_code(INVALID_INPUT)
+        .expect_stderr_contains(r#"missing column "volume""#);
+    assert_no_signals(&dir.path().join("signals.jsonl"));
+}
+
+#[test]
+fn unknown_jsonl_field_stops_at_its_line() {
+    let dir = tempdir();
+    let ticks = dir.path().join("ticks.jsonl");
+    write(
+        &ticks,
+        concat!(
+            r#"{"ts_ns":1767584700001914447,"instrument":1001,"price":"366.05","volume":82}"#,
+            "\n",
+            r#"{"ts_ns":1767584700003134461,"instrument":1002,"price":"313.05","volume":456,"venue":"NSE"}"#,
+            "\n",
+        ),
+    );
+    let (run, bytes) = replay_golden_config(dir.path(), &ticks, "signals.jsonl", &[]);
+    run.expect_code(INVALID_INPUT)
+        .expect_stderr_contains(&format!(r#"{}:2: unknown field "venue""#, ticks.display()));
+    assert!(bytes.is_empty());
+}
+
+#[test]
+fn unsupported_tick_file_extension_is_rejected() {
+    let dir = tempdir();
+    let ticks = dir.path().join("ticks.txt");
+    write(&ticks, "ts_ns,instrument,price,volume\n");
+    let (run, _) = replay_golden_config(dir.path(), &ticks, "signals.jsonl", &[]);
+    assert_ne!(run.code, Some(0));
+    run.expect_stderr_contains(&format!("{}: unsupported", ticks.display()));
+}
+
+fn assert_no_signals(path: &Path) {
+    if path.exists() {
+        assert_eq!(read(path), b"", "{} should be empty", path.display());
+    }
+}
+
+// ---------------------------------------------------------------- config
+
+const INVALID_CONFIG: &str = "\
+strategies:
+  - id: mom-zero
+    strategy_type: momentum
+    parameters: {lookback_periods: 0}
+    brokers: [paper]
+    instruments: [1001]
+
+  - id: fine
+    strategy_type: rsi
+    parameters: {}
+    brokers: [paper]
+    instruments: [1001]
+
+  - id: astro
+    strategy_type: astrology
+    parameters: {}
+    brokers: [paper]
+    instruments: [1002]
+";
+
+const INVALID_CONFIG_ERRORS: [&str; 2] = [
+    r#"strategies.yaml:4: strategies[0] (id "mom-zero").parameters.lookback_periods: must be >= 2, got 0"#,
+    r#"strategies.yaml:15: strategies[2] (id "astro").strategy_type: unknown strategy_type "astrology" (expected momentum, mean_reversion, rsi, breakout, hybrid)"#,
+];
+
+#[test]
+fn validate_reports_every_config_error_with_file_line_and_path() {
+    let dir = tempdir();
+    write(&dir.path().join("strategies.yaml"), INVALID_CONFIG);
+    let run = quiver_in(dir.path(), ["validate", "--config", "strategies.yaml"]);
+    run.expect_code(INVALID_INPUT);
+    assert_eq!(lines_of(&run.stderr), INVALID_CONFIG_ERRORS);
+    assert_eq!(run.stdout_text(), "");
+}
+
+#[test]
+fn replay_rejects_an_invalid_config_whole_and_writes_no_signals() {
+    let dir = tempdir();
+    write(&dir.path().join("strategies.yaml"), INVALID_CONFIG);
+    let run = quiver_in(
+        dir.path(),
+        [
+            "replay",
+            "--config",
+            "strategies.yaml",
+            "--ticks",
+            golden("ticks.csv").to_str().expect("utf-8 path"),
+            "--out",
+            "signals.jsonl",
+        ],
+    );
+    run.expect_code(INVALID_INPUT);
+    let stderr = lines_of(&run.stderr);
+    for expected in INVALID_CONFIG_ERRORS {
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        !run.stderr.contains("ticks/s"),
+        "replay ran:\n{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout_text(), "");
+    assert_no_signals(&dir.path().join("signals.jsonl"));
+
+    // To stdout, too: nothing.
+    let run = quiver_in(
+        dir.path(),
+        [
+            "replay",
+            "--config",
+            "strategies.yaml",
+            "--ticks",
+            golden("ticks.csv").to_str().expect("utf-8 path"),
+        ],
+    );
+    run.expect_code(INVALID_INPUT);
+    assert_eq!(run.stdout_text(), "");
+}
+
+#[test]
+fn validate_summarises_the_golden_config_in_one_line() {
+    let run = quiver([
+        OsStr::new("validate"),
+        OsStr::new("--config"),
+        golden("strategies.yaml").as_os_str(),
+    ]);
+    run.expect_code(0);
+    let stdout = run.stdout_text();
+    let lines = lines_of(&stdout);
+    assert_eq!(lines.len(), 1, "stdout:\n{stdout}");
+    for needle in [
+        "12 strategies",
+        "11 enabled",
+        "1 disabled",
+        "5 hybrid",
+        "4 instruments",
+        "2 brokers",
+    ] {
+        assert!(
+            lines[0].contains(needle),
+            "{needle:?} not in {:?}",
+            lines[0]
+        );
+    }
+    assert!(lines[0].starts_with(&format!("{}: ok", golden("strategies.yaml").display())));
+}
+
+// ---------------------------------------------------------------- gen
+
+fn gen(dir: &Path, name: &str, instruments: u32, ticks: u64, seed: u64) -> Vec<u8> {
+    let out = dir.join(name);
+    let run = quiver([
+        OsStr::new("gen"),
+        OsStr::new("--instruments"),
+        instruments.to_string().as_ref(),
+        OsStr::new("--ticks"),
+        ticks.to_string().as_ref(),
+        OsStr::new("--seed"),
+        seed.to_string().as_ref(),
+        OsStr::new("--out"),
+        out.as_os_str(),
+    ]);
+    run.expect_code(0)
+        .expect_stderr_contains(&format!("wrote {ticks} ticks"));
+    read(&out)
+}
+
+#[test]
+fn gen_is_deterministic_seeded_and_replayable() {
+    let dir = tempdir();
+    let a = gen(dir.path(), "a.csv", 3, 800, 5);
+    let b = gen(dir.path(), "b.csv", 3, 800, 5);
+    let c = gen(dir.path(), "c.csv", 3, 800, 6);
+    assert_same_bytes(&b, &a, "gen with the same arguments");
+    assert_ne!(a, c, "a different seed gave the same ticks");
+
+    let text = String::from_utf8(a).expect("utf-8");
+    assert_eq!(text.lines().next(), Some("ts_ns,instrument,price,volume"));
+    let rows = parse_ticks_csv(&text);
+    assert_eq!(rows.len(), 800);
+    let mut instruments: Vec<u64> = rows.iter().map(|r| r.instrument).collect();
+    instruments.sort_unstable();
+    instruments.dedup();
+    assert_eq!(instruments.len(), 3);
+    for r in &rows {
+        let price: f64 = r.price.parse().expect("decimal price");
+        assert!(price > 0.0, "{r:?}");
+    }
+
+    let (run, signals) =
+        replay_golden_config(dir.path(), &dir.path().join("a.csv"), "s.jsonl", &[]);
+    run.expect_code(0)
+        .expect_stderr_contains("replay: 800 ticks")
+        .expect_stderr_contains("skipped 0 bad rows");
+    assert!(!signals.is_empty());
+}
+
+#[test]
+fn gen_reproduces_the_golden_ticks() {
+    let dir = tempdir();
+    let ticks = gen(dir.path(), "ticks.csv", 4, 3000, 11);
+    assert_same_bytes(
+        &ticks,
+        &read(&golden("ticks.csv")),
+        "gen --seed 11 vs golden",
+    );
+}
+
+// ---------------------------------------------------------------- demo, bench
+
+/// The number after `label` on the summary line that starts with it (thousands separators allowed).
+fn summary_number(text: &str, label: &str) -> u64 {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no line starting {label:?} in:\n{text}"));
+    line[label.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("no number in {line:?}"))
+}
+
+#[test]
+fn demo_replays_a_synthetic_day() {
+    let run = quiver(["demo", "--ticks", "20000"]);
+    run.expect_code(0);
+    assert_eq!(run.stdout_text(), "");
+    let config_line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("demo config: "))
+        .unwrap_or_else(|| panic!("no config summary:\n{}", run.stderr));
+    assert!(
+        config_line.contains("strategies") && config_line.contains("enabled"),
+        "{config_line}"
+    );
+    for needle in [
+        "demo: 20,000 ticks",
+        "ticks/s",
+        "evaluations/s",
+        "signals per strategy",
+    ] {
+        run.expect_stderr_contains(needle);
+    }
+    // As many hybrid strategy lines as the config summary announces.
+    let hybrids: u64 = config_line
+        .split([',', ':', ';', '('])
+        .map(str::trim)
+        .find_map(|part| part.strip_suffix(" hybrid")?.parse().ok())
+        .unwrap_or_else(|| panic!("no hybrid count in {config_line:?}"));
+    assert!(hybrids > 0);
+    let hybrid_lines = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("(hybrid:"))
+        .count();
+    assert_eq!(hybrid_lines as u64, hybrids, "stderr:\n{}", run.stderr);
+    assert!(summary_number(&run.stderr, "signals") > 0);
+}
+
+#[test]
+fn demo_out_writes_deterministic_signals() {
+    let dir = tempdir();
+    let out = |name: &str| {
+        let path = dir.path().join(name);
+        let run = quiver([
+            OsStr::new("demo"),
+            OsStr::new("--ticks"),
+            OsStr::new("20000"),
+            OsStr::new("--out"),
+            path.as_os_str(),
+        ]);
+        run.expect_code(0)
+            .expect_stderr_contains(&format!("signals written to {}", path.display()));
+        (run, read(&path))
+    };
+    // Two independent runs, side by side.
+    let ((run, first), (_, second)) = std::thread::scope(|s| {
+        let a = s.spawn(|| out("a.jsonl"));
+        let b = s.spawn(|| out("b.jsonl"));
+        (
+            a.join().expect("first demo"),
+            b.join().expect("second demo"),
+        )
+    });
+    assert!(!first.is_empty());
+    assert_same_bytes(&second, &first, "demo --out, second run");
+
+    let text = String::from_utf8(first).expect("utf-8");
+    let lines = lines_of(&text);
+    assert_eq!(lines.len() as u64, summary_number(&run.stderr, "signals"));
+    for line in lines {
+        let obj = parse_object(line);
+        assert_eq!(obj.len(), 12, "{line}");
+        assert!(
+            ["BUY", "SELL"].contains(&get_str(&obj, "side").as_str()),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn bench_reports_throughput_latency_and_memory() {
+    let run = quiver(["bench", "--ticks", "20000"]);
+    run.expect_code(0).expect_stderr_contains("20,000 ticks");
+    let stdout = run.stdout_text();
+    assert_eq!(summary_number(&stdout, "ticks "), 20_000);
+    assert!(summary_number(&stdout, "ticks/s") > 0);
+    assert!(summary_number(&stdout, "strategy evals/s") > 0);
+    let dispatch = stdout
+        .lines()
+        .find(|l| l.starts_with("per-tick dispatch"))
+        .unwrap_or_else(|| panic!("no dispatch latency line:\n{stdout}"));
+    assert!(
+        dispatch.contains("p50") && dispatch.contains("p99"),
+        "{dispatch}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("peak RSS")),
+        "no peak RSS line:\n{stdout}"
+    );
+}
+
+// ---------------------------------------------------------------- missing files
+
+#[test]
+fn replay_names_a_missing_ticks_file() {
+    let dir = tempdir();
+    let ticks = dir.path().join("no-such-ticks.csv");
+    let (run, _) = replay_golden_config(dir.path(), &ticks, "signals.jsonl", &[]);
+    assert_ne!(run.code, Some(0));
+    run.expect_stderr_contains(&ticks.display().to_string());
+    assert_no_signals(&dir.path().join("signals.jsonl"));
+}
+
+#[test]
+fn replay_and_validate_name_a_missing_config_file() {
+    let dir = tempdir();
+    let config = dir.path().join("no-such-config.yaml");
+    let run = quiver([
+        OsStr::new("replay"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--ticks"),
+        golden("ticks.csv").as_os_str(),
+    ]);
+    assert_ne!(run.code, Some(0));
+    run.expect_stderr_contains(&config.display().to_string());
+    assert!(run.stdout.is_empty());
+
+    let run = quiver([
+        OsStr::new("validate"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ]);
+    assert_ne!(run.code, Some(0));
+    run.expect_stderr_contains(&config.display().to_string());
+}
+
+#[test]
+fn unwritable_outputs_are_named() {
+    let dir = tempdir();
+    let missing_dir = dir.path().join("no-such-dir");
+
+    let out = missing_dir.join("signals.jsonl");
+    let run = quiver([
+        OsStr::new("replay"),
+        OsStr::new("--config"),
+        golden("strategies.yaml").as_os_str(),
+        OsStr::new("--ticks"),
+        golden("ticks.csv").as_os_str(),
+        OsStr::new("--out"),
+        out.as_os_str(),
+    ]);
+    assert_ne!(run.code, Some(0));
+    run.expect_stderr_contains(&out.display().to_string());
+
+    let gen_out = missing_dir.join("ticks.csv");
+    let run = quiver([
+        OsStr::new("gen"),
+        OsStr::new("--instruments"),
+        OsStr::new("2"),
+        OsStr::new("--ticks"),
+        OsStr::new("10"),
+        OsStr::new("--out"),
+        gen_out.as_os_str(),
+    ]);
+    assert_ne!(run.code, Some(0));
+    run.expect_stderr_contains(&gen_out.display().to_string());
+}
