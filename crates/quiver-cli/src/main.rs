@@ -55,7 +55,7 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write deterministic synthetic ticks (seeded random walk per instrument, 0.05 grid) as CSV.
     Gen {
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         instruments: u32,
         #[arg(long)]
         ticks: u64,

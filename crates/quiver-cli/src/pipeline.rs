@@ -182,6 +182,14 @@ pub fn progress_bar(total: Option<u64>) -> ProgressBar {
     }
 }
 
+/// Whether two paths name one existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// `quiver replay`.
 pub fn replay_command(
     config_path: &Path,
@@ -189,6 +197,17 @@ pub fn replay_command(
     out: Option<&Path>,
     skip_bad_rows: bool,
 ) -> anyhow::Result<ExitCode> {
+    if let Some(out) = out {
+        for input in [ticks_path, config_path] {
+            if same_file(out, input) {
+                eprintln!(
+                    "error: --out {} is an input of this replay; refusing to overwrite it",
+                    out.display()
+                );
+                return Ok(ExitCode::from(EXIT_INVALID_INPUT));
+            }
+        }
+    }
     let config = match quiver_config::load_config(config_path) {
         Ok(config) => config,
         Err(err) => {

@@ -630,3 +630,62 @@ fn unwritable_outputs_are_named() {
     assert_ne!(run.code, Some(0));
     run.expect_stderr_contains(&gen_out.display().to_string());
 }
+
+#[test]
+fn replay_refuses_to_overwrite_its_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks.csv");
+    std::fs::copy(support::golden("ticks.csv"), &ticks).unwrap();
+    let before = std::fs::read(&ticks).unwrap();
+    let config = support::golden("strategies.yaml");
+    let out = support::quiver([
+        "replay",
+        "--config",
+        config.to_str().unwrap(),
+        "--ticks",
+        ticks.to_str().unwrap(),
+        "--out",
+        ticks.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("refusing to overwrite"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read(&ticks).unwrap(), before);
+}
+
+#[test]
+fn gen_needs_at_least_one_instrument() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.csv");
+    let out = support::quiver([
+        "gen",
+        "--instruments",
+        "0",
+        "--ticks",
+        "10",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("--instruments"), "{}", out.stderr);
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_config_that_is_not_a_mapping_is_reported_briefly() {
+    let out = support::quiver([
+        "validate",
+        "--config",
+        support::golden("ticks.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.len() < 400,
+        "message too long: {} bytes",
+        out.stderr.len()
+    );
+    assert!(out.stderr.contains("characters)"), "{}", out.stderr);
+}

@@ -73,7 +73,7 @@ fn describe(node: &Node<'_>) -> String {
         Value::Int(v) => v.to_string(),
         Value::Float(v) => format!("{v:?}"),
         Value::Bool(v) => v.to_string(),
-        Value::Str(v) => format!("{v:?}"),
+        Value::Str(v) => quiver_strategy::params::quote_truncated(v),
         Value::Null => "null".to_owned(),
         Value::List(_) => "a list".to_owned(),
         Value::Map(_) => "a mapping".to_owned(),

@@ -109,7 +109,7 @@ impl RawParam<'_> {
             RawParam::Int(v) => v.to_string(),
             RawParam::Float(v) => format!("{v:?}"),
             RawParam::Bool(v) => v.to_string(),
-            RawParam::Text(v) => format!("{v:?}"),
+            RawParam::Text(v) => quote_truncated(v),
             RawParam::Other(what) => (*what).to_owned(),
         }
     }
@@ -176,6 +176,20 @@ impl ParamDef {
             )),
         }
     }
+}
+
+/// Longest quoted text an error message repeats in full.
+const MAX_QUOTED_CHARS: usize = 60;
+
+/// `"text"`, or its beginning and its length when long: error messages name a
+/// bad value without repeating a whole file that was passed by mistake.
+pub fn quote_truncated(text: &str) -> String {
+    let chars = text.chars().count();
+    if chars <= MAX_QUOTED_CHARS {
+        return format!("{text:?}");
+    }
+    let head: String = text.chars().take(MAX_QUOTED_CHARS).collect();
+    format!("{head:?}… ({chars} characters)")
 }
 
 fn describe_range(kind: ParamKind) -> String {
@@ -308,6 +322,16 @@ mod tests {
         default: ParamValue::Int(20),
         doc: "",
     };
+
+    #[test]
+    fn long_texts_are_quoted_by_their_beginning() {
+        assert_eq!(quote_truncated("abc"), "\"abc\"");
+        let long = "x".repeat(100);
+        assert_eq!(
+            quote_truncated(&long),
+            format!("\"{}\"… (100 characters)", "x".repeat(60))
+        );
+    }
 
     #[test]
     fn messages_name_the_rule_and_the_value() {

@@ -65,12 +65,24 @@ impl MeanReversion {
         // enough for a screen; the exact route decides).
         let n = window.len() as f64;
         let origin = window[0];
-        let (mut sum, mut sum_sq) = (0.0, 0.0);
-        for &x in window {
-            let d = x - origin;
-            sum += d;
-            sum_sq += d * d;
+        // Four independent partial sums: the add latency, not the arithmetic,
+        // bounds a single-accumulator loop.
+        let (mut sum, mut sum_sq) = ([0.0; 4], [0.0; 4]);
+        let mut chunks = window.chunks_exact(4);
+        for chunk in &mut chunks {
+            for lane in 0..4 {
+                let d = chunk[lane] - origin;
+                sum[lane] += d;
+                sum_sq[lane] += d * d;
+            }
         }
+        for &x in chunks.remainder() {
+            let d = x - origin;
+            sum[0] += d;
+            sum_sq[0] += d * d;
+        }
+        let sum = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+        let sum_sq = (sum_sq[0] + sum_sq[1]) + (sum_sq[2] + sum_sq[3]);
         let mean_dev = sum / n;
         let mu = origin + mean_dev;
         let sigma = (sum_sq / n - mean_dev * mean_dev).max(0.0).sqrt();

@@ -71,9 +71,9 @@ impl Rsi {
 /// Cutler's RSI of a window of prices (at least two).
 pub fn rsi_simple(window: &[f64]) -> f64 {
     let (mut gains, mut losses) = (0.0, 0.0);
-    for pair in window.windows(2) {
+    for (before, after) in window.iter().zip(&window[1..]) {
         // Selects, not branches: the sign of a price change is a coin flip.
-        let change = pair[1] - pair[0];
+        let change = after - before;
         gains += if change > 0.0 { change } else { 0.0 };
         losses += if change < 0.0 { -change } else { 0.0 };
     }
