@@ -3,6 +3,11 @@
 //! The ring stores each value twice (at `i` and `i + capacity`), so the most
 //! recent `n` values are always one contiguous slice: strategies read history
 //! as a zero-copy `&[f64]`, oldest first, with no wrap-around arithmetic.
+//!
+//! Prices are kept both as the nearest `f64` (what float formulas such as the
+//! seed's use) and as exact 10⁻⁸ units (for indicators defined on exact sums).
+
+use crate::price::Price;
 
 /// Fixed-capacity price/volume history of one instrument.
 #[derive(Debug, Clone)]
@@ -12,6 +17,7 @@ pub struct HistoryRing {
     /// Slot of the most recent value, in `0..capacity`.
     head: usize,
     prices: Box<[f64]>,
+    units: Box<[i64]>,
     volumes: Box<[f64]>,
 }
 
@@ -24,12 +30,14 @@ impl HistoryRing {
             len: 0,
             head: capacity - 1,
             prices: vec![0.0; 2 * capacity].into_boxed_slice(),
+            units: vec![0; 2 * capacity].into_boxed_slice(),
             volumes: vec![0.0; 2 * capacity].into_boxed_slice(),
         }
     }
 
     #[inline]
-    pub fn push(&mut self, price: f64, volume: f64) {
+    pub fn push(&mut self, price: Price, volume: u64) {
+        let (units, price, volume) = (price.units(), price.to_f64(), volume as f64);
         let head = if self.head + 1 == self.capacity {
             0
         } else {
@@ -38,6 +46,8 @@ impl HistoryRing {
         self.head = head;
         self.prices[head] = price;
         self.prices[head + self.capacity] = price;
+        self.units[head] = units;
+        self.units[head + self.capacity] = units;
         self.volumes[head] = volume;
         self.volumes[head + self.capacity] = volume;
         if self.len < self.capacity {
@@ -64,6 +74,7 @@ impl HistoryRing {
         let start = end - self.len;
         History {
             prices: &self.prices[start..end],
+            units: &self.units[start..end],
             volumes: &self.volumes[start..end],
         }
     }
@@ -71,6 +82,7 @@ impl HistoryRing {
     /// Heap bytes held by this ring.
     pub fn heap_bytes(&self) -> usize {
         (self.prices.len() + self.volumes.len()) * std::mem::size_of::<f64>()
+            + self.units.len() * std::mem::size_of::<i64>()
     }
 }
 
@@ -79,18 +91,20 @@ impl HistoryRing {
 #[derive(Debug, Clone, Copy)]
 pub struct History<'a> {
     prices: &'a [f64],
+    units: &'a [i64],
     volumes: &'a [f64],
 }
 
 impl<'a> History<'a> {
-    /// A view over caller-owned slices (tests, offline tools).
-    pub fn from_slices(prices: &'a [f64], volumes: &'a [f64]) -> Self {
-        assert_eq!(
-            prices.len(),
-            volumes.len(),
-            "history slices differ in length"
-        );
-        History { prices, volumes }
+    /// A view over caller-owned slices (tests, offline tools). The slices are
+    /// cut to the shortest, keeping their most recent values.
+    pub fn from_slices(prices: &'a [f64], units: &'a [i64], volumes: &'a [f64]) -> Self {
+        let len = prices.len().min(units.len()).min(volumes.len());
+        History {
+            prices: &prices[prices.len() - len..],
+            units: &units[units.len() - len..],
+            volumes: &volumes[volumes.len() - len..],
+        }
     }
 
     #[inline]
@@ -107,6 +121,18 @@ impl<'a> History<'a> {
     #[inline]
     pub fn prices(&self) -> &'a [f64] {
         self.prices
+    }
+
+    /// All prices held as exact 10⁻⁸ units, oldest first.
+    #[inline]
+    pub fn units(&self) -> &'a [i64] {
+        self.units
+    }
+
+    /// The last `n` prices as exact units (fewer if not held), oldest first.
+    #[inline]
+    pub fn last_units(&self, n: usize) -> &'a [i64] {
+        &self.units[self.units.len().saturating_sub(n)..]
     }
 
     /// All volumes held, oldest first.
@@ -143,7 +169,7 @@ mod tests {
         let mut ring = HistoryRing::new(4);
         assert!(ring.view().is_empty());
         for i in 1..=11 {
-            ring.push(f64::from(i), f64::from(i * 10));
+            ring.push(Price::from_int(i64::from(i)), u64::from(i as u32) * 10);
             let expect: Vec<f64> = ((i - 3).max(1)..=i).map(f64::from).collect();
             assert_eq!(ring.view().prices(), expect.as_slice(), "after {i}");
             let volumes: Vec<f64> = expect.iter().map(|p| p * 10.0).collect();
@@ -155,5 +181,6 @@ mod tests {
         assert_eq!(view.back(5), None);
         assert_eq!(view.last_prices(2), &[10.0, 11.0]);
         assert_eq!(view.current(), Some(11.0));
+        assert_eq!(view.last_units(2), &[1_000_000_000, 1_100_000_000]);
     }
 }

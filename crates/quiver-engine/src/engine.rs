@@ -193,7 +193,7 @@ impl Engine {
         };
         let i = i as usize;
         let ring = &mut self.rings[i];
-        ring.push(tick.price.to_f64(), tick.volume as f64);
+        ring.push(tick.price, tick.volume);
         let held = ring.len();
         let history = ring.view();
         let (start, end) = (

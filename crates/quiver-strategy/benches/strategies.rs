@@ -17,6 +17,7 @@ fn strategies(c: &mut Criterion) {
     let ticks: Vec<Tick> = SyntheticSpec::new(1, 4_096, 5).iter().collect();
     let prices: Vec<f64> = ticks.iter().map(|t| t.price.to_f64()).collect();
     let volumes = vec![1.0; prices.len()];
+    let units: Vec<i64> = ticks.iter().map(|t| t.price.units()).collect();
     let mut group = c.benchmark_group("strategy_eval");
     let cases: Vec<(&str, Box<dyn Strategy>)> = vec![
         ("momentum_20", Box::new(Momentum::new(20, 0.004, 1))),
@@ -44,7 +45,11 @@ fn strategies(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 i = if i + 1 >= prices.len() { WINDOW } else { i + 1 };
-                let history = History::from_slices(&prices[i - WINDOW..i], &volumes[i - WINDOW..i]);
+                let history = History::from_slices(
+                    &prices[i - WINDOW..i],
+                    &units[i - WINDOW..i],
+                    &volumes[i - WINDOW..i],
+                );
                 black_box(strategy.on_tick(&ticks[i - 1], history))
             })
         });

@@ -392,8 +392,7 @@ mod tests {
         };
         // Returns over [100, 110, 99]: +0.1, -0.1 → population std-dev 0.1.
         let prices = [50.0, 100.0, 110.0, 99.0];
-        let volumes = [0.0; 4];
-        let vol = p.volatility(History::from_slices(&prices, &volumes));
+        let vol = p.volatility(History::from_slices(&prices, &[0; 4], &[0.0; 4]));
         assert!((vol - 0.1).abs() < 1e-15, "{vol}");
         assert_eq!(p.required_history(), 3);
     }

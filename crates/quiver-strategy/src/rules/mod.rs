@@ -36,10 +36,9 @@ pub(crate) mod test_support {
     /// Feeds `prices` through `strategy` as the engine would (append, then call
     /// once the window is warm) and returns the decision on every tick.
     pub fn run(strategy: &mut dyn Strategy, prices: &[&str]) -> Vec<Option<Decision>> {
-        let floats: Vec<f64> = prices
-            .iter()
-            .map(|p| Price::parse(p).unwrap().to_f64())
-            .collect();
+        let exact: Vec<Price> = prices.iter().map(|p| Price::parse(p).unwrap()).collect();
+        let floats: Vec<f64> = exact.iter().map(|p| p.to_f64()).collect();
+        let units: Vec<i64> = exact.iter().map(|p| p.units()).collect();
         let volumes = vec![1.0; prices.len()];
         let need = strategy.required_history();
         (0..prices.len())
@@ -48,7 +47,7 @@ pub(crate) mod test_support {
                     return None;
                 }
                 let tick = Tick::trade(i as i64, 1, Price::parse(prices[i]).unwrap(), 1);
-                let history = History::from_slices(&floats[..=i], &volumes[..=i]);
+                let history = History::from_slices(&floats[..=i], &units[..=i], &volumes[..=i]);
                 strategy.on_tick(&tick, history)
             })
             .collect()

@@ -34,9 +34,12 @@ pub const PARAMS: &[ParamDef] = &[
 /// strategy has been running.
 ///
 /// Over the last `period` one-tick price changes (`period + 1` prices):
-/// `G` = mean of the gains, `L` = mean of the losses (as positive numbers);
-/// `RSI = 100 − 100 / (1 + G/L)`, with `RSI = 100` when `L = 0 < G` and
-/// `RSI = 50` on a flat window.
+/// `G` = sum of the gains, `L` = sum of the losses (as positive numbers), both
+/// exact on the decimal prices (the averages' common `1/period` cancels);
+/// `RSI = 100 − 100 / (1 + G/L)` in `f64` from the exact sums, with `RSI = 100`
+/// when `L = 0 < G` and `RSI = 50` on a flat window. Exact sums make the value
+/// independent of summation order, so a rolling implementation gives the same
+/// bits.
 /// `RSI < oversold` → BUY with confidence `0.5 + 0.5 · (oversold − RSI) / oversold`;
 /// `RSI > overbought` → SELL with confidence
 /// `0.5 + 0.5 · (RSI − overbought) / (100 − overbought)`.
@@ -68,20 +71,28 @@ impl Rsi {
     }
 }
 
-/// Cutler's RSI of a window of prices (at least two).
-pub fn rsi_simple(window: &[f64]) -> f64 {
-    let (mut gains, mut losses) = (0.0, 0.0);
+/// Cutler's RSI of a window of exact prices (10⁻⁸ units, at least two).
+pub fn rsi_simple(window: &[i64]) -> f64 {
+    let mut losses: i128 = 0;
     for (before, after) in window.iter().zip(&window[1..]) {
-        // Selects, not branches: the sign of a price change is a coin flip.
-        let change = after - before;
-        gains += if change > 0.0 { change } else { 0.0 };
-        losses += if change < 0.0 { -change } else { 0.0 };
+        // A select, not a branch: the sign of a price change is a coin flip.
+        let change = i128::from(after - before);
+        losses += if change < 0 { -change } else { 0 };
     }
-    if losses == 0.0 {
-        return if gains > 0.0 { 100.0 } else { 50.0 };
+    // Gains minus losses telescopes to the window's net change.
+    let net = match (window.first(), window.last()) {
+        (Some(first), Some(last)) => i128::from(last - first),
+        _ => 0,
+    };
+    rsi_from_sums(losses + net, losses)
+}
+
+/// RSI from the exact sums of gains and losses (same units, any scale).
+pub fn rsi_from_sums(gains: i128, losses: i128) -> f64 {
+    if losses == 0 {
+        return if gains > 0 { 100.0 } else { 50.0 };
     }
-    // The averages share a denominator, so G/L = gains/losses.
-    100.0 - 100.0 / (1.0 + gains / losses)
+    100.0 - 100.0 / (1.0 + gains as f64 / losses as f64)
 }
 
 fn render_oversold(f: &mut fmt::Formatter<'_>, [rsi, level]: [f64; 2]) -> fmt::Result {
@@ -110,7 +121,7 @@ impl Strategy for Rsi {
         if history.len() < self.period + 1 {
             return None;
         }
-        let rsi = rsi_simple(history.last_prices(self.period + 1));
+        let rsi = rsi_simple(history.last_units(self.period + 1));
         let (side, confidence, render, level): (Side, f64, RenderFn, f64) = if rsi < self.oversold {
             let conf = 0.5 + 0.5 * (self.oversold - rsi) / self.oversold;
             (Side::Buy, conf, render_oversold, self.oversold)
@@ -139,12 +150,17 @@ mod tests {
     #[test]
     fn rsi_values_by_hand() {
         // Changes +2, -1, +1, -2: gains 3, losses 3 → RSI 50.
-        assert_eq!(rsi_simple(&[10.0, 12.0, 11.0, 12.0, 10.0]), 50.0);
+        assert_eq!(rsi_simple(&[10, 12, 11, 12, 10]), 50.0);
         // Changes +3, -1: G/L = 3 → RSI = 100 - 100/4 = 75.
-        assert_eq!(rsi_simple(&[10.0, 13.0, 12.0]), 75.0);
-        assert_eq!(rsi_simple(&[10.0, 11.0, 12.0]), 100.0);
-        assert_eq!(rsi_simple(&[10.0, 10.0, 10.0]), 50.0);
-        assert_eq!(rsi_simple(&[12.0, 11.0, 10.0]), 0.0);
+        assert_eq!(rsi_simple(&[10, 13, 12]), 75.0);
+        assert_eq!(rsi_simple(&[10, 11, 12]), 100.0);
+        assert_eq!(rsi_simple(&[10, 10, 10]), 50.0);
+        assert_eq!(rsi_simple(&[12, 11, 10]), 0.0);
+        // Changes +0.05, -0.10 on exact decimals: G/L = 1/2.
+        assert_eq!(
+            rsi_simple(&[10_000_000, 15_000_000, 5_000_000]),
+            100.0 - 100.0 / 1.5
+        );
     }
 
     #[test]
