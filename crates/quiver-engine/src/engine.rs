@@ -260,6 +260,20 @@ impl Engine {
         }
     }
 
+    /// Appends a tick to its instrument's history without calling any
+    /// strategy: the live service preloads history this way on restart, so
+    /// strategies resume warm and decide as an uninterrupted run would.
+    /// Returns false for an instrument no strategy follows.
+    pub fn warm_up(&mut self, tick: &Tick) -> bool {
+        match self.index.get(tick.instrument) {
+            Some(i) => {
+                self.rings[i as usize].push(tick.price, tick.volume);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Contained panics since the last call, oldest first.
     pub fn take_faults(&mut self) -> Vec<Fault> {
         std::mem::take(&mut self.faults)
