@@ -1,4 +1,4 @@
-"""Writes crates/quiver-strategy/tests/fixtures/python_stats.txt.
+"""Writes crates/quiver-features/tests/fixtures/python_stats.txt.
 
 Each line: comma-separated window of prices, then `|mean|pstdev` as printed by
 CPython's statistics module (exact rational arithmetic, rounded once). The Rust
@@ -9,7 +9,7 @@ import statistics
 import sys
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent.parent / "crates/quiver-strategy/tests/fixtures/python_stats.txt"
+OUT = Path(__file__).resolve().parent.parent / "crates/quiver-features/tests/fixtures/python_stats.txt"
 
 def main() -> None:
     rng = random.Random(20261122)

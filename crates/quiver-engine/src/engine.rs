@@ -1,7 +1,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use quiver_core::{Decision, HistoryRing, InstrumentIdx, InstrumentIndex, InstrumentToken, Tick};
-use quiver_strategy::{StandardValidator, Strategy, StrategyKind};
+use quiver_features::InstrumentFeatures;
+use quiver_strategy::{StandardValidator, Strategy, StrategyKind, TickContext};
 
 use crate::stats::{drop_slot, EngineStats, StrategyStats};
 use crate::QUARANTINE_AFTER;
@@ -76,6 +77,10 @@ struct Route {
     strategy: u32,
     /// Warm-up of this pair is over (the shared history is long enough).
     ready: bool,
+    /// `feature_slots[features_start..][..features_len]` map the strategy's
+    /// declared features to this instrument's shared feature slots.
+    features_start: u32,
+    features_len: u32,
 }
 
 struct Slot {
@@ -94,6 +99,9 @@ struct Slot {
 pub struct Engine {
     index: InstrumentIndex,
     rings: Vec<HistoryRing>,
+    /// One shared feature set per instrument, indexed like `rings`.
+    features: Vec<InstrumentFeatures>,
+    feature_slots: Vec<u32>,
     /// `routes[route_starts[i]..route_starts[i + 1]]` follow instrument `i`,
     /// in strategy (config) order.
     route_starts: Vec<u32>,
@@ -145,16 +153,31 @@ impl Engine {
                 }
             }
         }
+        let declared: Vec<_> = entries.iter().map(|e| e.strategy.features()).collect();
+        let mut features: Vec<InstrumentFeatures> = vec![InstrumentFeatures::default(); n];
+        let mut feature_slots = Vec::new();
         let mut route_starts = Vec::with_capacity(n + 1);
         let mut routes = Vec::new();
-        for list in &followers {
-            route_starts.push(u32::try_from(routes.len()).map_err(|_| EngineError::TooMany)?);
-            routes.extend(list.iter().map(|&strategy| Route {
-                strategy,
-                ready: false,
-            }));
+        let too_many = |_| EngineError::TooMany;
+        for (i, list) in followers.iter().enumerate() {
+            route_starts.push(u32::try_from(routes.len()).map_err(too_many)?);
+            for &strategy in list {
+                let specs = &declared[strategy as usize];
+                let features_start = u32::try_from(feature_slots.len()).map_err(too_many)?;
+                for spec in specs {
+                    let slot = features[i].slot_or_insert(*spec);
+                    feature_slots.push(u32::try_from(slot).map_err(too_many)?);
+                }
+                routes.push(Route {
+                    strategy,
+                    ready: false,
+                    features_start,
+                    features_len: u32::try_from(specs.len()).map_err(too_many)?,
+                });
+            }
+            capacity[i] = capacity[i].max(features[i].ring_needed());
         }
-        route_starts.push(u32::try_from(routes.len()).map_err(|_| EngineError::TooMany)?);
+        route_starts.push(u32::try_from(routes.len()).map_err(too_many)?);
         let rings = capacity.into_iter().map(HistoryRing::new).collect();
         let slots = entries
             .into_iter()
@@ -173,6 +196,8 @@ impl Engine {
         Ok(Engine {
             index,
             rings,
+            features,
+            feature_slots,
             route_starts,
             routes,
             slots,
@@ -196,6 +221,11 @@ impl Engine {
         ring.push(tick.price, tick.volume);
         let held = ring.len();
         let history = ring.view();
+        // Every feature of the instrument once, before any strategy reads it.
+        let features = &mut self.features[i];
+        features.update(history);
+        self.stats.feature_updates += features.len() as u64;
+        let features = &self.features[i];
         let (start, end) = (
             self.route_starts[i] as usize,
             self.route_starts[i + 1] as usize,
@@ -215,6 +245,13 @@ impl Engine {
                 continue;
             }
             slot.stats.evaluations += 1;
+            self.stats.feature_reads += u64::from(route.features_len);
+            let start = route.features_start as usize;
+            let ctx = TickContext {
+                history,
+                features: features
+                    .view(&self.feature_slots[start..start + route.features_len as usize]),
+            };
             let strategy = &mut slot.strategy;
             // The decision is written in place and only `()` crosses
             // `catch_unwind`: returning the (large) decision through it would
@@ -222,7 +259,7 @@ impl Engine {
             let mut decided: Option<Decision> = None;
             IN_STRATEGY_CALL.set(true);
             let result = catch_unwind(AssertUnwindSafe(|| {
-                decided = strategy.on_tick(tick, history);
+                decided = strategy.on_tick(tick, ctx);
             }));
             IN_STRATEGY_CALL.set(false);
             match result.map(|()| decided) {
@@ -267,7 +304,9 @@ impl Engine {
     pub fn warm_up(&mut self, tick: &Tick) -> bool {
         match self.index.get(tick.instrument) {
             Some(i) => {
-                self.rings[i as usize].push(tick.price, tick.volume);
+                let ring = &mut self.rings[i as usize];
+                ring.push(tick.price, tick.volume);
+                self.features[i as usize].update(ring.view());
                 true
             }
             None => false,
@@ -344,12 +383,29 @@ impl Engine {
         (ring.len(), ring.capacity())
     }
 
-    /// Heap bytes of the routing table and history rings (strategies aside).
+    /// The distinct features maintained for an instrument.
+    pub fn instrument_features(&self, instrument: InstrumentIdx) -> &InstrumentFeatures {
+        &self.features[instrument as usize]
+    }
+
+    /// Distinct (instrument, feature) pairs maintained.
+    pub fn features_maintained(&self) -> usize {
+        self.features.iter().map(InstrumentFeatures::len).sum()
+    }
+
+    /// Heap bytes of the routing table, history rings and feature states
+    /// (strategy objects aside).
     pub fn heap_bytes(&self) -> usize {
         self.rings
             .iter()
             .map(HistoryRing::heap_bytes)
             .sum::<usize>()
+            + self
+                .features
+                .iter()
+                .map(InstrumentFeatures::heap_bytes)
+                .sum::<usize>()
+            + self.feature_slots.capacity() * std::mem::size_of::<u32>()
             + self.routes.capacity() * std::mem::size_of::<Route>()
             + self.route_starts.capacity() * std::mem::size_of::<u32>()
     }

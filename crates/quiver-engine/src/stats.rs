@@ -28,6 +28,10 @@ pub struct EngineStats {
     pub signals: u64,
     pub dropped: [u64; DropReason::ALL.len()],
     pub panics: u64,
+    /// Feature computations: one per distinct (instrument, feature) per tick.
+    pub feature_updates: u64,
+    /// Feature values read by strategies (declared features per evaluation).
+    pub feature_reads: u64,
 }
 
 pub(crate) fn drop_slot(reason: DropReason) -> usize {
@@ -40,5 +44,23 @@ pub(crate) fn drop_slot(reason: DropReason) -> usize {
 impl EngineStats {
     pub fn dropped_total(&self) -> u64 {
         self.dropped.iter().sum()
+    }
+
+    /// Share of feature reads served without computing: each update is paid
+    /// once and then read by every strategy that declared the feature.
+    pub fn feature_hit_ratio(&self) -> f64 {
+        if self.feature_reads == 0 {
+            return 0.0;
+        }
+        1.0 - (self.feature_updates.min(self.feature_reads) as f64 / self.feature_reads as f64)
+    }
+
+    /// Feature computations per tick.
+    pub fn feature_updates_per_tick(&self) -> f64 {
+        if self.ticks == 0 {
+            0.0
+        } else {
+            self.feature_updates as f64 / self.ticks as f64
+        }
     }
 }

@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use quiver_core::synthetic::SyntheticSpec;
-use quiver_core::{Decision, History, Metadata, Price, Reasoning, Side, Tick};
+use quiver_core::{Decision, Metadata, Price, Reasoning, Side, Tick};
 use quiver_engine::scenario::{strategy_for, Scenario};
 use quiver_engine::{Engine, EngineSignal, StrategyEntry, StrategyState, QUARANTINE_AFTER};
-use quiver_strategy::{StandardValidator, Strategy, StrategyKind};
+use quiver_strategy::{StandardValidator, Strategy, StrategyKind, TickContext};
 
 /// One recorded call: (timestamp, instrument, history length, history prices).
 type Call = (i64, u64, usize, Vec<f64>);
@@ -28,7 +28,8 @@ impl Strategy for Recorder {
     fn required_history(&self) -> usize {
         self.need
     }
-    fn on_tick(&mut self, tick: &Tick, history: History<'_>) -> Option<Decision> {
+    fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision> {
+        let history = ctx.history;
         self.calls.lock().unwrap().push((
             tick.ts_ns,
             tick.instrument,
@@ -77,7 +78,7 @@ impl Strategy for Faulty {
     fn required_history(&self) -> usize {
         1
     }
-    fn on_tick(&mut self, tick: &Tick, _history: History<'_>) -> Option<Decision> {
+    fn on_tick(&mut self, tick: &Tick, _ctx: TickContext<'_>) -> Option<Decision> {
         self.calls += 1;
         if self.calls.is_multiple_of(self.every) {
             panic!("deliberate failure at {}", tick.ts_ns);

@@ -1,15 +1,15 @@
 //! The strategy contract and the built-in strategies.
 //!
 //! Every strategy — rules, ML or hybrid — implements one trait, [`Strategy`]: it
-//! names itself, declares the history it needs and the instruments it supports,
-//! and turns a tick plus a read-only view of that instrument's history into an
-//! optional [`Decision`]. Extra capabilities (ML inference, decision policies)
+//! names itself, declares the history and the shared features it needs and the
+//! instruments it supports, and turns a tick plus a read-only [`TickContext`]
+//! (that instrument's history and feature values) into an optional
+//! [`Decision`]. Extra capabilities (ML inference, decision policies)
 //! are separate types composed in, never a base class.
 //!
 //! This crate is pure: no I/O, no clock, no globals. Strategies are built from
 //! validated parameter values ([`params`]) by [`spec::StrategySpec::build`].
 
-pub mod exact;
 pub mod hybrid;
 pub mod params;
 pub mod rules;
@@ -17,6 +17,7 @@ pub mod spec;
 pub mod validator;
 
 use quiver_core::{Decision, History, InstrumentToken, Tick};
+pub use quiver_features::{FeatureSpec, FeatureView};
 
 pub use hybrid::{HybridStrategy, Policy, PolicyKind};
 pub use params::{ParamDef, ParamKind, ParamValue, ParamValues};
@@ -41,12 +42,22 @@ impl StrategyKind {
     }
 }
 
+/// What a strategy sees of its instrument on a tick: the shared history (ending
+/// with this tick) and the shared features it declared, both read-only.
+#[derive(Clone, Copy, Debug)]
+pub struct TickContext<'a> {
+    pub history: History<'a>,
+    /// Index `i` is the `i`-th spec of [`Strategy::features`].
+    pub features: FeatureView<'a>,
+}
+
 /// The one contract every strategy implements.
 ///
-/// The engine, not the strategy, owns history and warm-up: `on_tick` is called
-/// only once the instrument's history (which already ends with `tick`) holds at
-/// least [`Strategy::required_history`] ticks. A strategy must not panic, but if
-/// it does the engine contains it; it must not read clocks or do I/O, so replay
+/// The engine, not the strategy, owns history, features and warm-up: it
+/// updates the shared features once per tick, then calls `on_tick` only once
+/// the instrument's history (which already ends with `tick`) holds at least
+/// [`Strategy::required_history`] ticks. A strategy must not panic, but if it
+/// does the engine contains it; it must not read clocks or do I/O, so replay
 /// and live give the same decisions.
 pub trait Strategy: Send {
     /// The strategy's type name, e.g. `momentum` or `hybrid:momentum+rsi`.
@@ -57,12 +68,18 @@ pub trait Strategy: Send {
     /// Ticks of history (including the current one) needed before `on_tick`.
     fn required_history(&self) -> usize;
 
+    /// The shared features this strategy reads, in the order it indexes them
+    /// in [`TickContext::features`]. Asked once, at load.
+    fn features(&self) -> Vec<FeatureSpec> {
+        Vec::new()
+    }
+
     /// Whether this strategy can trade `token` at all.
     fn supports_instrument(&self, token: InstrumentToken) -> bool {
         let _ = token;
         true
     }
 
-    /// Decides on one tick. `history` ends with this tick's price.
-    fn on_tick(&mut self, tick: &Tick, history: History<'_>) -> Option<Decision>;
+    /// Decides on one tick.
+    fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision>;
 }

@@ -8,9 +8,9 @@ mod policy;
 
 pub use policy::{Policy, PolicyKind, PARAMS};
 
-use quiver_core::{Decision, History, InstrumentToken, Tick};
+use quiver_core::{Decision, InstrumentToken, Tick};
 
-use crate::{Strategy, StrategyKind};
+use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
 
 /// `rules` + `ml` + a [`Policy`].
 pub struct HybridStrategy {
@@ -18,16 +18,24 @@ pub struct HybridStrategy {
     ml: Box<dyn Strategy>,
     policy: Policy,
     name: String,
+    /// How many of the hybrid's declared features belong to `rules` (the
+    /// rest are `ml`'s).
+    rules_features: usize,
+    ml_features: usize,
 }
 
 impl HybridStrategy {
     pub fn new(rules: Box<dyn Strategy>, ml: Box<dyn Strategy>, policy: Policy) -> Self {
         let name = format!("hybrid:{}+{}", rules.name(), ml.name());
+        let rules_features = rules.features().len();
+        let ml_features = ml.features().len();
         HybridStrategy {
             rules,
             ml,
             policy,
             name,
+            rules_features,
+            ml_features,
         }
     }
 
@@ -52,16 +60,28 @@ impl Strategy for HybridStrategy {
             .max(self.policy.required_history())
     }
 
+    fn features(&self) -> Vec<FeatureSpec> {
+        let mut specs = self.rules.features();
+        specs.extend(self.ml.features());
+        specs
+    }
+
     fn supports_instrument(&self, token: InstrumentToken) -> bool {
         self.rules.supports_instrument(token) && self.ml.supports_instrument(token)
     }
 
     #[inline]
-    fn on_tick(&mut self, tick: &Tick, history: History<'_>) -> Option<Decision> {
-        let rules = self.rules.on_tick(tick, history);
-        let ml = self.ml.on_tick(tick, history);
+    fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision> {
+        let part = |start, len| TickContext {
+            history: ctx.history,
+            features: ctx.features.sub(start, len),
+        };
+        let rules = self.rules.on_tick(tick, part(0, self.rules_features));
+        let ml = self
+            .ml
+            .on_tick(tick, part(self.rules_features, self.ml_features));
         let volatility = if self.policy.uses_volatility() {
-            self.policy.volatility(history)
+            self.policy.volatility(ctx.history)
         } else {
             0.0
         };

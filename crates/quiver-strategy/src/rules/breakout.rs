@@ -1,11 +1,11 @@
 use std::fmt;
 
 use quiver_core::decision::RenderFn;
-use quiver_core::{Decision, History, Metadata, Reasoning, Side, Tick};
+use quiver_core::{Decision, Metadata, Reasoning, Side, Tick};
 
 use super::{LOOKBACK_PERIODS, POSITION_SIZE};
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
-use crate::{Strategy, StrategyKind};
+use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
 
 pub const PARAMS: &[ParamDef] = &[
     LOOKBACK_PERIODS,
@@ -26,6 +26,9 @@ pub const PARAMS: &[ParamDef] = &[
 /// `price < L · (1 − min_breakout)` → SELL. Confidence grows with the distance
 /// beyond the channel in units of its width `W = H − L`:
 /// `min(1, 0.5 + 0.5 · distance / W)`, and is 1 for a flat channel.
+///
+/// `H` and `L` are the shared features `max(lookback_periods)` and
+/// `min(lookback_periods)` as they stood before this tick.
 #[derive(Debug, Clone)]
 pub struct Breakout {
     lookback: usize,
@@ -51,33 +54,6 @@ impl Breakout {
     }
 }
 
-/// Highest and lowest price of `channel` (prices are never NaN).
-///
-/// Four lanes of plain comparisons compile to packed max/min; the NaN-aware
-/// `f64::max` chain would serialise on its latency.
-fn channel_bounds(channel: &[f64]) -> (f64, f64) {
-    let mut high = [f64::NEG_INFINITY; 4];
-    let mut low = [f64::INFINITY; 4];
-    let mut chunks = channel.chunks_exact(4);
-    for chunk in &mut chunks {
-        for lane in 0..4 {
-            let p = chunk[lane];
-            high[lane] = if p > high[lane] { p } else { high[lane] };
-            low[lane] = if p < low[lane] { p } else { low[lane] };
-        }
-    }
-    for &p in chunks.remainder() {
-        high[0] = if p > high[0] { p } else { high[0] };
-        low[0] = if p < low[0] { p } else { low[0] };
-    }
-    let pick_high = |a: f64, b: f64| if a > b { a } else { b };
-    let pick_low = |a: f64, b: f64| if a < b { a } else { b };
-    (
-        pick_high(pick_high(high[0], high[1]), pick_high(high[2], high[3])),
-        pick_low(pick_low(low[0], low[1]), pick_low(low[2], low[3])),
-    )
-}
-
 fn render_up(f: &mut fmt::Formatter<'_>, [high, lookback]: [f64; 2]) -> fmt::Result {
     write!(f, "Breakout above the {lookback}-tick high {high}")
 }
@@ -99,14 +75,16 @@ impl Strategy for Breakout {
         self.lookback + 1
     }
 
+    fn features(&self) -> Vec<FeatureSpec> {
+        let n = self.lookback as u32;
+        vec![FeatureSpec::Max(n), FeatureSpec::Min(n)]
+    }
+
     #[inline]
-    fn on_tick(&mut self, tick: &Tick, history: History<'_>) -> Option<Decision> {
-        let window = history.last_prices(self.lookback + 1);
-        let (&now, channel) = window.split_last()?;
-        if channel.len() < self.lookback {
-            return None;
-        }
-        let (high, low) = channel_bounds(channel);
+    fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision> {
+        let now = ctx.history.current()?;
+        let high = ctx.features.previous(0)?;
+        let low = ctx.features.previous(1)?;
         let width = high - low;
         let (side, distance, edge, render): (Side, f64, f64, RenderFn) =
             if now > high * (1.0 + self.min_breakout) {
@@ -154,16 +132,6 @@ mod tests {
         let d = run(&mut b, &["100", "102", "101", "96"])[3].unwrap();
         assert_eq!((d.side, d.confidence), (Side::Sell, 1.0));
         assert_eq!(b.required_history(), 4);
-    }
-
-    #[test]
-    fn channel_bounds_cover_every_lane_and_the_remainder() {
-        for n in 1..=11 {
-            let prices: Vec<f64> = (0..n).map(|i| f64::from((i * 7) % 11)).collect();
-            let high = prices.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let low = prices.iter().copied().fold(f64::INFINITY, f64::min);
-            assert_eq!(channel_bounds(&prices), (high, low), "n = {n}");
-        }
     }
 
     #[test]

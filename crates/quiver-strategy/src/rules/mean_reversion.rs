@@ -1,12 +1,11 @@
 use std::fmt;
 
 use quiver_core::decision::RenderFn;
-use quiver_core::{Decision, History, Metadata, Reasoning, Side, Tick};
+use quiver_core::{Decision, Metadata, Reasoning, Side, Tick};
 
 use super::{LOOKBACK_PERIODS, POSITION_SIZE};
-use crate::exact;
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
-use crate::{Strategy, StrategyKind};
+use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
 
 pub const PARAMS: &[ParamDef] = &[
     LOOKBACK_PERIODS,
@@ -27,19 +26,14 @@ pub const PARAMS: &[ParamDef] = &[
 /// correctly rounded like Python's `statistics`; `z = (price - mu) / sigma`.
 /// `z <= -z_entry` → BUY, `z >= z_entry` → SELL, confidence `min(1, |z| / 3)`.
 ///
-/// A plain `f64` pass screens out windows that are clearly inside the band;
-/// only candidates pay for the exact computation, whose result decides.
+/// `z` is the shared feature `zscore(lookback_periods)`, computed once per
+/// instrument per tick from exact rolling sums.
 #[derive(Debug, Clone)]
 pub struct MeanReversion {
     lookback: usize,
     z_entry: f64,
     quantity: u64,
 }
-
-/// Below this relative dispersion the fast screen cannot be trusted.
-const SCREEN_MIN_RELATIVE_SIGMA: f64 = 1e-7;
-/// The fast z may be off by far less than this relative margin.
-const SCREEN_MARGIN: f64 = 1e-6;
 
 impl MeanReversion {
     pub fn new(lookback: usize, z_entry: f64, quantity: u64) -> Self {
@@ -56,41 +50,6 @@ impl MeanReversion {
             p.float("z_entry"),
             p.quantity("position_size"),
         )
-    }
-
-    /// True when the window is certainly inside the band.
-    #[inline]
-    fn clearly_inside(&self, window: &[f64], now: f64) -> bool {
-        // One pass over values shifted by the first price (cancellation-safe
-        // enough for a screen; the exact route decides).
-        let n = window.len() as f64;
-        let origin = window[0];
-        // Four independent partial sums: the add latency, not the arithmetic,
-        // bounds a single-accumulator loop.
-        let (mut sum, mut sum_sq) = ([0.0; 4], [0.0; 4]);
-        let mut chunks = window.chunks_exact(4);
-        for chunk in &mut chunks {
-            for lane in 0..4 {
-                let d = chunk[lane] - origin;
-                sum[lane] += d;
-                sum_sq[lane] += d * d;
-            }
-        }
-        for &x in chunks.remainder() {
-            let d = x - origin;
-            sum[0] += d;
-            sum_sq[0] += d * d;
-        }
-        let sum = (sum[0] + sum[1]) + (sum[2] + sum[3]);
-        let sum_sq = (sum_sq[0] + sum_sq[1]) + (sum_sq[2] + sum_sq[3]);
-        let mean_dev = sum / n;
-        let mu = origin + mean_dev;
-        let sigma = (sum_sq / n - mean_dev * mean_dev).max(0.0).sqrt();
-        // NaN-safe: a NaN sigma is not "clearly" anything.
-        if sigma.is_nan() || sigma < SCREEN_MIN_RELATIVE_SIGMA * mu.abs() {
-            return false;
-        }
-        ((now - mu) / sigma).abs() < self.z_entry * (1.0 - SCREEN_MARGIN)
     }
 }
 
@@ -115,19 +74,13 @@ impl Strategy for MeanReversion {
         self.lookback
     }
 
+    fn features(&self) -> Vec<FeatureSpec> {
+        vec![FeatureSpec::ZScore(self.lookback as u32)]
+    }
+
     #[inline]
-    fn on_tick(&mut self, tick: &Tick, history: History<'_>) -> Option<Decision> {
-        if history.len() < self.lookback {
-            return None;
-        }
-        let window = history.last_prices(self.lookback);
-        let now = history.current()?;
-        if self.clearly_inside(window, now) {
-            return None;
-        }
-        let (mu, sigma) = exact::mean_and_pstdev(window);
-        let sigma = if sigma == 0.0 { 1e-9 } else { sigma };
-        let z = (now - mu) / sigma;
+    fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision> {
+        let z = ctx.features.get(0)?;
         let (side, render): (Side, RenderFn) = if z <= -self.z_entry {
             (Side::Buy, render_below)
         } else if z >= self.z_entry {

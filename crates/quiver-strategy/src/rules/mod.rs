@@ -29,26 +29,39 @@ pub(crate) const LOOKBACK_PERIODS: ParamDef = ParamDef {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use quiver_core::{Decision, History, Price, Tick};
+    use quiver_core::{Decision, HistoryRing, Price, Tick};
+    use quiver_features::InstrumentFeatures;
 
-    use crate::Strategy;
+    use crate::{Strategy, TickContext};
 
-    /// Feeds `prices` through `strategy` as the engine would (append, then call
-    /// once the window is warm) and returns the decision on every tick.
+    /// Feeds `prices` through `strategy` as the engine would (append, update
+    /// the features, then call once the window is warm) and returns the
+    /// decision on every tick.
     pub fn run(strategy: &mut dyn Strategy, prices: &[&str]) -> Vec<Option<Decision>> {
-        let exact: Vec<Price> = prices.iter().map(|p| Price::parse(p).unwrap()).collect();
-        let floats: Vec<f64> = exact.iter().map(|p| p.to_f64()).collect();
-        let units: Vec<i64> = exact.iter().map(|p| p.units()).collect();
-        let volumes = vec![1.0; prices.len()];
+        let specs = strategy.features();
+        let mut features = InstrumentFeatures::new(specs.iter().copied());
+        let slots: Vec<u32> = specs
+            .iter()
+            .map(|s| features.slot(*s).unwrap() as u32)
+            .collect();
         let need = strategy.required_history();
-        (0..prices.len())
-            .map(|i| {
+        let mut ring = HistoryRing::new(need.max(features.ring_needed()));
+        prices
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let price = Price::parse(text).unwrap();
+                ring.push(price, 1);
+                features.update(ring.view());
                 if i + 1 < need {
                     return None;
                 }
-                let tick = Tick::trade(i as i64, 1, Price::parse(prices[i]).unwrap(), 1);
-                let history = History::from_slices(&floats[..=i], &units[..=i], &volumes[..=i]);
-                strategy.on_tick(&tick, history)
+                let tick = Tick::trade(i as i64, 1, price, 1);
+                let ctx = TickContext {
+                    history: ring.view(),
+                    features: features.view(&slots),
+                };
+                strategy.on_tick(&tick, ctx)
             })
             .collect()
     }

@@ -1,11 +1,11 @@
 use std::fmt;
 
 use quiver_core::decision::RenderFn;
-use quiver_core::{Decision, History, Metadata, Reasoning, Side, Tick};
+use quiver_core::{Decision, Metadata, Reasoning, Side, Tick};
 
 use super::{LOOKBACK_PERIODS, POSITION_SIZE};
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
-use crate::{Strategy, StrategyKind};
+use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
 
 pub const PARAMS: &[ParamDef] = &[
     LOOKBACK_PERIODS,
@@ -23,8 +23,9 @@ pub const PARAMS: &[ParamDef] = &[
 /// With `start = history[-lookback_periods]` (the oldest price of the window,
 /// which ends with the current tick) and `now` the current price, in `f64`:
 /// `change = (now - start) / start`; `change > threshold` → BUY,
-/// `change < -threshold` → SELL, confidence `min(1, |change| · 5)`; no signal
-/// when `start <= 0`. Needs `lookback_periods` ticks.
+/// `change < -threshold` → SELL, confidence `min(1, |change| · 5)`. Needs
+/// `lookback_periods` ticks. `change` is the shared feature
+/// `returns(lookback_periods − 1)`, which computes exactly that expression.
 #[derive(Debug, Clone)]
 pub struct Momentum {
     lookback: usize,
@@ -71,14 +72,15 @@ impl Strategy for Momentum {
         self.lookback
     }
 
+    fn features(&self) -> Vec<FeatureSpec> {
+        vec![FeatureSpec::Returns(self.lookback.saturating_sub(1) as u32)]
+    }
+
     #[inline]
-    fn on_tick(&mut self, tick: &Tick, history: History<'_>) -> Option<Decision> {
-        let start = history.back(self.lookback)?;
-        let now = history.current()?;
-        if start <= 0.0 {
-            return None;
-        }
-        let change = (now - start) / start;
+    fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision> {
+        // Ticks are validated positive, so `change` is finite; NaN would fail
+        // both comparisons below anyway.
+        let change = ctx.features.get(0)?;
         let (side, render): (Side, RenderFn) = if change > self.threshold {
             (Side::Buy, render_up)
         } else if change < -self.threshold {

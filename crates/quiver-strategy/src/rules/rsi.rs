@@ -1,11 +1,11 @@
 use std::fmt;
 
 use quiver_core::decision::RenderFn;
-use quiver_core::{Decision, History, Metadata, Reasoning, Side, Tick};
+use quiver_core::{Decision, Metadata, Reasoning, Side, Tick};
 
 use super::POSITION_SIZE;
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
-use crate::{Strategy, StrategyKind};
+use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
 
 pub const PARAMS: &[ParamDef] = &[
     ParamDef {
@@ -37,9 +37,9 @@ pub const PARAMS: &[ParamDef] = &[
 /// `G` = sum of the gains, `L` = sum of the losses (as positive numbers), both
 /// exact on the decimal prices (the averages' common `1/period` cancels);
 /// `RSI = 100 − 100 / (1 + G/L)` in `f64` from the exact sums, with `RSI = 100`
-/// when `L = 0 < G` and `RSI = 50` on a flat window. Exact sums make the value
-/// independent of summation order, so a rolling implementation gives the same
-/// bits.
+/// when `L = 0 < G` and `RSI = 50` on a flat window. It is the shared feature
+/// `rsi_simple(period)`, whose exact rolling sums give the same bits as
+/// [`rsi_simple`] on the window.
 /// `RSI < oversold` → BUY with confidence `0.5 + 0.5 · (oversold − RSI) / oversold`;
 /// `RSI > overbought` → SELL with confidence
 /// `0.5 + 0.5 · (RSI − overbought) / (100 − overbought)`.
@@ -87,13 +87,7 @@ pub fn rsi_simple(window: &[i64]) -> f64 {
     rsi_from_sums(losses + net, losses)
 }
 
-/// RSI from the exact sums of gains and losses (same units, any scale).
-pub fn rsi_from_sums(gains: i128, losses: i128) -> f64 {
-    if losses == 0 {
-        return if gains > 0 { 100.0 } else { 50.0 };
-    }
-    100.0 - 100.0 / (1.0 + gains as f64 / losses as f64)
-}
+pub use quiver_features::rsi_from_sums;
 
 fn render_oversold(f: &mut fmt::Formatter<'_>, [rsi, level]: [f64; 2]) -> fmt::Result {
     write!(f, "RSI {rsi:.1} below oversold {level}")
@@ -116,12 +110,13 @@ impl Strategy for Rsi {
         self.period + 1
     }
 
+    fn features(&self) -> Vec<FeatureSpec> {
+        vec![FeatureSpec::RsiSimple(self.period as u32)]
+    }
+
     #[inline]
-    fn on_tick(&mut self, tick: &Tick, history: History<'_>) -> Option<Decision> {
-        if history.len() < self.period + 1 {
-            return None;
-        }
-        let rsi = rsi_simple(history.last_units(self.period + 1));
+    fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision> {
+        let rsi = ctx.features.get(0)?;
         let (side, confidence, render, level): (Side, f64, RenderFn, f64) = if rsi < self.oversold {
             let conf = 0.5 + 0.5 * (self.oversold - rsi) / self.oversold;
             (Side::Buy, conf, render_oversold, self.oversold)

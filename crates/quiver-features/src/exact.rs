@@ -69,6 +69,7 @@ struct Fixed {
     sum_dev: u128,
 }
 
+/// `x = mantissa · 2^exp` with an integer mantissa (sign carried by it).
 fn decompose(x: f64) -> (i64, i32) {
     let bits = x.to_bits();
     let exp_bits = ((bits >> 52) & 0x7ff) as i32;
@@ -184,32 +185,112 @@ fn positive_window(xs: &[f64]) -> Option<(f64, f64)> {
     if max >= min * MAX_FAST_RATIO {
         return None;
     }
-    // Every value is an integer multiple of the least significant bit of the
-    // minimum; multiplying by that power of two is exact, and so is the cast.
-    let (min_mantissa, exp) = decompose(min);
-    let to_units = pow2(-exp)?;
-    let base = min_mantissa as u64;
-    let mut sum_dev: u128 = 0;
-    let mut sum_sq_dev: u128 = 0;
+    let mut sums = ExactSums::anchored_at(min)?;
     for &x in xs {
-        // `as i64` is one instruction plus a check; `as u64` needs more.
-        let dev = ((x * to_units) as i64 - base as i64) as u64;
-        sum_dev += u128::from(dev);
-        sum_sq_dev += u128::from(dev) * u128::from(dev);
+        sums.add(x)?;
     }
-    let min_int = base;
-    let n = n as u64;
-    let total = u128::from(n) * u128::from(min_int) + sum_dev;
-    let mean = verified_ratio(total, n, exp)?;
-    let spread = u128::from(n)
-        .checked_mul(sum_sq_dev)?
-        .checked_sub(sum_dev.checked_mul(sum_dev)?)?;
-    let sigma = if spread == 0 {
-        0.0
-    } else {
-        verified_sqrt_ratio(spread, n, exp)?
-    };
-    Some((mean, sigma))
+    sums.mean_and_pstdev()
+}
+
+/// Exact running sums of a window of positive doubles, for O(1) rolling
+/// updates: every value is an integer multiple of `2^exp`, kept as its
+/// deviation from an anchor, so adding and removing values is exact and the
+/// window's mean and population std-dev can be rounded exactly at any time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExactSums {
+    n: u64,
+    exp: i32,
+    anchor: i64,
+    sum_dev: i128,
+    sum_sq_dev: u128,
+}
+
+/// Values must stay below this many units of `2^exp` (so deviations fit in
+/// 63 bits and squares in 126).
+const MAX_UNITS: f64 = 4_611_686_018_427_387_904.0; // 2^62
+
+impl ExactSums {
+    /// Empty sums whose unit is the least significant bit of `anchor`, which
+    /// must be a positive normal double. Values with a smaller exponent than
+    /// `anchor` cannot be added (see [`ExactSums::add`]).
+    pub fn anchored_at(anchor: f64) -> Option<ExactSums> {
+        if !(f64::MIN_POSITIVE..=f64::MAX).contains(&anchor) {
+            return None;
+        }
+        let (mantissa, exp) = decompose(anchor);
+        Some(ExactSums {
+            n: 0,
+            exp,
+            anchor: mantissa,
+            sum_dev: 0,
+            sum_sq_dev: 0,
+        })
+    }
+
+    /// `x` in units of `2^exp`, when that is exact and in range.
+    #[inline]
+    fn units(&self, x: f64) -> Option<i64> {
+        let scaled = x * pow2(-self.exp)?;
+        // In range and integral: a smaller exponent than `exp` leaves a fraction.
+        if !(0.0..MAX_UNITS).contains(&scaled) || scaled.fract() != 0.0 {
+            return None;
+        }
+        Some(scaled as i64)
+    }
+
+    /// Adds `x`; `None` (sums unchanged) if it cannot be held exactly.
+    #[inline]
+    pub fn add(&mut self, x: f64) -> Option<()> {
+        let dev = i128::from(self.units(x)? - self.anchor);
+        let sq = u128::try_from(dev * dev).ok()?;
+        self.sum_sq_dev = self.sum_sq_dev.checked_add(sq)?;
+        self.sum_dev += dev;
+        self.n += 1;
+        Some(())
+    }
+
+    /// Removes `x`, which must have been added; `None` if it is not representable.
+    #[inline]
+    pub fn remove(&mut self, x: f64) -> Option<()> {
+        let dev = i128::from(self.units(x)? - self.anchor);
+        let sq = u128::try_from(dev * dev).ok()?;
+        self.sum_sq_dev = self.sum_sq_dev.checked_sub(sq)?;
+        self.sum_dev -= dev;
+        self.n = self.n.checked_sub(1)?;
+        Some(())
+    }
+
+    pub fn len(&self) -> u64 {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Correctly rounded `(mean, pstdev)` of the values held, or `None` when the
+    /// fast verification cannot decide (the caller then uses [`mean`]/[`pstdev`]).
+    pub fn mean_and_pstdev(&self) -> Option<(f64, f64)> {
+        if self.n == 0 || self.n > MAX_EXACT_LEN as u64 {
+            return None;
+        }
+        let n = u128::from(self.n);
+        let total = i128::try_from(n)
+            .ok()?
+            .checked_mul(i128::from(self.anchor))?
+            .checked_add(self.sum_dev)?;
+        let mean = verified_ratio(u128::try_from(total).ok()?, self.n, self.exp)?;
+        let sum_dev = self.sum_dev.unsigned_abs();
+        let spread = n
+            .checked_mul(self.sum_sq_dev)?
+            .checked_sub(sum_dev.checked_mul(sum_dev)?)?;
+        let sigma = if spread == 0 {
+            0.0
+        } else {
+            verified_sqrt_ratio(spread, self.n, self.exp)?
+        };
+        Some((mean, sigma))
+    }
 }
 
 /// `2^exp` for a normal-range exponent.

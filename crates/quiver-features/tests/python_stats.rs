@@ -1,7 +1,7 @@
 //! `exact::mean` / `exact::pstdev` against CPython's `statistics` module on
 //! 3,000 committed windows (scripts/gen_stats_fixture.py).
 
-use quiver_strategy::exact;
+use quiver_features::exact;
 
 #[test]
 fn mean_and_pstdev_equal_python_bit_for_bit() {

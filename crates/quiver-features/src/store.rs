@@ -1,0 +1,148 @@
+//! The features of one instrument, and the read-only view strategies get.
+
+use quiver_core::History;
+
+use crate::spec::FeatureSpec;
+use crate::state::FeatureState;
+
+/// Every distinct feature followed on one instrument, updated once per tick.
+#[derive(Debug, Clone, Default)]
+pub struct InstrumentFeatures {
+    specs: Vec<FeatureSpec>,
+    states: Vec<FeatureState>,
+    values: Vec<Option<f64>>,
+    previous: Vec<Option<f64>>,
+}
+
+impl InstrumentFeatures {
+    /// One state per distinct spec, in first-seen order.
+    pub fn new(specs: impl IntoIterator<Item = FeatureSpec>) -> Self {
+        let mut features = InstrumentFeatures::default();
+        for spec in specs {
+            features.slot_or_insert(spec);
+        }
+        features
+    }
+
+    /// The slot of `spec`, adding it if new.
+    pub fn slot_or_insert(&mut self, spec: FeatureSpec) -> usize {
+        if let Some(slot) = self.slot(spec) {
+            return slot;
+        }
+        self.specs.push(spec);
+        self.states.push(FeatureState::new(spec));
+        self.values.push(None);
+        self.previous.push(None);
+        self.specs.len() - 1
+    }
+
+    pub fn slot(&self, spec: FeatureSpec) -> Option<usize> {
+        self.specs.iter().position(|s| *s == spec)
+    }
+
+    /// Updates every feature with the tick `history` now ends with.
+    #[inline]
+    pub fn update(&mut self, history: History<'_>) {
+        for ((state, value), previous) in self
+            .states
+            .iter_mut()
+            .zip(&mut self.values)
+            .zip(&mut self.previous)
+        {
+            *previous = *value;
+            *value = state.update(history);
+        }
+    }
+
+    pub fn specs(&self) -> &[FeatureSpec] {
+        &self.specs
+    }
+
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    /// Current values, by slot (`None` while warming up).
+    pub fn values(&self) -> &[Option<f64>] {
+        &self.values
+    }
+
+    /// The ring capacity these features need.
+    pub fn ring_needed(&self) -> usize {
+        self.specs
+            .iter()
+            .map(|s| s.ring_needed())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A view reading `slots` (a strategy's declared features, in its order).
+    pub fn view<'a>(&'a self, slots: &'a [u32]) -> FeatureView<'a> {
+        FeatureView {
+            values: &self.values,
+            previous: &self.previous,
+            slots,
+        }
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.specs.capacity() * std::mem::size_of::<FeatureSpec>()
+            + self.states.capacity() * std::mem::size_of::<FeatureState>()
+            + (self.values.capacity() + self.previous.capacity())
+                * std::mem::size_of::<Option<f64>>()
+            + self
+                .states
+                .iter()
+                .map(FeatureState::heap_bytes)
+                .sum::<usize>()
+    }
+}
+
+/// A strategy's read-only window onto the shared features of one instrument.
+///
+/// Index `i` is the `i`-th feature the strategy declared. Values are this
+/// tick's; `previous` gives the value before this tick's update.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FeatureView<'a> {
+    values: &'a [Option<f64>],
+    previous: &'a [Option<f64>],
+    slots: &'a [u32],
+}
+
+impl<'a> FeatureView<'a> {
+    /// The `i`-th declared feature now; `None` while warming up (never 0).
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<f64> {
+        self.values[*self.slots.get(i)? as usize]
+    }
+
+    /// The `i`-th declared feature as of the previous tick.
+    #[inline]
+    pub fn previous(&self, i: usize) -> Option<f64> {
+        self.previous[*self.slots.get(i)? as usize]
+    }
+
+    /// Number of declared features visible.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The declared features `start..start + len` as their own view (a
+    /// hybrid hands each part its own features this way).
+    pub fn sub(&self, start: usize, len: usize) -> FeatureView<'a> {
+        let end = (start + len).min(self.slots.len());
+        FeatureView {
+            slots: &self.slots[start.min(end)..end],
+            ..*self
+        }
+    }
+}
