@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod features_cmd;
 mod pipeline;
 mod summary;
 
@@ -64,6 +65,18 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print one instrument's feature values tick by tick as CSV: seq,ts_ns,price,<spec>...
+    Features {
+        /// Tick file: .csv or .jsonl.
+        #[arg(long)]
+        ticks: PathBuf,
+        /// Instrument token.
+        #[arg(long)]
+        instrument: u64,
+        /// Feature spec, e.g. sma(20), rsi(14), zscore(20); repeat for several.
+        #[arg(long = "spec", required = true)]
+        specs: Vec<String>,
+    },
     /// Check a strategies file: print every error, or a one-line summary of what would run.
     Validate {
         #[arg(long)]
@@ -91,9 +104,16 @@ fn main() -> ExitCode {
             out,
         } => gen(instruments, ticks, seed, &out),
         Command::Validate { config } => validate(&config),
+        Command::Features {
+            ticks,
+            instrument,
+            specs,
+        } => features_cmd::run(&ticks, instrument, &specs),
     };
     match result {
         Ok(code) => code,
+        // A closed pipe (`quiver features ... | head`) is the reader's choice.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
@@ -124,6 +144,14 @@ fn validate(config: &std::path::Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_INVALID_INPUT))
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_logging() {
