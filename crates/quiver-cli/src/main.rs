@@ -4,6 +4,8 @@ mod bench;
 mod demo;
 mod features_cmd;
 mod pipeline;
+mod publish;
+mod run;
 mod summary;
 
 use std::path::PathBuf;
@@ -77,6 +79,11 @@ enum Command {
         #[arg(long = "spec", required = true)]
         specs: Vec<String>,
     },
+    /// Run the live service: ticks from a source (synthetic, a paced replay, Redis Streams)
+    /// through the strategies to a sink, with /metrics, /health, /ready and /strategies.
+    Run(run::RunArgs),
+    /// Push a tick file into the Redis tick streams (seq = the tick's index in the file).
+    Publish(publish::PublishArgs),
     /// Check a strategies file: print every error, or a one-line summary of what would run.
     Validate {
         #[arg(long)]
@@ -104,6 +111,8 @@ fn main() -> ExitCode {
             out,
         } => gen(instruments, ticks, seed, &out),
         Command::Validate { config } => validate(&config),
+        Command::Run(args) => run::run(&args),
+        Command::Publish(args) => publish::run(&args),
         Command::Features {
             ticks,
             instrument,

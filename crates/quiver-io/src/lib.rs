@@ -9,7 +9,15 @@
 //! Bad input is data, not a crash: a malformed row is a [`RowError`] the
 //! caller may stop on or count in a [`SkipReport`], and prices are parsed
 //! exactly from their text, never through `f64`.
+//!
+//! With the `live` feature, [`live`] adds the async source and sink traits of
+//! the live service with a file replay source, a synthetic generator and a
+//! JSONL sink; with `redis`, [`redis`] adds the Redis Streams adapters.
 
+#[cfg(feature = "live")]
+pub mod live;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod signal;
 pub mod signal_id;
 mod tick_error;

@@ -1,0 +1,220 @@
+//! `quiver run`: the live service.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use quiver_io::live::{JsonlSink, ReplaySource, SignalSink, Stop, SyntheticSource, TickSource};
+use quiver_io::redis::{RedisSignalSink, RedisTickSource};
+use quiver_runtime::{RunReport, Service, Settings, SinkKind, SourceKind};
+
+use crate::EXIT_INVALID_INPUT;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Strategies file (YAML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Service settings (.yaml, .yml or .toml); environment variables
+    /// (QUIVER__*, STRATEGY__*) override it, and these flags override both.
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// Tick source: synthetic, replay:FILE or redis.
+    #[arg(long)]
+    source: Option<String>,
+    /// Replay speed: a multiple of the file's own pace (0 = unpaced).
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Synthetic ticks per second (0 = unpaced).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Signal sink: stdout, jsonl:FILE or redis.
+    #[arg(long)]
+    sink: Option<String>,
+    /// Redis URL.
+    #[arg(long)]
+    redis: Option<String>,
+    /// HTTP address for /metrics, /health, /ready, /strategies ("off" disables).
+    #[arg(long)]
+    http: Option<String>,
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let mut settings = match Settings::load(args.settings.as_deref(), std::env::vars()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
+        }
+    };
+    let q = &mut settings.quiver;
+    if let Some(source) = &args.source {
+        q.source = source.clone();
+    }
+    if let Some(speed) = args.speed {
+        q.replay.speed = speed;
+    }
+    if let Some(rate) = args.rate {
+        q.synthetic.rate = rate;
+    }
+    if let Some(sink) = &args.sink {
+        q.sink = sink.clone();
+    }
+    if let Some(url) = &args.redis {
+        q.redis_url = url.clone();
+    }
+    if let Some(http) = &args.http {
+        q.http_addr = http.clone();
+    }
+    if let Err(err) = settings.validate() {
+        eprintln!("error: {err}");
+        return Ok(ExitCode::from(EXIT_INVALID_INPUT));
+    }
+    let config = match quiver_config::load_config(&args.config) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{err}");
+            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
+        }
+    };
+    eprintln!("quiver run: {}", config.summary());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("quiver-io")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(settings, &config))
+}
+
+async fn serve(settings: Settings, config: &quiver_config::Config) -> anyhow::Result<ExitCode> {
+    let service = Service::new(config, settings.clone()).context("starting the service")?;
+    let telemetry = service.telemetry();
+    let (stop_switch, stop) = Stop::new();
+    let stop_switch = std::sync::Arc::new(stop_switch);
+    tokio::spawn(forward_signals(std::sync::Arc::clone(&stop_switch)));
+
+    let (http_done, http_done_rx) = tokio::sync::oneshot::channel::<()>();
+    let http = match settings.http_addr().map_err(anyhow::Error::msg)? {
+        Some(addr) => {
+            let (bound, task) = quiver_telemetry::http::serve(addr, telemetry, async {
+                let _ = http_done_rx.await;
+            })
+            .await
+            .with_context(|| format!("binding the HTTP endpoints to {addr}"))?;
+            eprintln!("quiver run: http on http://{bound} (/metrics /health /ready /strategies)");
+            Some(task)
+        }
+        None => None,
+    };
+
+    let result = match settings.source_kind().map_err(anyhow::Error::msg)? {
+        SourceKind::Synthetic => {
+            let s = &settings.quiver.synthetic;
+            with_sink(
+                service,
+                SyntheticSource::new(s.instruments, s.seed, s.rate),
+                &settings,
+                stop,
+            )
+            .await
+        }
+        SourceKind::Replay(path) => {
+            let reader = match quiver_io::open_ticks(&path) {
+                Ok(reader) => reader,
+                Err(err) => {
+                    eprintln!("{err}");
+                    return Ok(ExitCode::from(EXIT_INVALID_INPUT));
+                }
+            };
+            let source = ReplaySource::new(reader, settings.quiver.replay.speed);
+            with_sink(service, source, &settings, stop).await
+        }
+        SourceKind::Redis => {
+            let source = RedisTickSource::connect(settings.redis_source_config())
+                .await
+                .context("connecting the redis tick source")?;
+            with_sink(service, source, &settings, stop).await
+        }
+    };
+    let _ = http_done.send(());
+    if let Some(task) = http {
+        let _ = task.await;
+    }
+    let report = result?;
+    eprintln!(
+        "quiver run: stopped: {} ticks dispatched ({} preloaded, {} outside the session), {} signals published, {} duplicates suppressed, {} dead-lettered",
+        report.ticks,
+        report.preloaded,
+        report.outside_session,
+        report.signals_published,
+        report.duplicates,
+        report.dead_lettered
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn with_sink<S: TickSource>(
+    service: Service,
+    source: S,
+    settings: &Settings,
+    stop: Stop,
+) -> anyhow::Result<RunReport> {
+    match settings.sink_kind().map_err(anyhow::Error::msg)? {
+        SinkKind::Stdout => go(service, source, JsonlSink::stdout(), stop).await,
+        SinkKind::Jsonl(path) => {
+            let file = create(&path)?;
+            go(
+                service,
+                source,
+                JsonlSink::new(path.display().to_string(), file),
+                stop,
+            )
+            .await
+        }
+        SinkKind::Redis => {
+            let sink = RedisSignalSink::connect(settings.redis_sink_config())
+                .await
+                .context("connecting the redis signal sink")?;
+            go(service, source, sink, stop).await
+        }
+    }
+}
+
+async fn go<S: TickSource, K: SignalSink>(
+    service: Service,
+    source: S,
+    sink: K,
+    stop: Stop,
+) -> anyhow::Result<RunReport> {
+    Ok(service.run(source, sink, stop).await?)
+}
+
+fn create(path: &Path) -> anyhow::Result<Box<dyn std::io::Write + Send>> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    Ok(Box::new(file))
+}
+
+/// SIGTERM or SIGINT: stop reading, drain, exit 0. A second one exits at once.
+async fn forward_signals(stop: std::sync::Arc<tokio::sync::watch::Sender<bool>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; SIGTERM will not drain");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => eprintln!("quiver run: SIGTERM: draining"),
+        _ = int.recv() => eprintln!("quiver run: SIGINT: draining"),
+    }
+    let _ = stop.send(true);
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("quiver run: second signal: exiting without draining (pending ticks are processed again on the next start)");
+    std::process::exit(130);
+}

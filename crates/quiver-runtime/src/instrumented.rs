@@ -1,0 +1,108 @@
+//! A strategy wrapper that adds what the runtime needs around each call
+//! without touching the engine: timing, a tracing span, and the service's
+//! warm-up floor.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use quiver_core::{Decision, InstrumentToken, Tick};
+use quiver_strategy::{FeatureSpec, Strategy, StrategyKind, TickContext};
+use quiver_telemetry::Histogram;
+
+/// Wraps one configured strategy.
+///
+/// The engine calls it exactly as it would call the strategy: name, kind,
+/// declared features, instruments and decisions are the inner strategy's
+/// (every method of [`Strategy`] must be forwarded here). Only
+/// `required_history` may differ, raised to `STRATEGY__WARMUP_TICKS` when
+/// that is larger (the engine then gates and sizes history by it).
+pub struct Instrumented {
+    inner: Box<dyn Strategy>,
+    id: Arc<str>,
+    kind: &'static str,
+    required: usize,
+    timing: Option<Timing>,
+}
+
+struct Timing {
+    /// Time one call in `every`.
+    every: u32,
+    countdown: u32,
+    by_type: Histogram,
+    own: Histogram,
+}
+
+impl Instrumented {
+    /// `timing`: (one in `every` calls, the type's histogram, the strategy's).
+    pub fn new(
+        inner: Box<dyn Strategy>,
+        id: &str,
+        warmup_ticks: usize,
+        timing: Option<(u32, Histogram, Histogram)>,
+    ) -> Self {
+        Instrumented {
+            required: inner.required_history().max(warmup_ticks),
+            kind: inner.kind().as_str(),
+            inner,
+            id: Arc::from(id),
+            timing: timing.and_then(|(every, by_type, own)| {
+                (every > 0).then_some(Timing {
+                    every,
+                    countdown: 0,
+                    by_type,
+                    own,
+                })
+            }),
+        }
+    }
+}
+
+impl Strategy for Instrumented {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn kind(&self) -> StrategyKind {
+        self.inner.kind()
+    }
+
+    fn required_history(&self) -> usize {
+        self.required
+    }
+
+    fn features(&self) -> Vec<FeatureSpec> {
+        self.inner.features()
+    }
+
+    fn supports_instrument(&self, token: InstrumentToken) -> bool {
+        self.inner.supports_instrument(token)
+    }
+
+    #[inline]
+    fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision> {
+        // A child of the runtime's per-tick span; free unless debug tracing is on.
+        let _span = tracing::debug_span!(
+            "strategy",
+            strategy = &*self.id,
+            instrument = tick.instrument,
+            kind = self.kind
+        )
+        .entered();
+        match &mut self.timing {
+            Some(t) if t.countdown == 0 => {
+                t.countdown = t.every - 1;
+                let started = Instant::now();
+                let decision = self.inner.on_tick(tick, ctx);
+                let ns = started.elapsed().as_nanos() as u64;
+                t.by_type.observe_ns(ns);
+                t.own.observe_ns(ns);
+                decision
+            }
+            Some(t) => {
+                t.countdown -= 1;
+                self.inner.on_tick(tick, ctx)
+            }
+            None => self.inner.on_tick(tick, ctx),
+        }
+    }
+}

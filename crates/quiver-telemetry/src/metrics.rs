@@ -1,0 +1,323 @@
+//! The service's metrics: names (the seeds'), and every series registered
+//! once at start-up with its handle kept, so the tick path never builds a
+//! label.
+
+use quiver_strategy::{DropReason, StrategyKind};
+
+use crate::registry::{
+    Counter, Gauge, Histogram, Registry, RegistryError, EVALUATION_BOUNDS_NS, LATENCY_BOUNDS_NS,
+};
+
+/// Metric names, in one place (seed 000/001/002 names where they exist).
+pub mod names {
+    pub const TICKS_PROCESSED: &str = "market_tick_processed_total";
+    pub const TICK_LATENCY: &str = "market_tick_process_latency_ms";
+    pub const TICKS_OUTSIDE_SESSION: &str = "market_tick_outside_session_total";
+    pub const TICKS_UNROUTED: &str = "market_tick_unrouted_total";
+    pub const TICKS_REJECTED: &str = "market_tick_rejected_total";
+    pub const SOURCE_LAG: &str = "market_tick_source_lag";
+    pub const PENDING_ENTRIES: &str = "market_tick_pending_entries";
+    pub const QUEUE_DEPTH: &str = "runtime_queue_depth";
+    pub const QUEUE_CAPACITY: &str = "runtime_queue_capacity";
+    pub const SIGNALS: &str = "signals_total";
+    pub const SIGNALS_PUBLISHED: &str = "signals_published_total";
+    pub const SIGNALS_DUPLICATE: &str = "signals_duplicate_total";
+    pub const SIGNALS_DROPPED: &str = "signals_dropped_total";
+    pub const STRATEGY_ERRORS: &str = "strategy_errors_total";
+    pub const STRATEGY_PROCESSING: &str = "strategy_processing_duration_ms";
+    pub const STRATEGY_STATE: &str = "strategy_state";
+    pub const FEATURE_CACHE_HIT_RATIO: &str = "feature_cache_hit_ratio";
+    pub const HISTORY_RING_UTILIZATION: &str = "history_ring_utilization";
+}
+
+/// Signal drop reasons beyond the validator's ([`DropReason`]).
+pub mod drop_reasons {
+    /// The tick arrived outside the trading session and the strategy did not
+    /// opt in to such ticks.
+    pub const OUTSIDE_SESSION: &str = "outside_session";
+    /// The sink refused the signal; it went to the dead-letter stream.
+    pub const PUBLISH_FAILED: &str = "publish_failed";
+}
+
+/// Categories of ticks that could not be processed (dead-lettered).
+pub const TICK_REJECT_CATEGORIES: [&str; 2] = ["malformed_tick", "deleted_entry"];
+
+/// Lifecycle states exported by `strategy_state` (one series per state, 1 for
+/// the current one).
+pub const STATES: [&str; 3] = ["warmup", "active", "quarantined"];
+
+/// One strategy as the metrics see it.
+#[derive(Clone, Debug)]
+pub struct StrategyDesc {
+    pub id: String,
+    /// The strategy's type name (`momentum`, `hybrid:momentum+rsi`).
+    pub type_name: String,
+    pub kind: StrategyKind,
+}
+
+/// What there is to label: fixed for the life of the process.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub strategies: Vec<StrategyDesc>,
+    pub brokers: Vec<String>,
+    /// Followed instruments, in the engine's index order.
+    pub instruments: Vec<u64>,
+}
+
+/// Handles of every series.
+#[derive(Debug)]
+pub struct ServiceMetrics {
+    pub ticks_processed: Counter,
+    /// Tick arrival → all its signals published.
+    pub tick_latency: Histogram,
+    pub ticks_outside_session: Counter,
+    pub ticks_unrouted: Counter,
+    /// Per [`TICK_REJECT_CATEGORIES`].
+    pub ticks_rejected: Vec<Counter>,
+    pub source_lag: Gauge,
+    pub pending_entries: Gauge,
+    pub queue_depth_engine: Gauge,
+    pub queue_depth_sink: Gauge,
+    pub queue_capacity: Gauge,
+    /// Per strategy: [BUY, SELL].
+    pub signals: Vec<[Counter; 2]>,
+    /// Per broker.
+    pub published: Vec<Counter>,
+    pub duplicates: Vec<Counter>,
+    /// Per [`DropReason::ALL`], then outside_session, then publish_failed.
+    pub dropped: Vec<Counter>,
+    /// Per strategy type (index in `type_names`): panics.
+    pub panics_by_type: Vec<Counter>,
+    /// Per strategy type: one evaluation's duration.
+    pub processing_by_type: Vec<Histogram>,
+    /// Per strategy: index of its type.
+    pub type_of: Vec<usize>,
+    pub type_names: Vec<String>,
+    /// Per strategy: one gauge per [`STATES`].
+    pub state: Vec<[Gauge; 3]>,
+    pub feature_cache_hit_ratio: Gauge,
+    /// Per followed instrument, in the engine's index order.
+    pub ring_utilization: Vec<Gauge>,
+}
+
+impl ServiceMetrics {
+    pub fn register(registry: &Registry, catalog: &Catalog) -> Result<Self, RegistryError> {
+        use names::*;
+        let mut type_names: Vec<String> = Vec::new();
+        let type_of = catalog
+            .strategies
+            .iter()
+            .map(
+                |s| match type_names.iter().position(|t| *t == s.type_name) {
+                    Some(i) => i,
+                    None => {
+                        type_names.push(s.type_name.clone());
+                        type_names.len() - 1
+                    }
+                },
+            )
+            .collect();
+        let ticks_processed =
+            registry.counter(TICKS_PROCESSED, "Ticks dispatched to the engine.", &[])?;
+        let tick_latency = registry.histogram(
+            TICK_LATENCY,
+            "Tick arrival at the runner to all of its signals published, in milliseconds.",
+            &[],
+            LATENCY_BOUNDS_NS,
+        )?;
+        let ticks_outside_session = registry.counter(
+            TICKS_OUTSIDE_SESSION,
+            "Ticks that arrived outside the trading session and were skipped.",
+            &[],
+        )?;
+        let ticks_unrouted = registry.counter(
+            TICKS_UNROUTED,
+            "Ticks of instruments no strategy follows.",
+            &[],
+        )?;
+        let ticks_rejected = TICK_REJECT_CATEGORIES
+            .iter()
+            .map(|reason| {
+                registry.counter(
+                    TICKS_REJECTED,
+                    "Source entries that could not be read as ticks, sent to the dead-letter stream.",
+                    &[("reason", reason)],
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let source_lag = registry.gauge(
+            SOURCE_LAG,
+            "Entries in the tick streams not yet delivered to this consumer group.",
+            &[],
+        )?;
+        let pending_entries = registry.gauge(
+            PENDING_ENTRIES,
+            "Tick entries delivered to the consumer group but not yet acknowledged.",
+            &[],
+        )?;
+        let depth = |stage| {
+            registry.gauge(
+                QUEUE_DEPTH,
+                "Batches waiting in the bounded queue in front of a stage.",
+                &[("stage", stage)],
+            )
+        };
+        let queue_depth_engine = depth("engine")?;
+        let queue_depth_sink = depth("sink")?;
+        let queue_capacity = registry.gauge(
+            QUEUE_CAPACITY,
+            "Capacity, in batches, of each queue between stages.",
+            &[],
+        )?;
+        let signals = catalog
+            .strategies
+            .iter()
+            .map(|s| -> Result<[Counter; 2], RegistryError> {
+                let side =
+                    |side| {
+                        registry.counter(
+                        SIGNALS,
+                        "Validated signals, per strategy, kind and side (before broker fan-out).",
+                        &[("strategy", &s.id), ("kind", s.kind.as_str()), ("side", side)],
+                    )
+                    };
+                Ok([side("BUY")?, side("SELL")?])
+            })
+            .collect::<Result<_, _>>()?;
+        let per_broker = |name, help| {
+            catalog
+                .brokers
+                .iter()
+                .map(|b| registry.counter(name, help, &[("broker", b)]))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let published = per_broker(
+            SIGNALS_PUBLISHED,
+            "Signal entries added to a broker's stream.",
+        )?;
+        let duplicates = per_broker(
+            SIGNALS_DUPLICATE,
+            "Signals not added again because they were already published (ticks processed again after a restart).",
+        )?;
+        let dropped = DropReason::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .chain([drop_reasons::OUTSIDE_SESSION, drop_reasons::PUBLISH_FAILED])
+            .map(|reason| {
+                registry.counter(
+                    SIGNALS_DROPPED,
+                    "Decisions or signals that were not published, by reason.",
+                    &[("reason", reason)],
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let panics_by_type = type_names
+            .iter()
+            .map(|t| {
+                registry.counter(
+                    STRATEGY_ERRORS,
+                    "Strategy failures contained by the engine, per strategy type and category.",
+                    &[("type", t), ("error_category", "panic")],
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let processing_by_type = type_names
+            .iter()
+            .map(|t| {
+                registry.histogram(
+                    STRATEGY_PROCESSING,
+                    "One strategy evaluation (one tick, one strategy), per strategy type, in milliseconds.",
+                    &[("type", t)],
+                    EVALUATION_BOUNDS_NS,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        let state = catalog
+            .strategies
+            .iter()
+            .map(|s| -> Result<[Gauge; 3], RegistryError> {
+                let g = |state| {
+                    registry.gauge(
+                        STRATEGY_STATE,
+                        "1 for the strategy's current lifecycle state, 0 for the others.",
+                        &[("strategy", &s.id), ("state", state)],
+                    )
+                };
+                Ok([g(STATES[0])?, g(STATES[1])?, g(STATES[2])?])
+            })
+            .collect::<Result<_, _>>()?;
+        let feature_cache_hit_ratio = registry.gauge(
+            FEATURE_CACHE_HIT_RATIO,
+            "Share of feature reads served from the shared feature store.",
+            &[],
+        )?;
+        let ring_utilization = catalog
+            .instruments
+            .iter()
+            .map(|token| {
+                registry.gauge(
+                    HISTORY_RING_UTILIZATION,
+                    "Fill of an instrument's shared history ring (held / capacity).",
+                    &[("instrument", &token.to_string())],
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ServiceMetrics {
+            ticks_processed,
+            tick_latency,
+            ticks_outside_session,
+            ticks_unrouted,
+            ticks_rejected,
+            source_lag,
+            pending_entries,
+            queue_depth_engine,
+            queue_depth_sink,
+            queue_capacity,
+            signals,
+            published,
+            duplicates,
+            dropped,
+            panics_by_type,
+            processing_by_type,
+            type_of,
+            type_names,
+            state,
+            feature_cache_hit_ratio,
+            ring_utilization,
+        })
+    }
+
+    /// The `signals_dropped_total` handle of a validator reason.
+    pub fn dropped_by(&self, reason: DropReason) -> &Counter {
+        let i = DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or_default();
+        &self.dropped[i]
+    }
+
+    pub fn dropped_outside_session(&self) -> &Counter {
+        &self.dropped[DropReason::ALL.len()]
+    }
+
+    pub fn dropped_publish_failed(&self) -> &Counter {
+        &self.dropped[DropReason::ALL.len() + 1]
+    }
+
+    /// The `market_tick_rejected_total` handle of a dead-letter category.
+    pub fn rejected(&self, category: &str) -> Option<&Counter> {
+        TICK_REJECT_CATEGORIES
+            .iter()
+            .position(|c| *c == category)
+            .map(|i| &self.ticks_rejected[i])
+    }
+
+    /// Sets `strategy_state` of strategy `s` to `state` (one of [`STATES`]).
+    pub fn set_state(&self, s: usize, state: &str) {
+        if let Some(gauges) = self.state.get(s) {
+            for (gauge, name) in gauges.iter().zip(STATES) {
+                gauge.set(if name == state { 1.0 } else { 0.0 });
+            }
+        }
+    }
+}
