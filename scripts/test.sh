@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, and every test of every crate.
-# Needs only the Rust toolchain; no server, no Python.
+# The live-service tests need a real redis-server and promtool: this installs
+# them with apt-get when missing (CI runs as root on a clean Debian machine),
+# starts a throwaway server on 127.0.0.1, and requires those tests to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+scripts/redis.sh install
+eval "$(scripts/redis.sh start)"
+trap 'scripts/redis.sh stop "$QUIVER_TEST_REDIS_DIR"' EXIT
+export QUIVER_REQUIRE_REDIS=1
 cargo test --workspace --locked
