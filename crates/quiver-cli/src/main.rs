@@ -1,6 +1,7 @@
 //! `quiver`: the command-line edge of the strategy runner.
 
 mod bench;
+mod bench_redis;
 mod demo;
 mod features_cmd;
 mod pipeline;
@@ -84,6 +85,9 @@ enum Command {
     Run(run::RunArgs),
     /// Push a tick file into the Redis tick streams (seq = the tick's index in the file).
     Publish(publish::PublishArgs),
+    /// The live service through a real Redis: ticks/s and tick XADD → signal latency at a
+    /// moderate rate and at saturation, next to Redis's own ceiling (100 strategies × 400 instruments).
+    BenchRedis(bench_redis::BenchRedisArgs),
     /// Check a strategies file: print every error, or a one-line summary of what would run.
     Validate {
         #[arg(long)]
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
         Command::Validate { config } => validate(&config),
         Command::Run(args) => run::run(&args),
         Command::Publish(args) => publish::run(&args),
+        Command::BenchRedis(args) => bench_redis::run(&args),
         Command::Features {
             ticks,
             instrument,

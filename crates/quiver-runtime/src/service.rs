@@ -83,11 +83,28 @@ impl Service {
         config: &quiver_config::Config,
         settings: Settings,
     ) -> Result<Service, RuntimeError> {
-        let rows: Vec<_> = config.enabled().collect();
-        let built: Vec<_> = rows.iter().map(|row| row.spec.build()).collect();
+        let entries = config
+            .enabled()
+            .map(|row| StrategyEntry {
+                id: row.id.clone(),
+                strategy: row.spec.build(),
+                instruments: row.instruments.clone(),
+                brokers: row.brokers.clone(),
+                validator: row.validator,
+            })
+            .collect();
+        Service::from_entries(entries, settings)
+    }
+
+    /// As [`Service::new`], from strategies already built (benchmarks, tests).
+    pub fn from_entries(
+        rows: Vec<StrategyEntry>,
+        settings: Settings,
+    ) -> Result<Service, RuntimeError> {
         let limit = settings.strategy.history_store_size;
-        for (row, strategy) in rows.iter().zip(&built) {
-            let required = strategy
+        for row in &rows {
+            let required = row
+                .strategy
                 .required_history()
                 .max(settings.strategy.warmup_ticks);
             if limit > 0 && required > limit {
@@ -108,7 +125,6 @@ impl Service {
         }
         let broker_arcs: Vec<Arc<str>> =
             broker_names.iter().map(|b| Arc::from(b.as_str())).collect();
-        // Instruments in the engine's index order: the engine sorts tokens.
         let mut instruments: Vec<u64> = rows
             .iter()
             .flat_map(|r| r.instruments.iter().copied())
@@ -118,11 +134,10 @@ impl Service {
         let catalog = Catalog {
             strategies: rows
                 .iter()
-                .zip(&built)
-                .map(|(row, s)| StrategyDesc {
+                .map(|row| StrategyDesc {
                     id: row.id.clone(),
-                    type_name: s.name().to_owned(),
-                    kind: s.kind(),
+                    type_name: row.strategy.name().to_owned(),
+                    kind: row.strategy.kind(),
                 })
                 .collect(),
             brokers: broker_names.clone(),
@@ -135,14 +150,16 @@ impl Service {
             .iter()
             .map(|_| Histogram::new(EVALUATION_BOUNDS_NS))
             .collect();
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let followed: Vec<Vec<InstrumentToken>> =
+            rows.iter().map(|r| r.instruments.clone()).collect();
+        let row_brokers: Vec<Vec<String>> = rows.iter().map(|r| r.brokers.clone()).collect();
         let entries: Vec<StrategyEntry> = rows
-            .iter()
-            .zip(built)
+            .into_iter()
             .enumerate()
-            .map(|(s, (row, strategy))| StrategyEntry {
-                id: row.id.clone(),
+            .map(|(s, row)| StrategyEntry {
                 strategy: Box::new(Instrumented::new(
-                    strategy,
+                    row.strategy,
                     &row.id,
                     settings.strategy.warmup_ticks,
                     Some((
@@ -151,42 +168,36 @@ impl Service {
                         timings[s].clone(),
                     )),
                 )),
-                instruments: row.instruments.clone(),
-                brokers: row.brokers.clone(),
+                id: row.id,
+                instruments: row.instruments,
+                brokers: row.brokers,
                 validator: row.validator,
             })
             .collect();
         let engine = Engine::new(entries)?;
-        if engine.instrument_tokens() != catalog.instruments.as_slice() {
-            // The ring gauges are labelled by index order; keep them honest.
-            return Err(RuntimeError::Settings(
-                "internal: engine instrument order differs from the metric catalog".to_owned(),
-            ));
-        }
         let session = SessionClock::from_settings(&settings.quiver.session)
             .map_err(RuntimeError::Settings)?;
-        let allow_outside: Vec<bool> = rows
+        let allow_outside: Vec<bool> = ids
             .iter()
-            .map(|row| settings.quiver.session.allow_outside.contains(&row.id))
+            .map(|id| settings.quiver.session.allow_outside.contains(id))
             .collect();
         for id in &settings.quiver.session.allow_outside {
-            if !rows.iter().any(|row| &row.id == id) {
+            if !ids.contains(id) {
                 return Err(RuntimeError::Settings(format!(
                     "quiver.session.allow_outside: no enabled strategy has id {id:?}"
                 )));
             }
         }
         let mut outside_instruments = HashMap::new();
-        for (row, allowed) in rows.iter().zip(&allow_outside) {
-            for &token in &row.instruments {
+        for (tokens, allowed) in followed.iter().zip(&allow_outside) {
+            for &token in tokens {
                 *outside_instruments.entry(token).or_insert(false) |= *allowed;
             }
         }
-        let brokers = rows
+        let brokers = row_brokers
             .iter()
-            .map(|row| {
-                row.brokers
-                    .iter()
+            .map(|list| {
+                list.iter()
                     .map(|b| {
                         let i = broker_names.iter().position(|x| x == b).unwrap_or_default();
                         (i as u32, Arc::clone(&broker_arcs[i]))
@@ -731,9 +742,12 @@ impl StatsSync {
             });
             self.last[s] = stats.clone();
         }
-        for (i, gauge) in metrics.ring_utilization.iter().enumerate() {
-            let (held, capacity) = engine.ring_fill(i as u32);
-            gauge.set(held as f64 / capacity.max(1) as f64);
+        // Gauges are registered in token order; the engine has its own order.
+        for (gauge, &token) in metrics.ring_utilization.iter().zip(&metrics.ring_tokens) {
+            if let Some(i) = engine.instrument_index(token) {
+                let (held, capacity) = engine.ring_fill(i);
+                gauge.set(held as f64 / capacity.max(1) as f64);
+            }
         }
         let unrouted = engine.stats().unrouted_ticks;
         metrics

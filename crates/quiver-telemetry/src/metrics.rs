@@ -60,7 +60,7 @@ pub struct StrategyDesc {
 pub struct Catalog {
     pub strategies: Vec<StrategyDesc>,
     pub brokers: Vec<String>,
-    /// Followed instruments, in the engine's index order.
+    /// Followed instruments.
     pub instruments: Vec<u64>,
 }
 
@@ -96,8 +96,9 @@ pub struct ServiceMetrics {
     /// Per strategy: one gauge per [`STATES`].
     pub state: Vec<[Gauge; 3]>,
     pub feature_cache_hit_ratio: Gauge,
-    /// Per followed instrument, in the engine's index order.
+    /// Per followed instrument, in `ring_tokens` order.
     pub ring_utilization: Vec<Gauge>,
+    pub ring_tokens: Vec<u64>,
 }
 
 impl ServiceMetrics {
@@ -284,6 +285,7 @@ impl ServiceMetrics {
             state,
             feature_cache_hit_ratio,
             ring_utilization,
+            ring_tokens: catalog.instruments.clone(),
         })
     }
 
