@@ -357,7 +357,7 @@ def main() -> None:
         registry += [
             f"  - name: {name}",
             f"    path: {name}.onnx",
-            f"    sha256: {sha}",
+            f"    sha256: \"{sha}\"",
             f'    version: "{VERSION}"',
             f"    framework: {framework}",
             f"    input: {{features: {n}, dtype: f32}}",

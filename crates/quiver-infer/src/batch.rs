@@ -1,0 +1,266 @@
+//! Micro-batching: many inference requests, one backend call per model.
+//!
+//! Requests are pushed in the order the caller will apply their results (for
+//! the engine: tick sequence, then strategy order). [`MicroBatcher::run`]
+//! groups them by model, calls each model once per `max_batch_size` rows, and
+//! hands back the results in push order. Grouping never reorders what the
+//! caller sees, and each row's output depends only on that row, so results
+//! are identical whatever the batch size — the property replay relies on.
+//!
+//! Buffers are kept between runs: in steady state a run allocates nothing on
+//! our side.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::error::InferError;
+use crate::model::LoadedModel;
+use crate::predictor::Predictor;
+use crate::store::ModelHandle;
+
+/// Why one request has no result.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RequestError {
+    /// The model index is outside the slice passed to `run`.
+    UnknownModel,
+    /// The model has no version in service (not loaded or refused).
+    ModelUnavailable,
+    /// The row's length is not the model's feature count.
+    WrongWidth { expected: usize, got: usize },
+    /// The backend call serving this request failed.
+    Failed(InferError),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Request {
+    model: u32,
+    /// Range of the row in `MicroBatcher::pending`.
+    start: u32,
+    len: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Ok { start: u32, len: u32 },
+    Err(u32),
+}
+
+/// Results of one [`MicroBatcher::run`], indexed like the requests.
+#[derive(Debug, Default)]
+pub struct BatchResults {
+    slots: Vec<Slot>,
+    data: Vec<f32>,
+    errors: Vec<RequestError>,
+    /// Per model index: the version that served this run (so a caller can
+    /// record the model version with the signal).
+    used: Vec<Option<Arc<LoadedModel>>>,
+}
+
+impl BatchResults {
+    pub fn new() -> BatchResults {
+        BatchResults::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The outputs of request `i` (class probabilities or the regression
+    /// value), or why there are none.
+    pub fn get(&self, i: usize) -> Result<&[f32], &RequestError> {
+        match self.slots.get(i) {
+            Some(Slot::Ok { start, len }) => {
+                Ok(&self.data[*start as usize..(*start + *len) as usize])
+            }
+            Some(Slot::Err(e)) => Err(&self.errors[*e as usize]),
+            None => Err(&RequestError::UnknownModel),
+        }
+    }
+
+    /// The model version that served model index `model` in this run.
+    pub fn model_used(&self, model: usize) -> Option<&Arc<LoadedModel>> {
+        self.used.get(model).and_then(Option::as_ref)
+    }
+
+    fn reset(&mut self, requests: usize, models: usize) {
+        self.slots.clear();
+        self.slots.resize(requests, Slot::Err(0));
+        self.data.clear();
+        self.errors.clear();
+        self.used.clear();
+        self.used.resize(models, None);
+    }
+
+    fn error(&mut self, i: usize, error: RequestError) {
+        self.slots[i] = Slot::Err(self.errors.len() as u32);
+        self.errors.push(error);
+    }
+}
+
+/// Collects requests, then runs one call per model per batch.
+#[derive(Debug)]
+pub struct MicroBatcher {
+    max_batch_size: usize,
+    requests: Vec<Request>,
+    pending: Vec<f32>,
+    /// Scratch, reused across runs.
+    members: Vec<u32>,
+    rows: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl MicroBatcher {
+    /// `max_batch_size` rows at most per backend call (at least 1).
+    pub fn new(max_batch_size: usize) -> MicroBatcher {
+        MicroBatcher {
+            max_batch_size: max_batch_size.max(1),
+            requests: Vec::new(),
+            pending: Vec::new(),
+            members: Vec::new(),
+            rows: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn max_batch_size(&self) -> usize {
+        self.max_batch_size
+    }
+
+    /// Queues `row` for model index `model`; returns the request's index in
+    /// the next [`BatchResults`].
+    pub fn push(&mut self, model: usize, row: &[f32]) -> usize {
+        self.requests.push(Request {
+            model: u32::try_from(model).unwrap_or(u32::MAX),
+            start: self.pending.len() as u32,
+            len: row.len() as u32,
+        });
+        self.pending.extend_from_slice(row);
+        self.requests.len() - 1
+    }
+
+    pub fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// Drops every queued request.
+    pub fn clear(&mut self) {
+        self.requests.clear();
+        self.pending.clear();
+    }
+
+    /// Runs every queued request against `models` (indexed by the `model`
+    /// given to `push`), each model's current version read once for the
+    /// whole run, and empties the queue.
+    pub fn run(&mut self, models: &[ModelHandle], results: &mut BatchResults) {
+        let loaded: Vec<Option<Arc<LoadedModel>>> =
+            models.iter().map(ModelHandle::current).collect();
+        self.run_on(&loaded, Some(models), results);
+    }
+
+    /// As [`MicroBatcher::run`], on fixed model versions (no handles: the
+    /// caller already resolved them, e.g. a bench or a pinned replay).
+    pub fn run_loaded(&mut self, models: &[Option<Arc<LoadedModel>>], results: &mut BatchResults) {
+        self.run_on(models, None, results);
+    }
+
+    fn run_on(
+        &mut self,
+        models: &[Option<Arc<LoadedModel>>],
+        handles: Option<&[ModelHandle]>,
+        results: &mut BatchResults,
+    ) {
+        results.reset(self.requests.len(), models.len());
+        // Output offsets in request order, so results read in push order.
+        let mut offset = 0u32;
+        for (i, request) in self.requests.iter().enumerate() {
+            let Some(slot) = models.get(request.model as usize) else {
+                results.error(i, RequestError::UnknownModel);
+                continue;
+            };
+            let Some(model) = slot else {
+                results.error(i, RequestError::ModelUnavailable);
+                continue;
+            };
+            if request.len as usize != model.n_features() {
+                results.error(
+                    i,
+                    RequestError::WrongWidth {
+                        expected: model.n_features(),
+                        got: request.len as usize,
+                    },
+                );
+                continue;
+            }
+            let len = model.n_outputs() as u32;
+            results.slots[i] = Slot::Ok { start: offset, len };
+            offset += len;
+        }
+        results.data.resize(offset as usize, 0.0);
+
+        for (index, slot) in models.iter().enumerate() {
+            let Some(model) = slot else { continue };
+            self.members.clear();
+            self.members.extend(
+                self.requests
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, r)| {
+                        r.model as usize == index && matches!(results.slots[*i], Slot::Ok { .. })
+                    })
+                    .map(|(i, _)| i as u32),
+            );
+            if self.members.is_empty() {
+                continue;
+            }
+            results.used[index] = Some(Arc::clone(model));
+            let (width_in, width_out) = (model.n_features(), model.n_outputs());
+            let members = std::mem::take(&mut self.members);
+            for chunk in members.chunks(self.max_batch_size) {
+                self.rows.clear();
+                for &i in chunk {
+                    let r = self.requests[i as usize];
+                    self.rows.extend_from_slice(
+                        &self.pending[r.start as usize..(r.start + r.len) as usize],
+                    );
+                }
+                self.out.clear();
+                self.out.resize(chunk.len() * width_out, 0.0);
+                let started = Instant::now();
+                let outcome = model.predict(&self.rows, &mut self.out);
+                if let Some(handles) = handles {
+                    handles[index].stats().record_batch(
+                        chunk.len(),
+                        started.elapsed(),
+                        outcome.is_ok(),
+                    );
+                }
+                debug_assert_eq!(self.rows.len(), chunk.len() * width_in);
+                match outcome {
+                    Ok(_) => {
+                        for (k, &i) in chunk.iter().enumerate() {
+                            if let Slot::Ok { start, len } = results.slots[i as usize] {
+                                results.data[start as usize..(start + len) as usize]
+                                    .copy_from_slice(&self.out[k * width_out..(k + 1) * width_out]);
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        for &i in chunk {
+                            results.error(i as usize, RequestError::Failed(err.clone()));
+                        }
+                    }
+                }
+            }
+            self.members = members;
+        }
+        self.clear();
+    }
+}

@@ -1,0 +1,133 @@
+//! Error types. Every message names what it is about (file, model, field,
+//! operator) so an operator can act on it without reading code.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why an inference call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InferError {
+    /// The caller's buffers do not fit the model's signature.
+    #[error("model {model}: {message}")]
+    Shape { model: String, message: String },
+    /// The runtime failed while running the model.
+    #[error("model {model}: {backend} inference failed: {message}")]
+    Runtime {
+        model: String,
+        backend: &'static str,
+        message: String,
+    },
+}
+
+/// Why ONNX Runtime is not available to this process.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrtUnavailable {
+    #[error(
+        "ONNX Runtime not configured: set ORT_DYLIB_PATH to libonnxruntime.so \
+         (scripts/fetch_onnxruntime.sh fetches it)"
+    )]
+    NotConfigured,
+    #[error("ONNX Runtime library {path}: {message}")]
+    LoadFailed { path: PathBuf, message: String },
+}
+
+/// Why one model could not be loaded. The model stays out of service (or, on a
+/// reload, keeps its previous version); other models are unaffected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LoadError {
+    #[error("model {model}: cannot read {path}: {message}")]
+    Read {
+        model: String,
+        path: PathBuf,
+        message: String,
+    },
+    #[error(
+        "model {model}: sha256 mismatch for {path}: registry says {expected}, file has {actual}; \
+         refusing to load it"
+    )]
+    Checksum {
+        model: String,
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("model {model}: {path} is not a valid ONNX model: {message}")]
+    Malformed {
+        model: String,
+        path: PathBuf,
+        message: String,
+    },
+    /// The registry's declared signature does not match the model file.
+    #[error("model {model}: {message}")]
+    Signature { model: String, message: String },
+    /// The chosen backend cannot run an operator of the model.
+    #[error("model {model}: operator {operator} is not supported by {backend}: {hint}")]
+    UnsupportedOperator {
+        model: String,
+        operator: String,
+        backend: &'static str,
+        hint: String,
+    },
+    #[error("model {model}: {backend} could not load it: {message}")]
+    Backend {
+        model: String,
+        backend: &'static str,
+        message: String,
+    },
+    #[error("model {model}: the registry asks for ONNX Runtime, which is unavailable: {reason}")]
+    OrtUnavailable {
+        model: String,
+        reason: OrtUnavailable,
+    },
+    #[error("model {model}: not in the registry")]
+    Unknown { model: String },
+    #[error("model {model}: marked inactive in the registry")]
+    Inactive { model: String },
+}
+
+/// One problem in a registry file, positioned like config errors:
+/// `models.yaml:12: models[1] (name "mlp").sha256: must be 64 hex digits`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryIssue {
+    pub line: usize,
+    /// Dotted path of the offending value, e.g. `models[1] (name "mlp").sha256`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for RegistryIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.line, self.path, self.message)
+    }
+}
+
+/// Why a registry file was refused as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("{path}:{line}:{col}: YAML syntax error: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        col: usize,
+        message: String,
+    },
+    /// Every problem found, in file order.
+    #[error("{}", render_issues(path, issues))]
+    Invalid {
+        path: PathBuf,
+        issues: Vec<RegistryIssue>,
+    },
+}
+
+fn render_issues(path: &std::path::Path, issues: &[RegistryIssue]) -> String {
+    let mut text = String::new();
+    for (i, issue) in issues.iter().enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        text.push_str(&format!("{}:{issue}", path.display()));
+    }
+    text
+}
