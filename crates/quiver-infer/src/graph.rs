@@ -99,7 +99,7 @@ struct Node {
 }
 
 /// The parts of an ONNX model quiver checks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModelGraph {
     /// Graph inputs that are not initializers (weights).
     pub inputs: Vec<TensorInfo>,

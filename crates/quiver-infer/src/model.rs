@@ -54,6 +54,38 @@ impl std::fmt::Debug for LoadedModel {
 }
 
 impl LoadedModel {
+    /// Wraps a predictor that did not come from an ONNX file (a test double,
+    /// or a model built in code), so it can sit in a [`crate::ModelHandle`]
+    /// and go through the batcher and the pool like any other. Its
+    /// signature must match `spec` (feature count and output width).
+    pub fn from_predictor(
+        spec: ModelSpec,
+        predictor: Box<dyn Predictor>,
+    ) -> Result<LoadedModel, LoadError> {
+        if predictor.n_features() != spec.n_features || predictor.n_outputs() != spec.output.width()
+        {
+            return Err(LoadError::Signature {
+                model: spec.name.clone(),
+                message: format!(
+                    "predictor takes {} features and writes {} values, the spec says {} and {}",
+                    predictor.n_features(),
+                    predictor.n_outputs(),
+                    spec.n_features,
+                    spec.output.width()
+                ),
+            });
+        }
+        Ok(LoadedModel {
+            backend: predictor.backend(),
+            sha256: spec.sha256.clone(),
+            graph: ModelGraph::default(),
+            output: String::new(),
+            load_time: Duration::ZERO,
+            spec,
+            predictor,
+        })
+    }
+
     pub fn name(&self) -> &str {
         &self.spec.name
     }

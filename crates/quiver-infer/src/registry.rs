@@ -386,6 +386,10 @@ impl Checker {
         let Some(models) = self.required(&fields, "models", line(doc), "(root)") else {
             return Vec::new();
         };
+        // `models:` with nothing under it: a registry with no models.
+        if matches!(models.data, YamlData::Value(Scalar::Null)) {
+            return Vec::new();
+        }
         let YamlData::Sequence(items) = &models.data else {
             self.issue(
                 line(models),
@@ -394,22 +398,28 @@ impl Checker {
             );
             return Vec::new();
         };
-        let mut specs: Vec<ModelSpec> = Vec::new();
         let mut names = BTreeSet::new();
         for (i, item) in items.iter().enumerate() {
-            if let Some(spec) = self.model(item, i) {
-                if !names.insert(spec.name.clone()) {
+            let name = as_map(item).and_then(|map| {
+                map.iter()
+                    .find(|(k, _)| as_str(k) == Some("name"))
+                    .and_then(|(_, v)| as_str(v).map(|n| (n, line(v))))
+            });
+            if let Some((name, at)) = name {
+                if !names.insert(name) {
                     self.issue(
-                        spec.line,
-                        &format!("models[{i}] (name {:?}).name", spec.name),
-                        format!("duplicate model name {:?}", spec.name),
+                        at,
+                        &format!("models[{i}] (name {name:?}).name"),
+                        format!("duplicate model name {name:?}"),
                     );
-                } else {
-                    specs.push(spec);
                 }
             }
         }
-        specs
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| self.model(item, i))
+            .collect()
     }
 
     /// Checks one entry; `None` when anything in it is wrong (issues recorded).
@@ -820,6 +830,7 @@ models:
                 "7: models[0] (name \"a\").input.features: must be an integer between 1 and 4096, got 0",
                 "8: models[0] (name \"a\").output.classes[1]: repeats class 1",
                 "9: models[0] (name \"a\"): unknown field \"colour\" (expected name, path, sha256, version, framework, input, features, output, regime, active)",
+                "10: models[1] (name \"a\").name: duplicate model name \"a\"",
                 "15: models[1] (name \"a\").input.dtype: unsupported dtype \"f64\" (expected f32)",
                 "17: models[1] (name \"a\").output: missing field `threshold`",
             ]
@@ -839,8 +850,8 @@ models:
         assert_eq!(
             issues(&text),
             vec![
-                "8: models[0] (name \"mlp\").features: lists 2 names but input.features is 3",
-                "11: models[1] (name \"mlp\").name: duplicate model name \"mlp\"",
+                "9: models[0] (name \"mlp\").features: lists 2 names but input.features is 3",
+                "12: models[1] (name \"mlp\").name: duplicate model name \"mlp\"",
             ]
         );
     }
