@@ -11,4 +11,9 @@ scripts/redis.sh install
 eval "$(scripts/redis.sh start)"
 trap 'scripts/redis.sh stop "$QUIVER_TEST_REDIS_DIR"' EXIT
 export QUIVER_REQUIRE_REDIS=1
+# ONNX Runtime's library (from the pinned PyPI wheel, cached in .cache/) for
+# quiver-infer's ONNX Runtime tests, which must then run, not skip.
+ORT_DYLIB_PATH="$(scripts/fetch_onnxruntime.sh)"
+export ORT_DYLIB_PATH
+export QUIVER_REQUIRE_ORT=1
 cargo test --workspace --locked
