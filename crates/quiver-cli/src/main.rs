@@ -4,6 +4,7 @@ mod bench;
 mod bench_redis;
 mod demo;
 mod features_cmd;
+mod models_cmd;
 mod pipeline;
 mod publish;
 mod run;
@@ -88,6 +89,8 @@ enum Command {
     /// The live service through a real Redis: ticks/s and tick XADD → signal latency at a
     /// moderate rate and at saturation, next to Redis's own ceiling (100 strategies × 400 instruments).
     BenchRedis(bench_redis::BenchRedisArgs),
+    /// The model registry: list models, verify checksums and loading, show a model's signature.
+    Models(models_cmd::ModelsArgs),
     /// Check a strategies file: print every error, or a one-line summary of what would run.
     Validate {
         #[arg(long)]
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Publish(args) => publish::run(&args),
         Command::BenchRedis(args) => bench_redis::run(&args),
+        Command::Models(args) => models_cmd::run(&args),
         Command::Features {
             ticks,
             instrument,
