@@ -6,7 +6,9 @@ use std::time::Instant;
 use anyhow::Context;
 use quiver_core::Tick;
 use quiver_engine::scenario::Scenario;
-use quiver_engine::{Engine, EngineSignal};
+use quiver_engine::{Engine, EngineSignal, StrategyEntry};
+use quiver_strategy::rules::MeanReversion;
+use quiver_strategy::StandardValidator;
 
 use crate::pipeline::latency_histogram;
 use crate::summary::{latency_line, per_second, thousands};
@@ -79,6 +81,26 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         "engine heap           {} KiB (history rings + routing)",
         thousands(engine.heap_bytes() as u64 / 1024)
     );
+    println!(
+        "shared features       {} maintained, {:.1} updates/tick, hit ratio {:.3}",
+        thousands(engine.features_maintained() as u64),
+        stats.feature_updates_per_tick(),
+        stats.feature_hit_ratio()
+    );
+    let instruments = engine.instrument_tokens().len().max(1);
+    println!(
+        "engine bytes          {} per instrument",
+        thousands((engine.heap_bytes() / instruments) as u64)
+    );
+    for lookback in [12, 33] {
+        let (new_features, shared_features) = added_strategy_bytes(&scenario, lookback)?;
+        println!(
+            "per added strategy    mean_reversion({lookback}) on all {} instruments: {} bytes when zscore({lookback}) is new, {} bytes once it is maintained",
+            scenario.instruments,
+            thousands(new_features as u64),
+            thousands(shared_features as u64)
+        );
+    }
     match (rss_before, rss_engine, rss_kib("VmHWM")) {
         (Some(before), Some(after), Some(peak)) => {
             println!(
@@ -91,6 +113,30 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         _ => println!("peak RSS              n/a (no /proc/self/status)"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Engine bytes added by one more strategy that follows every instrument:
+/// first one whose `zscore(lookback)` is new to the store (a lookback longer
+/// than the rings also grows them), then a second identical one that only adds
+/// routes onto features already maintained.
+fn added_strategy_bytes(scenario: &Scenario, lookback: usize) -> anyhow::Result<(usize, usize)> {
+    let tokens: Vec<u64> = scenario.ticks().tokens().collect();
+    let extra = |id: &str| StrategyEntry {
+        id: id.to_owned(),
+        strategy: Box::new(MeanReversion::new(lookback, 2.0, 100)),
+        instruments: tokens.clone(),
+        brokers: vec!["paper".to_owned()],
+        validator: StandardValidator::default(),
+    };
+    let base = Engine::new(scenario.entries())?.heap_bytes();
+    let mut entries = scenario.entries();
+    entries.push(extra("added-1"));
+    let one = Engine::new(entries)?.heap_bytes();
+    let mut entries = scenario.entries();
+    entries.push(extra("added-1"));
+    entries.push(extra("added-2"));
+    let two = Engine::new(entries)?.heap_bytes();
+    Ok((one.saturating_sub(base), two.saturating_sub(one)))
 }
 
 /// A `Vm*` line of /proc/self/status, in KiB.

@@ -63,7 +63,7 @@ pub fn run(
         features.update(ring.view());
         write!(out, "{seq},{},{}", tick.ts_ns, tick.price)?;
         for &slot in &slots {
-            match features.values()[slot] {
+            match features.value(slot) {
                 Some(value) => write!(out, ",{value}")?,
                 None => write!(out, ",")?,
             }

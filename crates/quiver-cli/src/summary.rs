@@ -110,6 +110,22 @@ impl fmt::Display for Summary<'_> {
         if stats.panics > 0 {
             writeln!(f, "  strategy panics        {}", thousands(stats.panics))?;
         }
+        writeln!(
+            f,
+            "  shared features        {} maintained, {:.1} updates/tick, {} reads, hit ratio {:.3}",
+            thousands(self.engine.features_maintained() as u64),
+            stats.feature_updates_per_tick(),
+            thousands(stats.feature_reads),
+            stats.feature_hit_ratio()
+        )?;
+        let (mean_fill, min_fill) = self.engine.ring_utilization();
+        writeln!(
+            f,
+            "  history rings          {} instruments, utilisation mean {:.0}%, min {:.0}%",
+            self.engine.instrument_tokens().len(),
+            mean_fill * 100.0,
+            min_fill * 100.0
+        )?;
         writeln!(f, "  signals per strategy")?;
         for s in 0..self.engine.strategy_count() as u32 {
             let st = self.engine.strategy_stats(s);

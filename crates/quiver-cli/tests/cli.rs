@@ -689,3 +689,75 @@ fn a_config_that_is_not_a_mapping_is_reported_briefly() {
     );
     assert!(out.stderr.contains("characters)"), "{}", out.stderr);
 }
+
+#[test]
+fn features_prints_one_row_per_tick_of_the_instrument() {
+    let ticks = support::golden("ticks.csv");
+    let out = support::quiver([
+        "features",
+        "--ticks",
+        ticks.to_str().unwrap(),
+        "--instrument",
+        "1002",
+        "--spec",
+        "sma(2)",
+        "--spec",
+        "max(3)",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let text = out.stdout_text();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("seq,ts_ns,price,sma(2),max(3)"));
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect();
+    let source = std::fs::read_to_string(&ticks).unwrap();
+    let expected: Vec<(usize, String)> = source
+        .lines()
+        .skip(1)
+        .enumerate()
+        .filter(|(_, l)| l.split(',').nth(1) == Some("1002"))
+        .map(|(seq, l)| (seq, l.split(',').nth(2).unwrap().to_owned()))
+        .collect();
+    assert_eq!(rows.len(), expected.len());
+    for (i, (row, (seq, price))) in rows.iter().zip(&expected).enumerate() {
+        assert_eq!(row[0], seq.to_string());
+        assert_eq!(&row[2], price);
+        if i == 0 {
+            assert_eq!((row[3].as_str(), row[4].as_str()), ("", ""), "warming up");
+            continue;
+        }
+        let prev: f64 = expected[i - 1].1.parse().unwrap();
+        let now: f64 = price.parse().unwrap();
+        let sma: f64 = row[3].parse().unwrap();
+        assert!((sma - (prev + now) / 2.0).abs() < 1e-9, "row {i}: {sma}");
+        if i >= 2 {
+            let window = [expected[i - 2].1.parse::<f64>().unwrap(), prev, now];
+            let max: f64 = row[4].parse().unwrap();
+            assert_eq!(max, window.iter().copied().fold(f64::MIN, f64::max));
+        } else {
+            assert_eq!(row[4], "");
+        }
+    }
+}
+
+#[test]
+fn features_rejects_a_bad_spec_by_name() {
+    let ticks = support::golden("ticks.csv");
+    let out = support::quiver([
+        "features",
+        "--ticks",
+        ticks.to_str().unwrap(),
+        "--instrument",
+        "1001",
+        "--spec",
+        "zscore(1)",
+    ]);
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr
+            .contains("--spec \"zscore(1)\": window must be an integer between 2 and 100000"),
+        "{}",
+        out.stderr
+    );
+}

@@ -175,9 +175,13 @@ impl Engine {
                     features_len: u32::try_from(specs.len()).map_err(too_many)?,
                 });
             }
+            features[i].shrink_to_fit();
             capacity[i] = capacity[i].max(features[i].ring_needed());
         }
         route_starts.push(u32::try_from(routes.len()).map_err(too_many)?);
+        // Built once and never grown: hold exactly what is used.
+        routes.shrink_to_fit();
+        feature_slots.shrink_to_fit();
         let rings = capacity.into_iter().map(HistoryRing::new).collect();
         let slots = entries
             .into_iter()
@@ -408,6 +412,34 @@ impl Engine {
             + self.feature_slots.capacity() * std::mem::size_of::<u32>()
             + self.routes.capacity() * std::mem::size_of::<Route>()
             + self.route_starts.capacity() * std::mem::size_of::<u32>()
+            + self.slots.iter().map(Slot::heap_bytes).sum::<usize>()
+    }
+
+    /// Mean and minimum fill of the history rings (held / capacity).
+    pub fn ring_utilization(&self) -> (f64, f64) {
+        let fills = self
+            .rings
+            .iter()
+            .map(|r| r.len() as f64 / r.capacity() as f64);
+        let (sum, min) = fills.fold((0.0, 1.0f64), |(sum, min), f| (sum + f, min.min(f)));
+        let n = self.rings.len().max(1) as f64;
+        (sum / n, if self.rings.is_empty() { 0.0 } else { min })
+    }
+}
+
+impl Slot {
+    /// Bytes this strategy costs the engine: its slot, its object and the
+    /// heap its description owns (routes and features are counted apart).
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Slot>()
+            + std::mem::size_of_val(&*self.strategy)
+            + self.id.capacity()
+            + self.instruments.capacity() * std::mem::size_of::<InstrumentToken>()
+            + self
+                .brokers
+                .iter()
+                .map(|b| b.capacity() + std::mem::size_of::<String>())
+                .sum::<usize>()
     }
 }
 

@@ -10,8 +10,18 @@ use crate::state::FeatureState;
 pub struct InstrumentFeatures {
     specs: Vec<FeatureSpec>,
     states: Vec<FeatureState>,
-    values: Vec<Option<f64>>,
-    previous: Vec<Option<f64>>,
+    /// Current and previous values by slot; NaN means absent (warming up).
+    /// Plain floats halve the memory of `Option<f64>` on every instrument.
+    values: Vec<f64>,
+    previous: Vec<f64>,
+}
+
+/// The stored form of "no value yet".
+const ABSENT: f64 = f64::NAN;
+
+#[inline]
+fn present(value: f64) -> Option<f64> {
+    (!value.is_nan()).then_some(value)
 }
 
 impl InstrumentFeatures {
@@ -31,9 +41,17 @@ impl InstrumentFeatures {
         }
         self.specs.push(spec);
         self.states.push(FeatureState::new(spec));
-        self.values.push(None);
-        self.previous.push(None);
+        self.values.push(ABSENT);
+        self.previous.push(ABSENT);
         self.specs.len() - 1
+    }
+
+    /// Releases spare capacity once every spec is known.
+    pub fn shrink_to_fit(&mut self) {
+        self.specs.shrink_to_fit();
+        self.states.shrink_to_fit();
+        self.values.shrink_to_fit();
+        self.previous.shrink_to_fit();
     }
 
     pub fn slot(&self, spec: FeatureSpec) -> Option<usize> {
@@ -50,7 +68,7 @@ impl InstrumentFeatures {
             .zip(&mut self.previous)
         {
             *previous = *value;
-            *value = state.update(history);
+            *value = state.update(history).unwrap_or(ABSENT);
         }
     }
 
@@ -66,9 +84,14 @@ impl InstrumentFeatures {
         self.specs.is_empty()
     }
 
+    /// The current value of a slot (`None` while warming up).
+    pub fn value(&self, slot: usize) -> Option<f64> {
+        self.values.get(slot).copied().and_then(present)
+    }
+
     /// Current values, by slot (`None` while warming up).
-    pub fn values(&self) -> &[Option<f64>] {
-        &self.values
+    pub fn values(&self) -> Vec<Option<f64>> {
+        self.values.iter().copied().map(present).collect()
     }
 
     /// The ring capacity these features need.
@@ -93,8 +116,7 @@ impl InstrumentFeatures {
     pub fn heap_bytes(&self) -> usize {
         self.specs.capacity() * std::mem::size_of::<FeatureSpec>()
             + self.states.capacity() * std::mem::size_of::<FeatureState>()
-            + (self.values.capacity() + self.previous.capacity())
-                * std::mem::size_of::<Option<f64>>()
+            + (self.values.capacity() + self.previous.capacity()) * std::mem::size_of::<f64>()
             + self
                 .states
                 .iter()
@@ -109,8 +131,8 @@ impl InstrumentFeatures {
 /// tick's; `previous` gives the value before this tick's update.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FeatureView<'a> {
-    values: &'a [Option<f64>],
-    previous: &'a [Option<f64>],
+    values: &'a [f64],
+    previous: &'a [f64],
     slots: &'a [u32],
 }
 
@@ -118,13 +140,13 @@ impl<'a> FeatureView<'a> {
     /// The `i`-th declared feature now; `None` while warming up (never 0).
     #[inline]
     pub fn get(&self, i: usize) -> Option<f64> {
-        self.values[*self.slots.get(i)? as usize]
+        present(self.values[*self.slots.get(i)? as usize])
     }
 
     /// The `i`-th declared feature as of the previous tick.
     #[inline]
     pub fn previous(&self, i: usize) -> Option<f64> {
-        self.previous[*self.slots.get(i)? as usize]
+        present(self.previous[*self.slots.get(i)? as usize])
     }
 
     /// Number of declared features visible.

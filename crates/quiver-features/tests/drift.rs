@@ -22,7 +22,7 @@ fn from_window(spec: FeatureSpec, prices: &[f64], volumes: &[f64]) -> f64 {
         }
         FeatureSpec::ZScore(_) => {
             let sigma = match exact::pstdev(w) {
-                s if s == 0.0 => 1e-9,
+                0.0 => 1e-9,
                 s => s,
             };
             (w[n - 1] - exact::mean(w)) / sigma
@@ -72,7 +72,7 @@ fn rolling_features_do_not_drift() {
         }
         let view = ring.view();
         for (i, spec) in specs.iter().enumerate() {
-            let got = features.values()[i].unwrap();
+            let got = features.value(i).unwrap();
             let want = from_window(*spec, view.prices(), view.volumes());
             // Relative for volatility (values ~1e-3); absolute below 1 for
             // features that cross zero (z-score, skew).

@@ -18,7 +18,7 @@ fn features_equal_talib_on_the_committed_series() {
         ring.push(Price::parse(cells[0]).unwrap(), 1);
         features.update(ring.view());
         for (i, spec) in specs.iter().enumerate() {
-            let ours = features.values()[features.slot(*spec).unwrap()];
+            let ours = features.value(features.slot(*spec).unwrap());
             let theirs: Option<f64> =
                 (!cells[i + 1].is_empty()).then(|| cells[i + 1].parse().unwrap());
             match (ours, theirs) {
