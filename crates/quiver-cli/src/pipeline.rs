@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_core::Tick;
 use quiver_engine::{Engine, EngineSignal, StrategyEntry};
-use quiver_io::{RowError, SignalRecord, SignalWriter, SkipReport};
+use quiver_io::{RowError, SignalWriter, SkipReport};
 
 use crate::summary::Summary;
 use crate::EXIT_INVALID_INPUT;
@@ -108,31 +108,11 @@ fn write_signal<W: Write>(
     signal: &EngineSignal,
     out: &mut SignalWriter<W>,
 ) -> io::Result<u64> {
-    let strategy_id = engine.strategy_id(signal.strategy);
-    let d = &signal.decision;
     let brokers = engine.brokers(signal.strategy);
     for broker in brokers {
-        out.write(&SignalRecord {
-            seq: signal.seq,
-            ts_ns: signal.ts_ns,
-            signal_id: quiver_io::signal_id(
-                strategy_id,
-                signal.instrument,
-                d.side,
-                broker,
-                signal.ts_ns,
-            ),
-            strategy_id,
-            instrument: signal.instrument,
-            broker,
-            side: d.side,
-            confidence: d.confidence,
-            quantity: d.quantity,
-            price: d.price,
-            reasoning: &d.reasoning,
-            metadata: &d.metadata,
-            correlation_id: None,
-        })?;
+        out.write(&quiver_runtime::publish::signal_record(
+            engine, signal, broker, None,
+        ))?;
     }
     Ok(brokers.len() as u64)
 }

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use quiver_core::{InstrumentToken, Side, Tick};
 use quiver_engine::{Engine, EngineError, EngineSignal, StrategyEntry, StrategyStats};
+use quiver_io::encode_signal;
 use quiver_io::live::{
     Acker, LagProbe, LiveError, OutSignal, Outcome, PreloadRequest, SignalBatch, SignalSink, Stop,
     TickBatch, TickSource,
 };
-use quiver_io::{encode_signal, SignalRecord};
 use quiver_strategy::DropReason;
 use quiver_telemetry::registry::EVALUATION_BOUNDS_NS;
 use quiver_telemetry::{Catalog, Histogram, StrategyDesc, StrategyStatus, Telemetry};
@@ -563,26 +563,15 @@ impl EngineStage {
         out: &mut SignalBatch,
     ) {
         let strategy_id = engine.strategy_id(signal.strategy);
-        let d = &signal.decision;
         for (broker_idx, broker) in &self.brokers[signal.strategy as usize] {
-            let signal_id =
-                quiver_io::signal_id(strategy_id, signal.instrument, d.side, broker, signal.ts_ns);
             let start = out.buf.len();
-            let record = SignalRecord {
-                seq: signal.seq,
-                ts_ns: signal.ts_ns,
-                signal_id,
-                strategy_id,
-                instrument: signal.instrument,
+            let record = crate::publish::signal_record(
+                engine,
+                signal,
                 broker,
-                side: d.side,
-                confidence: d.confidence,
-                quantity: d.quantity,
-                price: d.price,
-                reasoning: &d.reasoning,
-                metadata: &d.metadata,
-                correlation_id: live.correlation_id.as_deref(),
-            };
+                live.correlation_id.as_deref(),
+            );
+            let signal_id = record.signal_id;
             // Writing into a Vec cannot fail; a rendering error drops only
             // this line and is logged.
             if let Err(err) = encode_signal(&record, &mut out.buf) {

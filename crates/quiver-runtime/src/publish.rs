@@ -1,0 +1,38 @@
+//! From an engine signal to the published record: one per broker of its
+//! strategy, with its deterministic id. Replay and live both publish through
+//! this, so their lines are identical.
+
+use quiver_engine::{Engine, EngineSignal};
+use quiver_io::SignalRecord;
+
+/// The record of `signal` for `broker` (one of its strategy's brokers).
+pub fn signal_record<'a>(
+    engine: &'a Engine,
+    signal: &'a EngineSignal,
+    broker: &'a str,
+    correlation_id: Option<&'a str>,
+) -> SignalRecord<'a> {
+    let strategy_id = engine.strategy_id(signal.strategy);
+    let d = &signal.decision;
+    SignalRecord {
+        seq: signal.seq,
+        ts_ns: signal.ts_ns,
+        signal_id: quiver_io::signal_id(
+            strategy_id,
+            signal.instrument,
+            d.side,
+            broker,
+            signal.ts_ns,
+        ),
+        strategy_id,
+        instrument: signal.instrument,
+        broker,
+        side: d.side,
+        confidence: d.confidence,
+        quantity: d.quantity,
+        price: d.price,
+        reasoning: &d.reasoning,
+        metadata: &d.metadata,
+        correlation_id,
+    }
+}
