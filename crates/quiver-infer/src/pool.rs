@@ -167,7 +167,7 @@ struct Job {
 
 /// Pool counters; the telemetry crate reads [`PoolStats::snapshot`].
 #[derive(Debug, Default)]
-pub struct PoolStats {
+pub(crate) struct PoolStats {
     submitted: AtomicU64,
     completed: AtomicU64,
     batches: AtomicU64,
