@@ -87,7 +87,7 @@ pub fn replay<W: Write>(
         run.latency.saturating_record(elapsed);
         run.ticks += 1;
         if engine.has_faults() {
-            log_faults(engine);
+            quiver_runtime::publish::log_faults(engine);
         }
         for signal in signals.drain(..) {
             run.lines += write_signal(engine, &signal, out)?;
@@ -115,19 +115,6 @@ fn write_signal<W: Write>(
         ))?;
     }
     Ok(brokers.len() as u64)
-}
-
-fn log_faults(engine: &mut Engine) {
-    for fault in engine.take_faults() {
-        tracing::warn!(
-            strategy = engine.strategy_id(fault.strategy),
-            instrument = fault.instrument,
-            seq = fault.seq,
-            state = engine.strategy_state(fault.strategy).as_str(),
-            "strategy panicked: {}",
-            fault.message
-        );
-    }
 }
 
 pub fn latency_histogram() -> Histogram<u64> {

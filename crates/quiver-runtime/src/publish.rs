@@ -1,6 +1,7 @@
-//! From an engine signal to the published record: one per broker of its
-//! strategy, with its deterministic id. Replay and live both publish through
-//! this, so their lines are identical.
+//! What leaves the engine after a tick, handled once for replay and live: the
+//! published record of each signal (one per broker of its strategy, with its
+//! deterministic id), so both write identical lines, and the log of contained
+//! strategy panics.
 
 use quiver_engine::{Engine, EngineSignal};
 use quiver_io::SignalRecord;
@@ -34,5 +35,19 @@ pub fn signal_record<'a>(
         reasoning: &d.reasoning,
         metadata: &d.metadata,
         correlation_id,
+    }
+}
+
+/// Logs and clears the engine's contained strategy panics.
+pub fn log_faults(engine: &mut Engine) {
+    for fault in engine.take_faults() {
+        tracing::warn!(
+            strategy = engine.strategy_id(fault.strategy),
+            instrument = fault.instrument,
+            seq = fault.seq,
+            state = engine.strategy_state(fault.strategy).as_str(),
+            "strategy panicked: {}",
+            fault.message
+        );
     }
 }

@@ -491,16 +491,7 @@ impl EngineStage {
                 engine.on_tick(live.seq, &live.tick, &mut signals);
                 dispatched += 1;
                 if engine.has_faults() {
-                    for fault in engine.take_faults() {
-                        tracing::warn!(
-                            strategy = engine.strategy_id(fault.strategy),
-                            instrument = fault.instrument,
-                            seq = fault.seq,
-                            state = engine.strategy_state(fault.strategy).as_str(),
-                            "strategy panicked: {}",
-                            fault.message
-                        );
-                    }
+                    crate::publish::log_faults(engine);
                 }
                 for signal in signals.drain(..) {
                     let s = signal.strategy as usize;
