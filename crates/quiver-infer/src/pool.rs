@@ -385,6 +385,7 @@ impl Worker {
         let mut batcher = MicroBatcher::new(self.max_batch_size);
         let mut results = BatchResults::new();
         let mut batch: Vec<Job> = Vec::with_capacity(self.max_batch_size);
+        let mut live: Vec<Job> = Vec::with_capacity(self.max_batch_size);
         // Blocks only this worker, and ends when the pool drops the sender.
         while let Ok(first) = self.jobs.recv() {
             let window_end = first.submitted + self.window;
@@ -400,13 +401,21 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            self.serve(&mut batch, &mut batcher, &mut results);
+            self.serve(&mut batch, &mut live, &mut batcher, &mut results);
         }
     }
 
-    fn serve(&self, batch: &mut Vec<Job>, batcher: &mut MicroBatcher, results: &mut BatchResults) {
+    /// Answers one gathered batch. `live` is scratch, kept across batches so
+    /// a steady stream does not allocate here.
+    fn serve(
+        &self,
+        batch: &mut Vec<Job>,
+        live: &mut Vec<Job>,
+        batcher: &mut MicroBatcher,
+        results: &mut BatchResults,
+    ) {
         let now = Instant::now();
-        let mut live: Vec<Job> = Vec::with_capacity(batch.len());
+        live.clear();
         for job in batch.drain(..) {
             if now > job.deadline {
                 self.answer(job.tag, job.model, Outcome::Dropped(DropReason::TimedOut));
@@ -417,13 +426,13 @@ impl Worker {
         if live.is_empty() {
             return;
         }
-        for job in &live {
+        for job in live.iter() {
             batcher.push(job.model, job.row.as_slice());
         }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         let ran = catch_unwind(AssertUnwindSafe(|| batcher.run(&self.models, results)));
         let finished = Instant::now();
-        for (i, job) in live.into_iter().enumerate() {
+        for (i, job) in live.drain(..).enumerate() {
             let outcome = match (&ran, results.get(i)) {
                 (Err(_), _) => Outcome::Dropped(DropReason::Failed),
                 _ if finished > job.deadline => Outcome::Dropped(DropReason::TimedOut),

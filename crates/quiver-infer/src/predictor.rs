@@ -106,3 +106,37 @@ pub(crate) fn row_count(
     }
     Ok(k)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_count_checks_both_buffers() {
+        assert_eq!(row_count("m", 3, 2, &[0.0; 6], &[0.0; 4]), Ok(2));
+        assert_eq!(row_count("m", 3, 2, &[], &[]), Ok(0));
+        let err = row_count("m", 3, 2, &[0.0; 7], &[0.0; 4]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "model m: input has 7 values, not a whole number of 3-feature rows"
+        );
+        let err = row_count("m", 3, 2, &[0.0; 6], &[0.0; 3]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "model m: output buffer holds 3 values, 2 rows need 4"
+        );
+    }
+
+    #[test]
+    fn backend_choice_names() {
+        for name in BackendChoice::NAMES {
+            assert!(BackendChoice::parse(name).is_some(), "{name}");
+        }
+        assert_eq!(
+            BackendChoice::parse("ort"),
+            Some(BackendChoice::OnnxRuntime)
+        );
+        assert_eq!(BackendChoice::parse("cuda"), None);
+        assert_eq!(Backend::OnnxRuntime.to_string(), "onnxruntime");
+    }
+}

@@ -111,12 +111,13 @@ fn requests_past_their_deadline_are_answered_timed_out() {
         ticket.deadline.max(started + Duration::from_millis(30))
     );
     gate.until_waiting(1);
+    let submitting = Instant::now();
     for tag in 1..4 {
         pool.submit(0, &[tag as f32], tag).expect("queued");
     }
     assert!(
-        started.elapsed() < Duration::from_millis(30),
-        "submits did not wait"
+        submitting.elapsed() < Duration::from_millis(100),
+        "submits behind a stuck model did not wait"
     );
     std::thread::sleep(Duration::from_millis(60));
     gate.open();
