@@ -11,7 +11,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_core::Tick;
-use quiver_engine::{Engine, EngineSignal, StrategyEntry};
+use quiver_engine::{Engine, EngineSignal};
 use quiver_io::{RowError, SignalWriter, SkipReport};
 
 use crate::summary::Summary;
@@ -30,18 +30,7 @@ pub struct ReplayRun {
 }
 
 /// Engine entries for every enabled row of a validated config, in file order.
-pub fn entries(config: &quiver_config::Config) -> Vec<StrategyEntry> {
-    config
-        .enabled()
-        .map(|row| StrategyEntry {
-            id: row.id.clone(),
-            strategy: row.spec.build(),
-            instruments: row.instruments.clone(),
-            brokers: row.brokers.clone(),
-            validator: row.validator,
-        })
-        .collect()
-}
+pub use quiver_runtime::service::engine_entries as entries;
 
 /// Replays `ticks` through `engine`, writing every signal to `out`.
 ///

@@ -83,17 +83,7 @@ impl Service {
         config: &quiver_config::Config,
         settings: Settings,
     ) -> Result<Service, RuntimeError> {
-        let entries = config
-            .enabled()
-            .map(|row| StrategyEntry {
-                id: row.id.clone(),
-                strategy: row.spec.build(),
-                instruments: row.instruments.clone(),
-                brokers: row.brokers.clone(),
-                validator: row.validator,
-            })
-            .collect();
-        Service::from_entries(entries, settings)
+        Service::from_entries(engine_entries(config), settings)
     }
 
     /// As [`Service::new`], from strategies already built (benchmarks, tests).
@@ -774,4 +764,19 @@ impl Backoff {
             _ = stop.stopped() => false,
         }
     }
+}
+
+/// Engine entries for every enabled row of a validated config, in file order:
+/// the one way replay and live build their strategies.
+pub fn engine_entries(config: &quiver_config::Config) -> Vec<StrategyEntry> {
+    config
+        .enabled()
+        .map(|row| StrategyEntry {
+            id: row.id.clone(),
+            strategy: row.spec.build(),
+            instruments: row.instruments.clone(),
+            brokers: row.brokers.clone(),
+            validator: row.validator,
+        })
+        .collect()
 }
