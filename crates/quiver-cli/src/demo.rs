@@ -7,26 +7,46 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use quiver_core::synthetic::{SyntheticSpec, DEFAULT_START_TS_NS};
-use quiver_engine::Engine;
 use quiver_io::SignalWriter;
 
-use crate::pipeline::{entries, progress_bar, replay};
+use crate::pipeline::{progress_bar, replay, setup, ModelArgs};
 use crate::summary::Summary;
+use crate::EXIT_INVALID_INPUT;
 
-/// The bundled config: rules and hybrid strategies over 50 instruments.
+/// The bundled config: rules, ML and hybrid strategies over 50 instruments.
 pub const DEMO_CONFIG: &str = include_str!("../../../configs/demo.yaml");
 pub const DEMO_CONFIG_NAME: &str = "configs/demo.yaml";
+/// Where the config's relative `models:` path is resolved from: the
+/// checkout's `configs/` (the demo's models live in its `models/`).
+const DEMO_CONFIG_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/demo.yaml");
 pub const DEFAULT_TICKS: u64 = 500_000;
 const DEMO_INSTRUMENTS: u32 = 50;
 const DEMO_SEED: u64 = 2026;
 /// 09:15 to 15:30: one NSE session.
 const SESSION_NS: u64 = 22_500 * 1_000_000_000;
 
-pub fn run(out: Option<&Path>, ticks: u64) -> anyhow::Result<ExitCode> {
+pub fn run(out: Option<&Path>, ticks: u64, models: &ModelArgs) -> anyhow::Result<ExitCode> {
     let config = quiver_config::parse_config(DEMO_CONFIG, DEMO_CONFIG_NAME)
         .context("the bundled demo config is invalid")?;
     eprintln!("demo config: {}", config.summary());
-    let mut engine = Engine::new(entries(&config)).context("building the demo engine")?;
+    let mut setup = match setup(Path::new(DEMO_CONFIG_PATH), &config, models)? {
+        Ok(setup) => setup,
+        Err(message) => {
+            eprintln!("{message}");
+            eprintln!("the demo's ML strategies need the models/ directory of a Quiver checkout (or --models REGISTRY)");
+            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
+        }
+    };
+    match setup.backend {
+        Some(quiver_infer::Backend::OnnxRuntime) => {
+            eprintln!("ML backend: onnxruntime ({})", setup.engine.models().join(", "))
+        }
+        Some(quiver_infer::Backend::Tract) => eprintln!(
+            "ML backend: tract, pure Rust ({}); set ORT_DYLIB_PATH (scripts/fetch_onnxruntime.sh) for ONNX Runtime",
+            setup.engine.models().join(", ")
+        ),
+        None => {}
+    }
     let spec = SyntheticSpec {
         start_ts_ns: DEFAULT_START_TS_NS,
         mean_gap_ns: SESSION_NS / ticks.max(1),
@@ -44,14 +64,14 @@ pub fn run(out: Option<&Path>, ticks: u64) -> anyhow::Result<ExitCode> {
     };
     let mut writer = SignalWriter::new(sink);
     let run = replay(
-        &mut engine,
+        &mut setup,
         spec.iter().map(Ok),
         false,
         &mut writer,
         &progress_bar(Some(ticks)),
     )
     .context("writing demo signals")?;
-    eprint!("{}", Summary::new("demo", &engine, &run));
+    eprint!("{}", Summary::new("demo", &setup, &run));
     if let Some(path) = out {
         eprintln!("signals written to {}", path.display());
     }

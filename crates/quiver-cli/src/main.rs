@@ -46,6 +46,8 @@ enum Command {
         /// Skip malformed rows (and report them by reason) instead of stopping at the first.
         #[arg(long)]
         skip_bad_rows: bool,
+        #[command(flatten)]
+        models: pipeline::ModelArgs,
     },
     /// Generate a synthetic trading day for the bundled example config, replay it, print the summary.
     Demo {
@@ -55,6 +57,8 @@ enum Command {
         /// Ticks in the synthetic day.
         #[arg(long, default_value_t = demo::DEFAULT_TICKS)]
         ticks: u64,
+        #[command(flatten)]
+        models: pipeline::ModelArgs,
     },
     /// The standard benchmark: 100 strategies × 400 instruments over 1,000,000 generated ticks.
     Bench(bench::BenchArgs),
@@ -108,8 +112,9 @@ fn main() -> ExitCode {
             ticks,
             out,
             skip_bad_rows,
-        } => pipeline::replay_command(&config, &ticks, out.as_deref(), skip_bad_rows),
-        Command::Demo { out, ticks } => demo::run(out.as_deref(), ticks),
+            models,
+        } => pipeline::replay_command(&config, &ticks, out.as_deref(), skip_bad_rows, &models),
+        Command::Demo { out, ticks, models } => demo::run(out.as_deref(), ticks, &models),
         Command::Bench(args) => bench::run(&args),
         Command::Gen {
             instruments,
@@ -154,6 +159,16 @@ fn gen(instruments: u32, ticks: u64, seed: u64, out: &std::path::Path) -> anyhow
 fn validate(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     match quiver_config::load_config(config) {
         Ok(cfg) => {
+            // Model names and feature counts are checked against the registry
+            // (nothing is loaded).
+            let options = quiver_infer::StoreOptions {
+                backend: quiver_infer::BackendChoice::Tract,
+                ..Default::default()
+            };
+            if let Err(err) = quiver_runtime::models::Models::open(config, &cfg, None, options) {
+                eprintln!("{err}");
+                return Ok(ExitCode::from(EXIT_INVALID_INPUT));
+            }
             println!("{}: ok: {}", config.display(), cfg.summary());
             Ok(ExitCode::SUCCESS)
         }

@@ -12,7 +12,9 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_core::Tick;
 use quiver_engine::{Engine, EngineSignal};
+use quiver_infer::{Backend, BackendChoice, MicroBatcher, StoreOptions};
 use quiver_io::{RowError, SignalWriter, SkipReport};
+use quiver_runtime::models::{BatchRunner, Models};
 
 use crate::summary::Summary;
 use crate::EXIT_INVALID_INPUT;
@@ -29,20 +31,93 @@ pub struct ReplayRun {
     pub stopped_at: Option<RowError>,
 }
 
-/// Engine entries for every enabled row of a validated config, in file order.
-pub use quiver_runtime::service::engine_entries as entries;
+/// Rows per model call in replay. Fixed, whatever `--batch-size`: ONNX
+/// Runtime's kernels depend on a call's row count, so padding every call to
+/// the same size keeps results bit-identical however requests are grouped.
+pub const CALL_ROWS: usize = 64;
 
-/// Replays `ticks` through `engine`, writing every signal to `out`.
+/// How a replay runs its ML strategies' models.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Model registry; default: the config's `models:` section.
+    #[arg(long = "models")]
+    pub registry: Option<std::path::PathBuf>,
+    /// Inference backend: auto (ONNX Runtime when its library loads, else tract), onnxruntime, tract.
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// Model requests collected (over consecutive ticks) before one batched inference.
+    /// Any value gives the same signals.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+}
+
+/// An engine and the runner of its models, built from a validated config.
+pub struct Setup {
+    pub engine: Engine,
+    pub runner: BatchRunner,
+    /// The backend models run on, when any strategy uses one.
+    pub backend: Option<Backend>,
+    pub batch_size: usize,
+}
+
+/// Builds the engine of `config` (read from `config_path`) and loads the
+/// models its strategies use. `Err` carries the message for the user: an
+/// invalid registry or a strategy naming an unknown model (exit code 2).
+pub fn setup(
+    config_path: &Path,
+    config: &quiver_config::Config,
+    args: &ModelArgs,
+) -> anyhow::Result<Result<Setup, String>> {
+    let Some(backend) = BackendChoice::parse(&args.backend) else {
+        return Ok(Err(format!(
+            "error: --backend {:?}: expected one of {}",
+            args.backend,
+            BackendChoice::NAMES.join(", ")
+        )));
+    };
+    let options = StoreOptions {
+        backend,
+        ..Default::default()
+    };
+    let models = match Models::open(config_path, config, args.registry.as_deref(), options) {
+        Ok(models) => models,
+        Err(err) => return Ok(Err(err.to_string())),
+    };
+    let engine = Engine::new(models.engine_entries(config)?).context("building the engine")?;
+    let used = engine.models();
+    let backend = (!used.is_empty()).then(|| models.backend().unwrap_or(Backend::Tract));
+    let runner = BatchRunner::new(
+        models.handles(used),
+        MicroBatcher::deterministic(backend.unwrap_or(Backend::Tract), CALL_ROWS),
+    );
+    Ok(Ok(Setup {
+        engine,
+        runner,
+        backend,
+        batch_size: usize::try_from(args.batch_size).unwrap_or(usize::MAX),
+    }))
+}
+
+/// Replays `ticks` through the engine of `setup`, writing every signal to
+/// `out`. Model requests are run once `setup.batch_size` of them are pending
+/// (and at the end); the latency recorded for a tick runs from its dispatch
+/// to the moment its signals are out, inference included.
 ///
 /// Bad rows stop the replay (reported in [`ReplayRun::stopped_at`]) unless
 /// `skip_bad_rows`, in which case they are counted by reason and skipped.
 pub fn replay<W: Write>(
-    engine: &mut Engine,
+    setup: &mut Setup,
     ticks: impl Iterator<Item = Result<Tick, RowError>>,
     skip_bad_rows: bool,
     out: &mut SignalWriter<W>,
     progress: &ProgressBar,
 ) -> io::Result<ReplayRun> {
+    let Setup {
+        engine,
+        runner,
+        batch_size,
+        ..
+    } = setup;
     let mut run = ReplayRun {
         ticks: 0,
         lines: 0,
@@ -52,6 +127,8 @@ pub fn replay<W: Write>(
         stopped_at: None,
     };
     let mut signals: Vec<EngineSignal> = Vec::with_capacity(engine.strategy_count());
+    // Dispatch start of each tick whose signals wait for the next flush.
+    let mut waiting: Vec<Instant> = Vec::new();
     let started = Instant::now();
     for item in ticks {
         let tick = match item {
@@ -72,8 +149,16 @@ pub fn replay<W: Write>(
         let seq = run.ticks;
         let t0 = Instant::now();
         engine.on_tick(seq, &tick, &mut signals);
-        let elapsed = t0.elapsed().as_nanos() as u64;
-        run.latency.saturating_record(elapsed);
+        if engine.has_pending() {
+            waiting.push(t0);
+            if engine.pending_requests() >= *batch_size {
+                engine.flush(runner, &mut signals);
+                record_waiting(&mut run.latency, &mut waiting);
+            }
+        } else {
+            run.latency
+                .saturating_record(t0.elapsed().as_nanos() as u64);
+        }
         run.ticks += 1;
         if engine.has_faults() {
             quiver_runtime::publish::log_faults(engine);
@@ -85,10 +170,25 @@ pub fn replay<W: Write>(
             progress.set_position(run.ticks);
         }
     }
+    engine.flush(runner, &mut signals);
+    record_waiting(&mut run.latency, &mut waiting);
+    if engine.has_faults() {
+        quiver_runtime::publish::log_faults(engine);
+    }
+    for signal in signals.drain(..) {
+        run.lines += write_signal(engine, &signal, out)?;
+    }
     out.flush()?;
     run.wall = started.elapsed();
     progress.finish_and_clear();
     Ok(run)
+}
+
+fn record_waiting(latency: &mut Histogram<u64>, waiting: &mut Vec<Instant>) {
+    let now = Instant::now();
+    for t0 in waiting.drain(..) {
+        latency.saturating_record(now.duration_since(t0).as_nanos() as u64);
+    }
 }
 
 /// Writes one line per broker of the signal's strategy; returns lines written.
@@ -152,6 +252,7 @@ pub fn replay_command(
     ticks_path: &Path,
     out: Option<&Path>,
     skip_bad_rows: bool,
+    model_args: &ModelArgs,
 ) -> anyhow::Result<ExitCode> {
     if let Some(out) = out {
         for input in [ticks_path, config_path] {
@@ -171,7 +272,13 @@ pub fn replay_command(
             return Ok(ExitCode::from(EXIT_INVALID_INPUT));
         }
     };
-    let mut engine = Engine::new(entries(&config)).context("building the engine")?;
+    let mut setup = match setup(config_path, &config, model_args)? {
+        Ok(setup) => setup,
+        Err(message) => {
+            eprintln!("{message}");
+            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
+        }
+    };
     let ticks = match quiver_io::open_ticks(ticks_path) {
         Ok(reader) => reader,
         Err(err) => {
@@ -188,14 +295,14 @@ pub fn replay_command(
     };
     let mut writer = SignalWriter::new(sink);
     let run = replay(
-        &mut engine,
+        &mut setup,
         ticks,
         skip_bad_rows,
         &mut writer,
         &progress_bar(None),
     )
     .context("writing signals")?;
-    eprint!("{}", Summary::new("replay", &engine, &run));
+    eprint!("{}", Summary::new("replay", &setup, &run));
     match run.stopped_at {
         Some(err) => {
             eprintln!("error: {err}");

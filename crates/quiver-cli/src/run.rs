@@ -78,17 +78,42 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     eprintln!("quiver run: {}", config.summary());
+    let options = match settings.quiver.store_options() {
+        Ok(options) => options,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
+        }
+    };
+    let registry =
+        (!settings.quiver.models.is_empty()).then(|| PathBuf::from(&settings.quiver.models));
+    let models = match quiver_runtime::models::Models::open(
+        &args.config,
+        &config,
+        registry.as_deref(),
+        options,
+    ) {
+        Ok(models) => models,
+        Err(err) => {
+            eprintln!("{err}");
+            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("quiver-io")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(settings, &config))
+    runtime.block_on(serve(settings, &config, &models))
 }
 
-async fn serve(settings: Settings, config: &quiver_config::Config) -> anyhow::Result<ExitCode> {
-    let service = Service::new(config, settings.clone()).context("starting the service")?;
+async fn serve(
+    settings: Settings,
+    config: &quiver_config::Config,
+    models: &quiver_runtime::models::Models,
+) -> anyhow::Result<ExitCode> {
+    let service = Service::new(config, models, settings.clone()).context("starting the service")?;
     let telemetry = service.telemetry();
     let (stop_switch, stop) = Stop::new();
     let stop_switch = std::sync::Arc::new(stop_switch);

@@ -6,17 +6,23 @@ use hdrhistogram::Histogram;
 use quiver_engine::Engine;
 use quiver_strategy::DropReason;
 
-use crate::pipeline::ReplayRun;
+use crate::pipeline::{ReplayRun, Setup};
 
 pub struct Summary<'a> {
     title: &'a str,
     engine: &'a Engine,
+    backend: Option<quiver_infer::Backend>,
     run: &'a ReplayRun,
 }
 
 impl<'a> Summary<'a> {
-    pub fn new(title: &'a str, engine: &'a Engine, run: &'a ReplayRun) -> Self {
-        Summary { title, engine, run }
+    pub fn new(title: &'a str, setup: &'a Setup, run: &'a ReplayRun) -> Self {
+        Summary {
+            title,
+            engine: &setup.engine,
+            backend: setup.backend,
+            run,
+        }
     }
 }
 
@@ -83,7 +89,7 @@ impl fmt::Display for Summary<'_> {
             thousands(per_second(stats.evaluations, secs)),
             thousands(stats.evaluations)
         )?;
-        writeln!(f, "  dispatch latency       {}", latency_line(&run.latency))?;
+        writeln!(f, "  tick→signal latency    {}", latency_line(&run.latency))?;
         writeln!(
             f,
             "  signals                {} lines ({} signals × brokers)",
@@ -118,6 +124,28 @@ impl fmt::Display for Summary<'_> {
             thousands(stats.feature_reads),
             stats.feature_hit_ratio()
         )?;
+        if let Some(backend) = self.backend {
+            let unavailable: Vec<String> = quiver_engine::Unavailable::ALL
+                .iter()
+                .zip(stats.unavailable)
+                .filter(|(_, n)| *n > 0)
+                .map(|(r, n)| format!("{} {}", r.as_str(), thousands(n)))
+                .collect();
+            writeln!(
+                f,
+                "  ML inference           {} rows on {} ({}), {} skipped (features not finite), {} outputs rejected{}",
+                thousands(stats.inferences),
+                backend,
+                self.engine.models().join(", "),
+                thousands(stats.skipped_features),
+                thousands(stats.rejected_outputs),
+                if unavailable.is_empty() {
+                    String::new()
+                } else {
+                    format!(", no result: {}", unavailable.join(", "))
+                }
+            )?;
+        }
         let (mean_fill, min_fill) = self.engine.ring_utilization();
         writeln!(
             f,

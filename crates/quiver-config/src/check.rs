@@ -9,11 +9,13 @@ use std::collections::HashMap;
 
 use quiver_core::InstrumentToken;
 use quiver_strategy::hybrid::{self, Policy};
+use quiver_strategy::ml::{self, MlFeature};
 use quiver_strategy::params::{ParamDef, ParamValue, ParamValues, RawParam, VALIDATOR_PARAMS};
-use quiver_strategy::{RulesType, StandardValidator, StrategySpec, StrategyType};
+use quiver_strategy::rules;
+use quiver_strategy::{MlSpec, RulesType, StandardValidator, StrategySpec, StrategyType};
 use saphyr::{AnnotatedMapping, MarkedYaml, Scalar, YamlData};
 
-use crate::{ConfigIssue, StrategyRow};
+use crate::{ConfigIssue, ModelRef, ModelsSource, StrategyRow};
 
 /// Fields of a row, in the order the "expected ..." hint lists them.
 const ROW_FIELDS: [&str; 7] = [
@@ -29,6 +31,10 @@ const ROW_FIELDS: [&str; 7] = [
 const PART_FIELDS: [&str; 2] = ["strategy_type", "parameters"];
 /// The parts a hybrid's `parameters` must hold besides its own parameters.
 const HYBRID_PARTS: &[&str] = &["rules", "ml"];
+/// What an `ml` strategy's `parameters` hold besides its own parameters.
+const ML_PARTS: &[&str] = &["model", "features"];
+/// `ml_momentum` and `hybrid_momentum` fix their features.
+const PRESET_PARTS: &[&str] = &["model"];
 const VALIDATORS: &[&str] = &["standard"];
 /// How issues about the document as a whole name their location.
 const ROOT: &str = "(root)";
@@ -166,6 +172,10 @@ pub(crate) struct Checker {
     /// Prefix of keys renamed because they repeat an earlier key (see `source`).
     duplicate_mark: Option<char>,
     issues: Vec<(Pos, ConfigIssue)>,
+    /// Models named by the row being checked.
+    model_refs: Vec<ModelRef>,
+    /// Where the `models:` section points.
+    pub(crate) models: Option<ModelsSource>,
 }
 
 impl Checker {
@@ -173,6 +183,8 @@ impl Checker {
         Checker {
             duplicate_mark,
             issues: Vec::new(),
+            model_refs: Vec::new(),
+            models: None,
         }
     }
 
@@ -305,14 +317,17 @@ impl Checker {
         };
         let mut strategies = None;
         for entry in self.entries(map, "") {
-            if entry.name == "strategies" {
-                strategies = Some(entry.value);
-            } else {
-                self.issue(
+            match entry.name {
+                "strategies" => strategies = Some(entry.value),
+                "models" => self.models_section(entry.value),
+                _ => self.issue(
                     pos(entry.key),
                     entry.name,
-                    format!("unknown field {:?} (expected strategies)", entry.name),
-                );
+                    format!(
+                        "unknown field {:?} (expected strategies, models)",
+                        entry.name
+                    ),
+                ),
             }
         }
         let Some(list) = self.required(strategies, "strategies", "", pos(root)) else {
@@ -328,6 +343,27 @@ impl Checker {
             .enumerate()
             .filter_map(|(index, item)| self.row(index, item, &mut ids))
             .collect()
+    }
+
+    /// `models:` is either the path of a registry file (relative to this
+    /// file) or the registry's list itself, checked by the registry parser.
+    fn models_section(&mut self, node: &Node<'_>) {
+        let line = line(node);
+        self.models = match value(node) {
+            Value::Str("") => {
+                self.issue(pos(node), "models", "must not be empty".to_owned());
+                None
+            }
+            Value::Str(path) => Some(ModelsSource::File {
+                path: path.to_owned(),
+                line,
+            }),
+            Value::List(_) | Value::Null => Some(ModelsSource::Inline { line }),
+            _ => {
+                self.expected(node, "models", "a registry file path or a list of models");
+                None
+            }
+        };
     }
 
     /// One row; `None` only after recording why.
@@ -374,6 +410,7 @@ impl Checker {
             .and_then(|node| self.strategy_type(node, &child(&label, "strategy_type")));
         let params_path = child(&label, "parameters");
         let mut validator_values = ParamValues::defaults(VALIDATOR_PARAMS);
+        self.model_refs.clear();
         let spec = match ty {
             Some(ty) => self.spec(
                 ty,
@@ -423,6 +460,7 @@ impl Checker {
                 max_quantity: validator_values.quantity("max_quantity"),
             },
             line: row_at.line,
+            models: std::mem::take(&mut self.model_refs),
         })
     }
 
@@ -474,15 +512,67 @@ impl Checker {
         owner: Pos,
         validator: Option<&mut ParamValues>,
     ) -> Option<StrategySpec> {
-        match ty.rules() {
-            Some(rules_ty) => {
-                let params = self.params(parameters, path, ty.params(), &[], validator);
-                if rules_ty == RulesType::Rsi {
-                    self.check_rsi_levels(&params, path);
-                }
-                Some(StrategySpec::Rules(rules_ty, params.values))
+        if let Some(rules_ty) = ty.rules() {
+            let params = self.params(parameters, path, ty.params(), &[], validator);
+            if rules_ty == RulesType::Rsi {
+                self.check_rsi_levels(&params, path);
             }
-            None => {
+            return Some(StrategySpec::Rules(rules_ty, params.values));
+        }
+        match ty {
+            StrategyType::Ml | StrategyType::MlMomentum => {
+                let parts = if ty.takes_feature_list() {
+                    ML_PARTS
+                } else {
+                    PRESET_PARTS
+                };
+                let params = self.params(parameters, path, ty.params(), parts, validator);
+                let model = self.model_name(&params, ty, path, owner)?;
+                let spec = if ty.takes_feature_list() {
+                    let features = match params.part("features") {
+                        Some(node) => self.feature_list(node, &child(path, "features")),
+                        None => {
+                            let at = params.at.unwrap_or(owner);
+                            self.issue(at, path, "missing field \"features\"".to_owned());
+                            None
+                        }
+                    }?;
+                    MlSpec {
+                        name: "ml",
+                        model,
+                        features,
+                        params: params.values,
+                    }
+                } else {
+                    MlSpec::ml_momentum(&model, params.values)
+                };
+                Some(StrategySpec::Ml(spec))
+            }
+            StrategyType::HybridMomentum => {
+                let params = self.params(parameters, path, ty.params(), PRESET_PARTS, validator);
+                let model = self.model_name(&params, ty, path, owner)?;
+                let subset = |defs: &'static [ParamDef]| {
+                    let mut values = ParamValues::defaults(defs);
+                    for def in defs {
+                        if let Some(v) = params.values.get(def.name) {
+                            values.set(def.name, v);
+                        }
+                    }
+                    values
+                };
+                Some(StrategySpec::Hybrid {
+                    rules: Box::new(StrategySpec::Rules(
+                        RulesType::Momentum,
+                        subset(rules::momentum::PARAMS),
+                    )),
+                    ml: Box::new(StrategySpec::Ml(MlSpec::ml_momentum(
+                        &model,
+                        subset(ml::PARAMS),
+                    ))),
+                    policy: Policy::majority_vote(params.values.float("min_conf")),
+                })
+            }
+            _ => {
                 let params = self.params(parameters, path, hybrid::PARAMS, HYBRID_PARTS, validator);
                 let mut part = |name: &str| match params.part(name) {
                     Some(node) => self.part(node, &child(path, name)),
@@ -493,13 +583,81 @@ impl Checker {
                     }
                 };
                 let (rules, ml) = (part("rules"), part("ml"));
+                let (rules, ml) = (rules?, ml?);
+                if rules.strategy_type().kind() != quiver_strategy::StrategyKind::Rules {
+                    let at = params.part("rules").map_or(owner, pos);
+                    self.issue(
+                        at,
+                        &child(path, "rules"),
+                        format!(
+                            "must be a rules strategy, got {}",
+                            rules.strategy_type().name()
+                        ),
+                    );
+                    return None;
+                }
                 Some(StrategySpec::Hybrid {
-                    rules: Box::new(rules?),
-                    ml: Box::new(ml?),
+                    rules: Box::new(rules),
+                    ml: Box::new(ml),
                     policy: Policy::from_params(&params.values),
                 })
             }
         }
+    }
+
+    /// The registry model of an ML strategy: `parameters.model`, required
+    /// for `ml`, [`ml::ML_MOMENTUM_DEFAULT_MODEL`] for the presets.
+    fn model_name(
+        &mut self,
+        params: &Params<'_, '_>,
+        ty: StrategyType,
+        path: &str,
+        owner: Pos,
+    ) -> Option<String> {
+        let model_path = child(path, "model");
+        let (name, at) = match params.part("model") {
+            Some(node) => (
+                self.non_empty_string(node, &model_path)?.to_owned(),
+                pos(node),
+            ),
+            None if ty.model_param() == Some(true) => {
+                let at = params.at.unwrap_or(owner);
+                self.issue(at, path, "missing field \"model\"".to_owned());
+                return None;
+            }
+            None => (
+                ml::ML_MOMENTUM_DEFAULT_MODEL.to_owned(),
+                params.at.unwrap_or(owner),
+            ),
+        };
+        self.model_refs.push(ModelRef {
+            name: name.clone(),
+            line: at.line,
+            path: model_path,
+        });
+        Some(name)
+    }
+
+    /// An `ml` strategy's input columns: store specs or derived features.
+    fn feature_list(&mut self, node: &Node<'_>, path: &str) -> Option<Vec<MlFeature>> {
+        let items = self.non_empty_list(node, path)?;
+        let mut features = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            let Some(text) = self.string(item, &item_path) else {
+                ok = false;
+                continue;
+            };
+            match MlFeature::parse(text) {
+                Ok(feature) => features.push(feature),
+                Err(message) => {
+                    self.issue(pos(item), &item_path, message);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(features)
     }
 
     /// A hybrid's `rules` or `ml` part.
@@ -530,7 +688,7 @@ impl Checker {
             .required(strategy_type, "strategy_type", path, pos(node))
             .and_then(|ty_node| Some((self.strategy_type(ty_node, &type_path)?, ty_node)));
         match ty {
-            Some((StrategyType::Hybrid, ty_node)) => {
+            Some((StrategyType::Hybrid | StrategyType::HybridMomentum, ty_node)) => {
                 self.issue(
                     pos(ty_node),
                     &type_path,

@@ -9,9 +9,12 @@
 //! # Format
 //!
 //! ```yaml
-//! strategies:                        # the only top-level key; [] is allowed
+//! models: models/registry.yaml       # optional: the model registry (a file, relative to
+//!                                    # this one, or the registry's list written here)
+//! strategies:                        # required; [] is allowed
 //!   - id: mom-1                      # required, non-empty, unique in the file
 //!     strategy_type: momentum        # momentum | mean_reversion | rsi | breakout | hybrid
+//!                                    # | ml | ml_momentum | hybrid_momentum
 //!     parameters:                    # optional; omitted parameters take their defaults
 //!       lookback_periods: 20         # the type's own parameters (see quiver_strategy) ...
 //!       threshold: 0.01
@@ -34,7 +37,21 @@
 //!         parameters: {oversold: 25, overbought: 75}   # overbought must exceed oversold
 //!     brokers: [paper]
 //!     instruments: [256265]
+//!
+//!   - id: ml-1
+//!     strategy_type: ml
+//!     parameters:
+//!       model: ml_momentum_mlp       # required: a registry model
+//!       features: [sma(5), momentum(5), returns_skew(20), price]   # one per model input
+//!       confidence_threshold: 0.6    # plus position_size, temperature
+//!     brokers: [paper]
+//!     instruments: [256265]
 //! ```
+//!
+//! `ml_momentum` fixes seed 000's nine features (`model` defaults to
+//! `ml_momentum_mlp`); `hybrid_momentum` is momentum + ml_momentum joined by
+//! `majority_vote`. Model names are checked against the registry when the
+//! strategies are built (`quiver validate` does it).
 //!
 //! Numbers must be written as numbers: `threshold: "0.01"` is a string and is
 //! rejected, so that a quoting slip cannot change what a value means.
@@ -128,6 +145,31 @@ impl fmt::Display for IssueLines<'_> {
 pub struct Config {
     /// Every row in file order, disabled ones included, so tools can list them.
     pub strategies: Vec<StrategyRow>,
+    /// Where the model registry is, when the file has a `models:` section.
+    pub models: Option<ModelsSource>,
+}
+
+/// The `models:` section: a registry file, or the registry's list written in
+/// the strategies file itself (validated by the registry's own parser).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelsSource {
+    /// A path as written, relative to the strategies file's directory.
+    File {
+        path: String,
+        line: usize,
+    },
+    Inline {
+        line: usize,
+    },
+}
+
+/// A model named by a row, located for messages about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelRef {
+    pub name: String,
+    pub line: usize,
+    /// e.g. `strategies[2] (id "ml-1").parameters.model`.
+    pub path: String,
 }
 
 /// One validated row.
@@ -143,6 +185,8 @@ pub struct StrategyRow {
     pub validator: StandardValidator,
     /// Line where the row starts, for messages about the row at run time.
     pub line: usize,
+    /// Registry models the row's strategy uses (a hybrid's ML part included).
+    pub models: Vec<ModelRef>,
 }
 
 impl Config {
@@ -225,9 +269,10 @@ pub fn parse_config(text: &str, file: &str) -> Result<Config, ConfigError> {
     let docs = source.load().map_err(syntax)?;
     let mut checker = check::Checker::new(source.duplicate_mark);
     let strategies = checker.document(&docs);
+    let models = checker.models.take();
     let issues = checker.finish();
     if issues.is_empty() {
-        Ok(Config { strategies })
+        Ok(Config { strategies, models })
     } else {
         Err(ConfigError::Invalid {
             file: file.to_owned(),

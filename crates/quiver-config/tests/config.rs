@@ -175,7 +175,10 @@ fn valid_file_round_trips_with_defaults_filled() {
             ..Policy::with_defaults(PolicyKind::ThresholdEscalation)
         }
     );
-    assert_eq!(hybrid.spec.build().name(), "hybrid:momentum+breakout");
+    assert_eq!(
+        hybrid.spec.build(&Vec::new()).unwrap().name(),
+        "hybrid:momentum+breakout"
+    );
     assert_eq!(hybrid.validator, StandardValidator::default());
 
     assert_eq!(

@@ -2,8 +2,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use quiver_core::{Decision, HistoryRing, InstrumentIdx, InstrumentIndex, InstrumentToken, Tick};
 use quiver_features::InstrumentFeatures;
-use quiver_strategy::{StandardValidator, Strategy, StrategyKind, TickContext};
+use quiver_strategy::{
+    Carry, Prediction, StandardValidator, Step, Strategy, StrategyKind, TickContext,
+};
 
+use crate::inference::{ModelBatch, ModelRequest, ModelResults, ModelRunner, ModelStamp};
 use crate::stats::{drop_slot, EngineStats, StrategyStats};
 use crate::QUARANTINE_AFTER;
 
@@ -60,6 +63,8 @@ pub struct EngineSignal {
     pub strategy: u32,
     pub instrument: InstrumentToken,
     pub decision: Decision,
+    /// The model version whose prediction went into the decision.
+    pub model: Option<ModelStamp>,
 }
 
 /// A contained strategy panic.
@@ -93,6 +98,24 @@ struct Slot {
     state: StrategyState,
     consecutive_panics: u32,
     stats: StrategyStats,
+    /// Engine model index and feature-row width, for strategies with a model.
+    model: Option<(u32, u32)>,
+    feature_hash: u64,
+}
+
+/// An evaluation whose output waits for the next [`Engine::flush`], in
+/// (tick sequence, strategy order).
+enum Pending {
+    /// Decided at its tick, queued behind an earlier model request.
+    Ready(EngineSignal),
+    /// Waiting for the result of request `request`.
+    Awaiting {
+        seq: u64,
+        tick: Tick,
+        strategy: u32,
+        carry: Carry,
+        request: u32,
+    },
 }
 
 /// The dispatch engine. See the crate docs.
@@ -109,6 +132,17 @@ pub struct Engine {
     slots: Vec<Slot>,
     stats: EngineStats,
     faults: Vec<Fault>,
+    /// Engine model index → registry name, and the versions seen so far.
+    model_names: Vec<String>,
+    model_versions: Vec<Vec<String>>,
+    /// Since the last flush: evaluations in output order, and the model
+    /// requests among them.
+    pending: Vec<Pending>,
+    requests: Vec<ModelRequest>,
+    rows: Vec<f32>,
+    results: ModelResults,
+    /// Per model, the version index that served the current flush.
+    serving: Vec<u32>,
 }
 
 impl Engine {
@@ -183,20 +217,37 @@ impl Engine {
         routes.shrink_to_fit();
         feature_slots.shrink_to_fit();
         let rings = capacity.into_iter().map(HistoryRing::new).collect();
+        let mut model_names: Vec<String> = Vec::new();
         let slots = entries
             .into_iter()
-            .map(|e| Slot {
-                required: e.strategy.required_history().max(1),
-                id: e.id,
-                brokers: e.brokers,
-                strategy: e.strategy,
-                validator: e.validator,
-                instruments: e.instruments,
-                state: StrategyState::Warmup,
-                consecutive_panics: 0,
-                stats: StrategyStats::default(),
+            .map(|e| {
+                let used = e.strategy.model().map(|m| {
+                    let name = &m.model.name;
+                    let index = model_names
+                        .iter()
+                        .position(|n| n == name)
+                        .unwrap_or_else(|| {
+                            model_names.push(name.clone());
+                            model_names.len() - 1
+                        });
+                    (index as u32, m.model.n_features as u32, m.feature_hash)
+                });
+                Slot {
+                    required: e.strategy.required_history().max(1),
+                    id: e.id,
+                    brokers: e.brokers,
+                    strategy: e.strategy,
+                    validator: e.validator,
+                    instruments: e.instruments,
+                    state: StrategyState::Warmup,
+                    consecutive_panics: 0,
+                    stats: StrategyStats::default(),
+                    model: used.map(|(index, width, _)| (index, width)),
+                    feature_hash: used.map_or(0, |(_, _, hash)| hash),
+                }
             })
             .collect();
+        let model_versions = vec![Vec::new(); model_names.len()];
         Ok(Engine {
             index,
             rings,
@@ -207,6 +258,13 @@ impl Engine {
             slots,
             stats: EngineStats::default(),
             faults: Vec::new(),
+            model_names,
+            model_versions,
+            pending: Vec::new(),
+            requests: Vec::new(),
+            rows: Vec::new(),
+            results: ModelResults::default(),
+            serving: Vec::new(),
         })
     }
 
@@ -257,48 +315,188 @@ impl Engine {
                     .view(&self.feature_slots[start..start + route.features_len as usize]),
             };
             let strategy = &mut slot.strategy;
-            // The decision is written in place and only `()` crosses
+            // The outcome is written in place and only `()` crosses
             // `catch_unwind`: returning the (large) decision through it would
             // copy it on every evaluation, signal or not.
-            let mut decided: Option<Decision> = None;
+            let mut step = Step::Decided(None);
             IN_STRATEGY_CALL.set(true);
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                decided = strategy.on_tick(tick, ctx);
-            }));
-            IN_STRATEGY_CALL.set(false);
-            match result.map(|()| decided) {
-                Ok(None) => slot.consecutive_panics = 0,
-                Ok(Some(decision)) => {
-                    slot.consecutive_panics = 0;
-                    match slot.validator.check(&decision) {
-                        Ok(()) => {
-                            slot.stats.signals += 1;
-                            out.push(EngineSignal {
-                                seq,
-                                ts_ns: tick.ts_ns,
-                                strategy: route.strategy,
-                                instrument: tick.instrument,
-                                decision,
-                            });
-                        }
-                        Err(reason) => slot.stats.dropped[drop_slot(reason)] += 1,
-                    }
+            let result = match slot.model {
+                None => catch_unwind(AssertUnwindSafe(|| {
+                    step = Step::Decided(strategy.on_tick(tick, ctx));
+                })),
+                Some((_, width)) => {
+                    let at = self.rows.len();
+                    self.rows.resize(at + width as usize, 0.0);
+                    let row = &mut self.rows[at..];
+                    catch_unwind(AssertUnwindSafe(|| {
+                        step = strategy.prepare(tick, ctx, row);
+                    }))
                 }
-                Err(payload) => {
-                    slot.stats.panics += 1;
-                    slot.consecutive_panics += 1;
-                    if slot.consecutive_panics >= QUARANTINE_AFTER {
-                        slot.state = StrategyState::Quarantined;
-                    }
-                    self.faults.push(Fault {
-                        seq,
-                        strategy: route.strategy,
-                        instrument: tick.instrument,
-                        message: panic_message(payload.as_ref()),
+            };
+            IN_STRATEGY_CALL.set(false);
+            if let Err(payload) = result {
+                contain(slot, &mut self.faults, seq, route.strategy, tick, payload);
+                self.rows.truncate(
+                    self.requests
+                        .last()
+                        .map_or(0, |r| (r.start + r.len) as usize),
+                );
+                continue;
+            }
+            slot.consecutive_panics = 0;
+            let decided = match step {
+                Step::Decided(decided) => decided,
+                Step::SkippedFeatures(decided) => {
+                    slot.stats.skipped_features += 1;
+                    self.rows
+                        .truncate(self.rows.len() - slot.model.map_or(0, |(_, w)| w as usize));
+                    decided
+                }
+                Step::Predict(carry) => {
+                    let (model, width) = slot.model.unwrap_or_default();
+                    slot.stats.inferences += 1;
+                    let request = self.requests.len() as u32;
+                    self.requests.push(ModelRequest {
+                        model,
+                        start: (self.rows.len() - width as usize) as u32,
+                        len: width,
                     });
+                    self.pending.push(Pending::Awaiting {
+                        seq,
+                        tick: *tick,
+                        strategy: route.strategy,
+                        carry,
+                        request,
+                    });
+                    continue;
+                }
+            };
+            let Some(decision) = decided else { continue };
+            let signal = EngineSignal {
+                seq,
+                ts_ns: tick.ts_ns,
+                strategy: route.strategy,
+                instrument: tick.instrument,
+                decision,
+                model: None,
+            };
+            if validate(slot, &signal) {
+                if self.pending.is_empty() {
+                    out.push(signal);
+                } else {
+                    self.pending.push(Pending::Ready(signal));
                 }
             }
         }
+    }
+
+    /// Model requests waiting for [`Engine::flush`].
+    pub fn pending_requests(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Whether any evaluation waits for [`Engine::flush`] (always false for
+    /// an engine without model strategies).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Runs every model request queued since the last flush through
+    /// `runner` in one call, then appends, in (tick sequence, strategy
+    /// order), every signal those ticks produced. Nothing reaches `out`
+    /// behind a signal that waits for a model, so the output order — and,
+    /// with a runner whose results do not depend on grouping, the output
+    /// itself — is the same whatever the number of ticks between flushes.
+    pub fn flush(&mut self, runner: &mut dyn ModelRunner, out: &mut Vec<EngineSignal>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.results
+            .reset(self.requests.len(), self.model_names.len());
+        if !self.requests.is_empty() {
+            let batch = ModelBatch {
+                models: &self.model_names,
+                requests: &self.requests,
+                rows: &self.rows,
+            };
+            runner.run(&batch, &mut self.results);
+        }
+        self.serving.clear();
+        for (model, versions) in self.model_versions.iter_mut().enumerate() {
+            let version = self.results.version(model);
+            let index = match versions.iter().rposition(|v| v == version) {
+                Some(index) => index,
+                None if version.is_empty() => usize::MAX,
+                None => {
+                    versions.push(version.to_owned());
+                    versions.len() - 1
+                }
+            };
+            self.serving.push(index as u32);
+        }
+        for pending in self.pending.drain(..) {
+            let (seq, tick, strategy, carry, request) = match pending {
+                Pending::Ready(signal) => {
+                    out.push(signal);
+                    continue;
+                }
+                Pending::Awaiting {
+                    seq,
+                    tick,
+                    strategy,
+                    carry,
+                    request,
+                } => (seq, tick, strategy, carry, request),
+            };
+            let slot = &mut self.slots[strategy as usize];
+            let model = slot.model.map_or(0, |(model, _)| model);
+            let outputs = self.results.get(request as usize);
+            let prediction = match outputs {
+                Ok(values) => Prediction::Outputs(values),
+                Err(why) => {
+                    slot.stats.unavailable[why.slot()] += 1;
+                    Prediction::Unavailable
+                }
+            };
+            let mut completion = Default::default();
+            let strategy_ref = &mut slot.strategy;
+            IN_STRATEGY_CALL.set(true);
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                completion = strategy_ref.complete(&tick, carry, prediction);
+            }));
+            IN_STRATEGY_CALL.set(false);
+            if let Err(payload) = result {
+                contain(slot, &mut self.faults, seq, strategy, &tick, payload);
+                continue;
+            }
+            slot.consecutive_panics = 0;
+            let completion: quiver_strategy::Completion = completion;
+            if completion.rejected_output {
+                slot.stats.rejected_outputs += 1;
+            }
+            let Some(decision) = completion.decision else {
+                continue;
+            };
+            let version = self.serving.get(model as usize).copied();
+            let signal = EngineSignal {
+                seq,
+                ts_ns: tick.ts_ns,
+                strategy,
+                instrument: tick.instrument,
+                decision,
+                model: match (outputs, version) {
+                    (Ok(_), Some(version)) if version != u32::MAX => {
+                        Some(ModelStamp { model, version })
+                    }
+                    _ => None,
+                },
+            };
+            if validate(slot, &signal) {
+                out.push(signal);
+            }
+        }
+        self.requests.clear();
+        self.rows.clear();
     }
 
     /// Appends a tick to its instrument's history without calling any
@@ -336,6 +534,12 @@ impl Engine {
             for (total, n) in stats.dropped.iter_mut().zip(slot.stats.dropped) {
                 *total += n;
             }
+            stats.inferences += slot.stats.inferences;
+            stats.skipped_features += slot.stats.skipped_features;
+            stats.rejected_outputs += slot.stats.rejected_outputs;
+            for (total, n) in stats.unavailable.iter_mut().zip(slot.stats.unavailable) {
+                *total += n;
+            }
         }
         stats
     }
@@ -366,6 +570,27 @@ impl Engine {
 
     pub fn strategy_state(&self, strategy: u32) -> StrategyState {
         self.slots[strategy as usize].state
+    }
+
+    /// [`feature_hash`](quiver_strategy::ml::feature_hash) of a strategy's
+    /// model inputs (0 without a model).
+    pub fn feature_hash(&self, strategy: u32) -> u64 {
+        self.slots[strategy as usize].feature_hash
+    }
+
+    /// Registry names of the models strategies use, by engine model index.
+    pub fn models(&self) -> &[String] {
+        &self.model_names
+    }
+
+    /// The registry name of the model behind `stamp`.
+    pub fn model_name(&self, stamp: ModelStamp) -> &str {
+        &self.model_names[stamp.model as usize]
+    }
+
+    /// The version string behind `stamp`.
+    pub fn model_version(&self, stamp: ModelStamp) -> &str {
+        &self.model_versions[stamp.model as usize][stamp.version as usize]
     }
 
     pub fn strategy_stats(&self, strategy: u32) -> &StrategyStats {
@@ -441,6 +666,42 @@ impl Slot {
                 .map(|b| b.capacity() + std::mem::size_of::<String>())
                 .sum::<usize>()
     }
+}
+
+/// Counts `signal` against the strategy's validator; true when it passes.
+fn validate(slot: &mut Slot, signal: &EngineSignal) -> bool {
+    match slot.validator.check(&signal.decision) {
+        Ok(()) => {
+            slot.stats.signals += 1;
+            true
+        }
+        Err(reason) => {
+            slot.stats.dropped[drop_slot(reason)] += 1;
+            false
+        }
+    }
+}
+
+/// Records a contained panic and quarantines a strategy that keeps panicking.
+fn contain(
+    slot: &mut Slot,
+    faults: &mut Vec<Fault>,
+    seq: u64,
+    strategy: u32,
+    tick: &Tick,
+    payload: Box<dyn std::any::Any + Send>,
+) {
+    slot.stats.panics += 1;
+    slot.consecutive_panics += 1;
+    if slot.consecutive_panics >= QUARANTINE_AFTER {
+        slot.state = StrategyState::Quarantined;
+    }
+    faults.push(Fault {
+        seq,
+        strategy,
+        instrument: tick.instrument,
+        message: panic_message(payload.as_ref()),
+    });
 }
 
 thread_local! {

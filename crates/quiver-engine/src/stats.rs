@@ -2,6 +2,8 @@
 
 use quiver_strategy::DropReason;
 
+use crate::inference::Unavailable;
+
 /// Per-strategy counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StrategyStats {
@@ -10,6 +12,14 @@ pub struct StrategyStats {
     /// Decisions refused by the validator, indexed like [`DropReason::ALL`].
     pub dropped: [u64; DropReason::ALL.len()],
     pub panics: u64,
+    /// Model requests made (one feature row each).
+    pub inferences: u64,
+    /// Evaluations with a missing or non-finite feature: no inference.
+    pub skipped_features: u64,
+    /// Model outputs out of range, ignored.
+    pub rejected_outputs: u64,
+    /// Requests without a result, indexed like [`Unavailable::ALL`].
+    pub unavailable: [u64; Unavailable::ALL.len()],
 }
 
 impl StrategyStats {
@@ -32,6 +42,10 @@ pub struct EngineStats {
     pub feature_updates: u64,
     /// Feature values read by strategies (declared features per evaluation).
     pub feature_reads: u64,
+    pub inferences: u64,
+    pub skipped_features: u64,
+    pub rejected_outputs: u64,
+    pub unavailable: [u64; Unavailable::ALL.len()],
 }
 
 pub(crate) fn drop_slot(reason: DropReason) -> usize {

@@ -30,6 +30,8 @@ type Node<'y> = MarkedYaml<'y>;
 type Mapping<'y> = AnnotatedMapping<'y, MarkedYaml<'y>>;
 
 const TOP_FIELDS: &[&str] = &["models"];
+/// A `models:` list inside a strategies file sits next to its `strategies:`.
+const EMBEDDED_TOP_FIELDS: &[&str] = &["models", "strategies"];
 const MODEL_FIELDS: &[&str] = &[
     "name",
     "path",
@@ -201,15 +203,39 @@ pub struct Registry {
 impl Registry {
     /// Reads and validates `path`; model paths resolve against its directory.
     pub fn load(path: &Path) -> Result<Registry, RegistryError> {
+        Registry::read(path, false)
+    }
+
+    /// [`Registry::load`], or with `embedded` the `models:` list of the
+    /// strategies file at `path` ([`Registry::parse_embedded`]).
+    pub fn read(path: &Path, embedded: bool) -> Result<Registry, RegistryError> {
         let text = std::fs::read_to_string(path).map_err(|e| RegistryError::Io {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        Registry::parse(&text, path)
+        if embedded {
+            Registry::parse_embedded(&text, path)
+        } else {
+            Registry::parse(&text, path)
+        }
     }
 
     /// Validates registry `text` as if read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Registry, RegistryError> {
+        Registry::parse_with(text, path, TOP_FIELDS)
+    }
+
+    /// The `models:` list of a strategies file (`path`), which also holds
+    /// `strategies:` (checked elsewhere).
+    pub fn parse_embedded(text: &str, path: &Path) -> Result<Registry, RegistryError> {
+        Registry::parse_with(text, path, EMBEDDED_TOP_FIELDS)
+    }
+
+    fn parse_with(
+        text: &str,
+        path: &Path,
+        top_fields: &'static [&'static str],
+    ) -> Result<Registry, RegistryError> {
         let docs = MarkedYaml::load_from_str(text).map_err(|e| RegistryError::Syntax {
             path: path.to_owned(),
             line: e.marker().line().max(1),
@@ -219,6 +245,7 @@ impl Registry {
         let dir = path.parent().unwrap_or_else(|| Path::new("")).to_owned();
         let mut checker = Checker {
             dir,
+            top_fields,
             issues: Vec::new(),
         };
         let models = match docs.as_slice() {
@@ -291,6 +318,7 @@ fn as_map<'n, 'y>(node: &'n Node<'y>) -> Option<&'n Mapping<'y>> {
 
 struct Checker {
     dir: PathBuf,
+    top_fields: &'static [&'static str],
     issues: Vec<RegistryIssue>,
 }
 
@@ -382,7 +410,7 @@ impl Checker {
             );
             return Vec::new();
         };
-        let fields = self.fields(map, "(root)", TOP_FIELDS);
+        let fields = self.fields(map, "(root)", self.top_fields);
         let Some(models) = self.required(&fields, "models", line(doc), "(root)") else {
             return Vec::new();
         };

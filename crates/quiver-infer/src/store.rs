@@ -133,6 +133,9 @@ pub struct StoreOptions {
     pub backend: BackendChoice,
     /// `libonnxruntime.so`; default `$ORT_DYLIB_PATH`.
     pub ort_dylib: Option<PathBuf>,
+    /// The registry is the `models:` list of a strategies file (which also
+    /// holds `strategies:`), not a file of its own.
+    pub embedded: bool,
 }
 
 /// What [`ModelStore::poll_changes`] found and did.
@@ -219,6 +222,7 @@ pub struct ModelStore {
     registry_path: PathBuf,
     loader: Loader,
     policy: LoadPolicy,
+    embedded: bool,
     state: Mutex<State>,
 }
 
@@ -238,7 +242,7 @@ impl ModelStore {
     /// in [`ModelStore::status`], and the others run.
     pub fn open(registry: &Path, options: StoreOptions) -> Result<ModelStore, RegistryError> {
         let loader = Loader::new(options.backend, options.ort_dylib.as_deref());
-        ModelStore::with_loader(registry, loader, options.load)
+        ModelStore::build(registry, loader, options.load, options.embedded)
     }
 
     /// As [`ModelStore::open`], with a loader the caller built (tests, or
@@ -248,8 +252,17 @@ impl ModelStore {
         loader: Loader,
         policy: LoadPolicy,
     ) -> Result<ModelStore, RegistryError> {
+        ModelStore::build(registry, loader, policy, false)
+    }
+
+    fn build(
+        registry: &Path,
+        loader: Loader,
+        policy: LoadPolicy,
+        embedded: bool,
+    ) -> Result<ModelStore, RegistryError> {
         let registry_stamp = stamp(registry);
-        let parsed = Registry::load(registry)?;
+        let parsed = Registry::read(registry, embedded)?;
         let mut entries = BTreeMap::new();
         for spec in parsed.models {
             let entry = Entry {
@@ -265,6 +278,7 @@ impl ModelStore {
             registry_path: registry.to_owned(),
             loader,
             policy,
+            embedded,
             state: Mutex::new(State {
                 registry: registry_stamp,
                 entries,
@@ -377,7 +391,7 @@ impl ModelStore {
         let mut dirty: Vec<String> = Vec::new();
         if registry_now != state.registry {
             state.registry = registry_now;
-            match Registry::load(&self.registry_path) {
+            match Registry::read(&self.registry_path, self.embedded) {
                 Err(err) => changes.push(Change::RegistryInvalid(err)),
                 Ok(parsed) => {
                     let mut next: BTreeMap<String, ModelSpec> = parsed

@@ -24,7 +24,7 @@ mod tick_error;
 mod tick_reader;
 mod tick_writer;
 
-pub use signal::{encode_signal, SignalRecord, SignalWriter};
+pub use signal::{encode_signal, ModelTag, SignalRecord, SignalWriter};
 pub use signal_id::signal_id;
 pub use tick_error::{OpenError, RowError, RowErrorKind, SkipReport};
 pub use tick_reader::{open_ticks, TickFormat, TickReader};

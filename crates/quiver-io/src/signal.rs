@@ -27,7 +27,19 @@ pub struct SignalRecord<'a> {
     pub price: Price,
     pub reasoning: &'a Reasoning,
     pub metadata: &'a Metadata,
+    /// The model behind an ML or hybrid signal.
+    pub model: Option<ModelTag<'a>>,
     pub correlation_id: Option<&'a str>,
+}
+
+/// Which model, version and inputs produced a signal (seed 001's
+/// determinism record), written into its `metadata` as `model`,
+/// `model_version` and `feature_hash` (16 hex digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelTag<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub feature_hash: u64,
 }
 
 /// Writes [`SignalRecord`]s as JSON Lines.
@@ -110,6 +122,16 @@ pub fn encode_signal(record: &SignalRecord<'_>, line: &mut Vec<u8>) -> io::Resul
             MetaValue::F64(value) => push_json_f64(line, value)?,
             MetaValue::I64(value) => write!(line, "{value}")?,
         }
+    }
+    if let Some(model) = &record.model {
+        if !record.metadata.is_empty() {
+            line.push(b',');
+        }
+        line.extend_from_slice(b"\"model\":");
+        push_json_str(line, model.name);
+        line.extend_from_slice(b",\"model_version\":");
+        push_json_str(line, model.version);
+        write!(line, ",\"feature_hash\":\"{:016x}\"", model.feature_hash)?;
     }
     line.push(b'}');
     if let Some(correlation_id) = record.correlation_id {

@@ -105,6 +105,7 @@ fn signal_line_is_byte_exact() {
         price: Price::parse("101.050").unwrap(),
         reasoning: &reasoning,
         metadata: &metadata,
+        model: None,
         correlation_id: None,
     };
     let mut writer = SignalWriter::new(Vec::new());
@@ -161,6 +162,7 @@ fn non_finite_numbers_become_null() {
         price: Price::from_int(1),
         reasoning: &Reasoning::fixed(empty),
         metadata: &metadata,
+        model: None,
         correlation_id: None,
     };
     let mut writer = SignalWriter::new(Vec::new());
@@ -168,4 +170,50 @@ fn non_finite_numbers_become_null() {
     let line = String::from_utf8(writer.into_inner()).unwrap();
     assert!(line.contains(r#""confidence":null,"#), "{line}");
     assert!(line.ends_with(",\"metadata\":{\"x\":null}}\n"), "{line}");
+}
+
+#[test]
+fn model_tag_joins_the_metadata() {
+    let metadata = Metadata::one(&["model_confidence"], 0.75);
+    let tag = quiver_io::ModelTag {
+        name: "ml_momentum_mlp",
+        version: "1.0.0",
+        feature_hash: 0x0123_4567_89ab_cdef,
+    };
+    let record = SignalRecord {
+        seq: 0,
+        ts_ns: 0,
+        signal_id: 1,
+        strategy_id: "s",
+        instrument: 1,
+        broker: "b",
+        side: Side::Buy,
+        confidence: 0.75,
+        quantity: 1,
+        price: Price::from_int(1),
+        reasoning: &Reasoning::fixed(empty),
+        metadata: &metadata,
+        model: Some(tag),
+        correlation_id: None,
+    };
+    let mut writer = SignalWriter::new(Vec::new());
+    writer.write(&record).unwrap();
+    writer
+        .write(&SignalRecord {
+            metadata: &Metadata::EMPTY,
+            ..record
+        })
+        .unwrap();
+    let text = String::from_utf8(writer.into_inner()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].ends_with(r#""metadata":{"model_confidence":0.75,"model":"ml_momentum_mlp","model_version":"1.0.0","feature_hash":"0123456789abcdef"}}"#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].ends_with(r#""metadata":{"model":"ml_momentum_mlp","model_version":"1.0.0","feature_hash":"0123456789abcdef"}}"#),
+        "{}",
+        lines[1]
+    );
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use quiver_core::{Decision, InstrumentToken, Tick};
-use quiver_strategy::{FeatureSpec, Strategy, StrategyKind, TickContext};
+use quiver_strategy::{
+    Carry, Completion, FeatureSpec, ModelUse, Prediction, Step, Strategy, StrategyKind, TickContext,
+};
 use quiver_telemetry::Histogram;
 
 /// Wraps one configured strategy.
@@ -80,29 +82,69 @@ impl Strategy for Instrumented {
 
     #[inline]
     fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision> {
-        // A child of the runtime's per-tick span; free unless debug tracing is on.
-        let _span = tracing::debug_span!(
-            "strategy",
-            strategy = &*self.id,
-            instrument = tick.instrument,
-            kind = self.kind
-        )
-        .entered();
-        match &mut self.timing {
-            Some(t) if t.countdown == 0 => {
-                t.countdown = t.every - 1;
-                let started = Instant::now();
-                let decision = self.inner.on_tick(tick, ctx);
-                let ns = started.elapsed().as_nanos() as u64;
-                t.by_type.observe_ns(ns);
-                t.own.observe_ns(ns);
-                decision
-            }
-            Some(t) => {
-                t.countdown -= 1;
-                self.inner.on_tick(tick, ctx)
-            }
-            None => self.inner.on_tick(tick, ctx),
+        let Instrumented {
+            inner,
+            id,
+            kind,
+            timing,
+            ..
+        } = self;
+        timed(timing, id, kind, tick, || inner.on_tick(tick, ctx))
+    }
+
+    fn model(&self) -> Option<&ModelUse> {
+        self.inner.model()
+    }
+
+    /// Timed like `on_tick`: the feature extraction and rules part; the
+    /// inference itself is timed per batch by the model's own histogram.
+    #[inline]
+    fn prepare(&mut self, tick: &Tick, ctx: TickContext<'_>, row: &mut [f32]) -> Step {
+        let Instrumented {
+            inner,
+            id,
+            kind,
+            timing,
+            ..
+        } = self;
+        timed(timing, id, kind, tick, || inner.prepare(tick, ctx, row))
+    }
+
+    fn complete(&mut self, tick: &Tick, carry: Carry, prediction: Prediction<'_>) -> Completion {
+        self.inner.complete(tick, carry, prediction)
+    }
+}
+
+#[inline]
+fn timed<T>(
+    timing: &mut Option<Timing>,
+    id: &str,
+    kind: &str,
+    tick: &Tick,
+    call: impl FnOnce() -> T,
+) -> T {
+    // A child of the runtime's per-tick span; free unless debug tracing is on.
+    let _span = tracing::debug_span!(
+        "strategy",
+        strategy = id,
+        instrument = tick.instrument,
+        kind = kind
+    )
+    .entered();
+    match timing {
+        Some(t) if t.countdown == 0 => {
+            t.countdown = t.every - 1;
+            let started = Instant::now();
+            let out = call();
+            let ns = started.elapsed().as_nanos() as u64;
+            t.by_type.observe_ns(ns);
+            t.own.observe_ns(ns);
+            out
         }
+        Some(t) => {
+            t.countdown -= 1;
+            call()
+        }
+        None => call(),
     }
 }

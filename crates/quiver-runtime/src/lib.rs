@@ -15,6 +15,7 @@
 
 pub mod bench;
 mod instrumented;
+pub mod models;
 pub mod publish;
 pub mod service;
 pub mod session;

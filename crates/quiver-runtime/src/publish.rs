@@ -34,6 +34,11 @@ pub fn signal_record<'a>(
         price: d.price,
         reasoning: &d.reasoning,
         metadata: &d.metadata,
+        model: signal.model.map(|stamp| quiver_io::ModelTag {
+            name: engine.model_name(stamp),
+            version: engine.model_version(stamp),
+            feature_hash: engine.feature_hash(signal.strategy),
+        }),
         correlation_id,
     }
 }

@@ -17,6 +17,7 @@ use quiver_telemetry::{Catalog, Histogram, StrategyDesc, StrategyStatus, Telemet
 use tokio::sync::mpsc;
 
 use crate::instrumented::Instrumented;
+use crate::models::{ModelSetupError, Models, PoolRunner};
 use crate::session::SessionClock;
 use crate::settings::Settings;
 
@@ -45,6 +46,8 @@ pub enum RuntimeError {
     DrainTimeout(Duration),
     #[error("the engine thread stopped unexpectedly")]
     EngineThread,
+    #[error("{0}")]
+    Models(#[from] ModelSetupError),
 }
 
 /// What a run did.
@@ -74,16 +77,28 @@ pub struct Service {
     brokers: Vec<Vec<(u32, Arc<str>)>>,
     /// Per strategy: evaluation times, for `/strategies` p99.
     timings: Vec<Histogram>,
+    /// Runs the engine's model requests; `None` without ML strategies.
+    runner: Option<PoolRunner>,
+    models: Option<Arc<quiver_infer::ModelStore>>,
 }
 
 impl Service {
     /// Builds the engine from the enabled rows of `config`, wrapping each
-    /// strategy (timing, spans, warm-up floor), and registers every metric.
+    /// strategy (timing, spans, warm-up floor), registers every metric and,
+    /// when strategies use models, loads them and starts the inference pool.
     pub fn new(
         config: &quiver_config::Config,
+        models: &Models,
         settings: Settings,
     ) -> Result<Service, RuntimeError> {
-        Service::from_entries(engine_entries(config), settings)
+        let pool = settings.strategy.pool_config();
+        let mut service = Service::from_entries(models.engine_entries(config)?, settings)?;
+        let used = service.engine.models();
+        if !used.is_empty() {
+            service.runner = Some(PoolRunner::new(pool, models.handles(used))?);
+            service.models = models.store.clone();
+        }
+        Ok(service)
     }
 
     /// As [`Service::new`], from strategies already built (benchmarks, tests).
@@ -212,6 +227,8 @@ impl Service {
             outside_instruments: Arc::new(outside_instruments),
             brokers,
             timings,
+            runner: None,
+            models: None,
         };
         let mut sync = StatsSync::new(service.engine.strategy_count());
         sync.sync(&service.engine, &service.telemetry, &service.timings);
@@ -245,7 +262,10 @@ impl Service {
             outside_instruments,
             brokers,
             timings,
+            runner,
+            models,
         } = self;
+        let _watcher = models.map(ModelWatcher::start);
         tracing::info!(
             source = source.describe(),
             sink = sink.describe(),
@@ -337,11 +357,14 @@ impl Service {
                 outside_instruments,
                 brokers,
                 timings,
+                runner,
+                max_batch_size: settings.strategy.max_batch_size.max(1),
             };
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
             std::thread::Builder::new()
                 .name("quiver-engine".to_owned())
                 .spawn(move || {
+                    let mut stage = stage;
                     let result = stage.run(&mut engine, from_source, to_sink, &telemetry);
                     let _ = done_tx.send((engine, result));
                 })
@@ -442,6 +465,9 @@ struct EngineStage {
     outside_instruments: Arc<HashMap<InstrumentToken, bool>>,
     brokers: Vec<Vec<(u32, Arc<str>)>>,
     timings: Vec<Histogram>,
+    runner: Option<PoolRunner>,
+    /// Model requests after which the engine flushes within a batch.
+    max_batch_size: usize,
 }
 
 /// How often engine-side counters are copied into metrics.
@@ -449,7 +475,7 @@ const SYNC_EVERY: Duration = Duration::from_millis(250);
 
 impl EngineStage {
     fn run<A: Clone + Send + 'static>(
-        &self,
+        &mut self,
         engine: &mut Engine,
         mut from_source: mpsc::Receiver<TickBatch<A>>,
         to_sink: mpsc::Sender<Published<A>>,
@@ -480,23 +506,20 @@ impl EngineStage {
                 let _entered = span.enter();
                 engine.on_tick(live.seq, &live.tick, &mut signals);
                 dispatched += 1;
+                if engine.pending_requests() >= self.max_batch_size {
+                    self.flush(engine, &mut signals);
+                }
                 if engine.has_faults() {
                     crate::publish::log_faults(engine);
                 }
-                for signal in signals.drain(..) {
-                    let s = signal.strategy as usize;
-                    if outside && !self.allow_outside[s] {
-                        metrics.dropped_outside_session().inc();
-                        continue;
-                    }
-                    let side = match signal.decision.side {
-                        Side::Buy => 0,
-                        Side::Sell => 1,
-                    };
-                    metrics.signals[s][side].inc();
-                    self.encode(engine, &signal, live, &mut out);
-                }
+                self.publish(engine, &mut signals, &batch.ticks, metrics, &mut out);
             }
+            // Model requests of this batch: one flush, results in tick order.
+            self.flush(engine, &mut signals);
+            if engine.has_faults() {
+                crate::publish::log_faults(engine);
+            }
+            self.publish(engine, &mut signals, &batch.ticks, metrics, &mut out);
             for letter in &batch.rejected {
                 if let Some(counter) = metrics.rejected(letter.category) {
                     counter.inc();
@@ -532,6 +555,43 @@ impl EngineStage {
         }
         sync.sync(engine, telemetry, &self.timings);
         Ok(())
+    }
+
+    fn flush(&mut self, engine: &mut Engine, signals: &mut Vec<EngineSignal>) {
+        if let Some(runner) = &mut self.runner {
+            engine.flush(runner, signals);
+        }
+    }
+
+    /// Counts and encodes `signals` (of ticks in `ticks`), then clears them.
+    fn publish(
+        &self,
+        engine: &Engine,
+        signals: &mut Vec<EngineSignal>,
+        ticks: &[quiver_io::live::LiveTick],
+        metrics: &quiver_telemetry::ServiceMetrics,
+        out: &mut SignalBatch,
+    ) {
+        for signal in signals.drain(..) {
+            // Signals come in tick order; a model flush may return those of
+            // earlier ticks of the batch.
+            let Ok(at) = ticks.binary_search_by_key(&signal.seq, |t| t.seq) else {
+                continue;
+            };
+            let live = &ticks[at];
+            let s = signal.strategy as usize;
+            let outside = matches!(&self.session, Some(c) if !c.is_open(live.tick.ts_ns));
+            if outside && !self.allow_outside[s] {
+                metrics.dropped_outside_session().inc();
+                continue;
+            }
+            let side = match signal.decision.side {
+                Side::Buy => 0,
+                Side::Sell => 1,
+            };
+            metrics.signals[s][side].inc();
+            self.encode(engine, &signal, live, out);
+        }
     }
 
     /// One JSON line per broker of the signal's strategy, as `quiver replay`
@@ -766,17 +826,42 @@ impl Backoff {
     }
 }
 
-/// Engine entries for every enabled row of a validated config, in file order:
-/// the one way replay and live build their strategies.
-pub fn engine_entries(config: &quiver_config::Config) -> Vec<StrategyEntry> {
-    config
-        .enabled()
-        .map(|row| StrategyEntry {
-            id: row.id.clone(),
-            strategy: row.spec.build(),
-            instruments: row.instruments.clone(),
-            brokers: row.brokers.clone(),
-            validator: row.validator,
-        })
-        .collect()
+/// Polls the model registry for changes off the hot path: a changed model
+/// is loaded and verified on this thread, then swapped in atomically; a
+/// failed load keeps the old version serving.
+struct ModelWatcher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ModelWatcher {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn start(store: Arc<quiver_infer::ModelStore>) -> ModelWatcher {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("quiver-models".to_owned())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    for change in store.poll_changes() {
+                        tracing::info!(?change, "model registry change");
+                    }
+                    std::thread::park_timeout(ModelWatcher::EVERY);
+                }
+            })
+            .map_err(|err| tracing::error!(%err, "cannot start the model watcher"))
+            .ok();
+        ModelWatcher { stop, thread }
+    }
+}
+
+impl Drop for ModelWatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
 }

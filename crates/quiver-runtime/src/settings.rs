@@ -58,6 +58,14 @@ pub struct ServiceSettings {
     /// Time each strategy evaluation (for `strategy_processing_duration_ms`
     /// and `/strategies` p99): 1 = every evaluation, N = one in N, 0 = off.
     pub strategy_timing_every: u32,
+    /// Model registry file; empty: the strategies file's `models:` section.
+    pub models: String,
+    /// `auto` (ONNX Runtime when its library loads, else tract),
+    /// `onnxruntime` or `tract`.
+    pub ml_backend: String,
+    /// `lazy` (a model loads when a strategy first needs it) or `eager`
+    /// (every active model at start).
+    pub model_load: String,
     pub redis: RedisSettings,
     pub synthetic: SyntheticSettings,
     pub replay: ReplaySettings,
@@ -75,6 +83,9 @@ impl Default for ServiceSettings {
             queue_capacity: 16,
             drain_timeout_ms: 10_000,
             strategy_timing_every: 1,
+            models: String::new(),
+            ml_backend: "auto".to_owned(),
+            model_load: "lazy".to_owned(),
             redis: RedisSettings::default(),
             synthetic: SyntheticSettings::default(),
             replay: ReplaySettings::default(),
@@ -194,7 +205,7 @@ impl Default for SessionSettings {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StrategySettings {
     /// Ceiling on the history a strategy may declare (ticks per instrument);
@@ -203,6 +214,79 @@ pub struct StrategySettings {
     /// Minimum ticks of history before any strategy sees an instrument; 0 =
     /// each strategy's own declared history (what `quiver replay` does).
     pub warmup_ticks: usize,
+    /// How long an inference worker holding a partial batch waits for more
+    /// requests; an idle engine never waits for it.
+    pub batch_window_ms: u64,
+    /// Rows per model call at most; also the model requests after which the
+    /// engine flushes mid-batch.
+    pub max_batch_size: usize,
+    /// Inference worker threads.
+    pub max_ml_workers: usize,
+    /// Inference requests queued at most; beyond it a request is HOLD.
+    pub ml_pool_queue_size: usize,
+    /// From request to result; a late result is HOLD (live only: replay
+    /// never times out).
+    pub inference_timeout_seconds: f64,
+}
+
+impl Default for StrategySettings {
+    fn default() -> Self {
+        StrategySettings {
+            history_store_size: 0,
+            warmup_ticks: 0,
+            batch_window_ms: 2,
+            max_batch_size: 64,
+            max_ml_workers: 1,
+            ml_pool_queue_size: 1024,
+            inference_timeout_seconds: 0.1,
+        }
+    }
+}
+
+impl ServiceSettings {
+    /// How the model store loads models, from `ml_backend` and `model_load`.
+    pub fn store_options(&self) -> Result<quiver_infer::StoreOptions, SettingsError> {
+        let invalid = |message: String| SettingsError::Invalid {
+            origin: "settings".to_owned(),
+            message,
+        };
+        let backend = quiver_infer::BackendChoice::parse(&self.ml_backend).ok_or_else(|| {
+            invalid(format!(
+                "quiver.ml_backend: unknown backend {:?} (expected {})",
+                self.ml_backend,
+                quiver_infer::BackendChoice::NAMES.join(", ")
+            ))
+        })?;
+        let load = match self.model_load.as_str() {
+            "lazy" => quiver_infer::LoadPolicy::Lazy,
+            "eager" => quiver_infer::LoadPolicy::Eager,
+            other => {
+                return Err(invalid(format!(
+                    "quiver.model_load: expected lazy or eager, got {other:?}"
+                )))
+            }
+        };
+        Ok(quiver_infer::StoreOptions {
+            load,
+            backend,
+            ..Default::default()
+        })
+    }
+}
+
+impl StrategySettings {
+    /// The inference pool these settings describe.
+    pub fn pool_config(&self) -> quiver_infer::PoolConfig {
+        quiver_infer::PoolConfig {
+            workers: self.max_ml_workers.max(1),
+            queue_size: self.ml_pool_queue_size.max(1),
+            max_batch_size: self.max_batch_size.max(1),
+            batch_window: std::time::Duration::from_millis(self.batch_window_ms),
+            timeout: std::time::Duration::from_secs_f64(
+                self.inference_timeout_seconds.clamp(0.0, 3600.0),
+            ),
+        }
+    }
 }
 
 /// Where signals and ticks come from and go, parsed.

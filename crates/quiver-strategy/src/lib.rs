@@ -11,6 +11,7 @@
 //! validated parameter values ([`params`]) by [`spec::StrategySpec::build`].
 
 pub mod hybrid;
+pub mod ml;
 pub mod params;
 pub mod rules;
 pub mod spec;
@@ -20,8 +21,12 @@ use quiver_core::{Decision, History, InstrumentToken, Tick};
 pub use quiver_features::{FeatureSpec, FeatureView};
 
 pub use hybrid::{HybridStrategy, Policy, PolicyKind};
+pub use ml::{
+    Carry, Completion, MlFeature, MlStrategy, ModelCatalog, ModelInfo, ModelOutput, ModelUse,
+    Prediction, Step,
+};
 pub use params::{ParamDef, ParamKind, ParamValue, ParamValues};
-pub use spec::{RulesType, StrategySpec, StrategyType};
+pub use spec::{BuildError, MlSpec, RulesType, StrategySpec, StrategyType};
 pub use validator::{DropReason, StandardValidator};
 
 /// What kind of logic drives a strategy; reported in metrics and logs.
@@ -80,6 +85,36 @@ pub trait Strategy: Send {
         true
     }
 
-    /// Decides on one tick.
+    /// Decides on one tick without a model: the whole of a rules strategy;
+    /// for a strategy with a model, what it decides when no prediction is
+    /// available (HOLD for pure ML).
     fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision>;
+
+    /// The model this strategy asks for predictions, if any. Asked once, at
+    /// load; a strategy with a model is driven through
+    /// [`prepare`](Strategy::prepare) and [`complete`](Strategy::complete)
+    /// instead of `on_tick`.
+    fn model(&self) -> Option<&ModelUse> {
+        None
+    }
+
+    /// Stages 1 (and, for a hybrid, its rules part) of a strategy with a
+    /// model: write the feature row into `row` (the model's feature count)
+    /// and return [`Step::Predict`], or decide now.
+    fn prepare(&mut self, tick: &Tick, ctx: TickContext<'_>, row: &mut [f32]) -> Step {
+        let _ = row;
+        Step::Decided(self.on_tick(tick, ctx))
+    }
+
+    /// Stage 3: the decision from the model's result for the row written at
+    /// `tick`. Called in (tick, strategy) order but possibly after later
+    /// ticks were prepared, so it must depend only on `tick`, `carry` and
+    /// `prediction` — never on state a later `prepare` changed.
+    fn complete(&mut self, tick: &Tick, carry: Carry, prediction: Prediction<'_>) -> Completion {
+        let _ = (tick, prediction);
+        Completion {
+            decision: carry.decision,
+            rejected_output: false,
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! strategy, from which it is built.
 
 use crate::hybrid::{self, HybridStrategy, Policy};
+use crate::ml::{self, MlFeature, MlStrategy, ModelCatalog, PostProcessor};
 use crate::params::{ParamDef, ParamValues};
 use crate::rules::{self, Breakout, MeanReversion, Momentum, Rsi};
 use crate::{Strategy, StrategyKind};
@@ -14,15 +15,24 @@ pub enum StrategyType {
     Rsi,
     Breakout,
     Hybrid,
+    /// An ONNX model from the registry over a chosen feature list.
+    Ml,
+    /// `ml` with seed 000's feature set, on `ml_momentum_mlp` by default.
+    MlMomentum,
+    /// `momentum` + `ml_momentum` joined by `majority_vote`.
+    HybridMomentum,
 }
 
 impl StrategyType {
-    pub const ALL: [StrategyType; 5] = [
+    pub const ALL: [StrategyType; 8] = [
         StrategyType::Momentum,
         StrategyType::MeanReversion,
         StrategyType::Rsi,
         StrategyType::Breakout,
         StrategyType::Hybrid,
+        StrategyType::Ml,
+        StrategyType::MlMomentum,
+        StrategyType::HybridMomentum,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -32,6 +42,9 @@ impl StrategyType {
             StrategyType::Rsi => "rsi",
             StrategyType::Breakout => "breakout",
             StrategyType::Hybrid => "hybrid",
+            StrategyType::Ml => "ml",
+            StrategyType::MlMomentum => "ml_momentum",
+            StrategyType::HybridMomentum => "hybrid_momentum",
         }
     }
 
@@ -46,12 +59,14 @@ impl StrategyType {
 
     pub const fn kind(self) -> StrategyKind {
         match self {
-            StrategyType::Hybrid => StrategyKind::Hybrid,
+            StrategyType::Hybrid | StrategyType::HybridMomentum => StrategyKind::Hybrid,
+            StrategyType::Ml | StrategyType::MlMomentum => StrategyKind::Ml,
             _ => StrategyKind::Rules,
         }
     }
 
-    /// The declared parameters (a hybrid's `rules` and `ml` parts aside).
+    /// The declared parameters (a hybrid's `rules` and `ml` parts, and an ML
+    /// strategy's `model` and `features`, aside).
     pub const fn params(self) -> &'static [ParamDef] {
         match self {
             StrategyType::Momentum => rules::momentum::PARAMS,
@@ -59,9 +74,37 @@ impl StrategyType {
             StrategyType::Rsi => rules::rsi::PARAMS,
             StrategyType::Breakout => rules::breakout::PARAMS,
             StrategyType::Hybrid => hybrid::PARAMS,
+            StrategyType::Ml | StrategyType::MlMomentum => ml::PARAMS,
+            StrategyType::HybridMomentum => HYBRID_MOMENTUM_PARAMS,
         }
     }
+
+    /// Whether `parameters` names a registry model (`model`), and whether
+    /// that is required (`ml`) or defaults to [`ml::ML_MOMENTUM_DEFAULT_MODEL`].
+    pub const fn model_param(self) -> Option<bool> {
+        match self {
+            StrategyType::Ml => Some(true),
+            StrategyType::MlMomentum | StrategyType::HybridMomentum => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Whether `parameters` lists the model's input columns (`features`).
+    pub const fn takes_feature_list(self) -> bool {
+        matches!(self, StrategyType::Ml)
+    }
 }
+
+/// `hybrid_momentum`: the momentum part's parameters, the ML part's, and the
+/// vote's `min_conf`. `position_size` sizes both parts.
+pub const HYBRID_MOMENTUM_PARAMS: &[ParamDef] = &[
+    rules::momentum::PARAMS[0],
+    rules::momentum::PARAMS[1],
+    rules::momentum::PARAMS[2],
+    ml::CONFIDENCE_THRESHOLD,
+    ml::TEMPERATURE,
+    hybrid::PARAMS[1],
+];
 
 /// The non-hybrid strategy types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -73,14 +116,14 @@ pub enum RulesType {
 }
 
 impl StrategyType {
-    /// The rules type behind this name, `None` for a hybrid.
+    /// The rules type behind this name, `None` for ML and hybrids.
     pub const fn rules(self) -> Option<RulesType> {
         match self {
             StrategyType::Momentum => Some(RulesType::Momentum),
             StrategyType::MeanReversion => Some(RulesType::MeanReversion),
             StrategyType::Rsi => Some(RulesType::Rsi),
             StrategyType::Breakout => Some(RulesType::Breakout),
-            StrategyType::Hybrid => None,
+            _ => None,
         }
     }
 }
@@ -96,11 +139,59 @@ impl RulesType {
     }
 }
 
-/// A fully validated strategy description. Building it cannot fail.
+/// An ML strategy's validated description; its model is resolved at build.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MlSpec {
+    /// `ml` or `ml_momentum`.
+    pub name: &'static str,
+    /// Registry name of the model.
+    pub model: String,
+    /// Input columns, in the model's order.
+    pub features: Vec<MlFeature>,
+    /// [`ml::PARAMS`].
+    pub params: ParamValues,
+}
+
+impl MlSpec {
+    /// `ml_momentum` on `model` with `params` (see [`ml::PARAMS`]).
+    pub fn ml_momentum(model: &str, params: ParamValues) -> MlSpec {
+        MlSpec {
+            name: "ml_momentum",
+            model: model.to_owned(),
+            features: ml::ML_MOMENTUM_FEATURES.to_vec(),
+            params,
+        }
+    }
+}
+
+/// Why a validated description cannot be built against a model catalog.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("unknown model {name:?} ({})", known_models(.known))]
+    UnknownModel { name: String, known: Vec<String> },
+    #[error("model {model:?} takes {expected} features, the strategy lists {got}")]
+    FeatureCount {
+        model: String,
+        expected: usize,
+        got: usize,
+    },
+}
+
+fn known_models(known: &[String]) -> String {
+    if known.is_empty() {
+        "no model registry is configured: add `models: <registry file>` to the config".to_owned()
+    } else {
+        format!("the registry has {}", known.join(", "))
+    }
+}
+
+/// A fully validated strategy description. Building it fails only when it
+/// names a model the catalog does not have, or does not fit it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StrategySpec {
     /// A rules strategy and its checked parameters.
     Rules(RulesType, ParamValues),
+    Ml(MlSpec),
     Hybrid {
         rules: Box<StrategySpec>,
         ml: Box<StrategySpec>,
@@ -112,21 +203,59 @@ impl StrategySpec {
     pub fn strategy_type(&self) -> StrategyType {
         match self {
             StrategySpec::Rules(ty, _) => ty.strategy_type(),
+            StrategySpec::Ml(spec) if spec.name == "ml_momentum" => StrategyType::MlMomentum,
+            StrategySpec::Ml(_) => StrategyType::Ml,
             StrategySpec::Hybrid { .. } => StrategyType::Hybrid,
         }
     }
 
-    pub fn build(&self) -> Box<dyn Strategy> {
+    /// The registry models this description names (a hybrid's included).
+    pub fn models(&self) -> Vec<&str> {
         match self {
+            StrategySpec::Rules(..) => Vec::new(),
+            StrategySpec::Ml(spec) => vec![spec.model.as_str()],
+            StrategySpec::Hybrid { rules, ml, .. } => {
+                let mut names = rules.models();
+                names.extend(ml.models());
+                names
+            }
+        }
+    }
+
+    pub fn build(&self, models: &dyn ModelCatalog) -> Result<Box<dyn Strategy>, BuildError> {
+        Ok(match self {
             StrategySpec::Rules(ty, p) => match ty {
                 RulesType::Momentum => Box::new(Momentum::from_params(p)),
                 RulesType::MeanReversion => Box::new(MeanReversion::from_params(p)),
                 RulesType::Rsi => Box::new(Rsi::from_params(p)),
                 RulesType::Breakout => Box::new(Breakout::from_params(p)),
             },
-            StrategySpec::Hybrid { rules, ml, policy } => {
-                Box::new(HybridStrategy::new(rules.build(), ml.build(), *policy))
+            StrategySpec::Ml(spec) => {
+                let Some(model) = models.model(&spec.model) else {
+                    return Err(BuildError::UnknownModel {
+                        name: spec.model.clone(),
+                        known: models.names().into_iter().map(str::to_owned).collect(),
+                    });
+                };
+                if model.n_features != spec.features.len() {
+                    return Err(BuildError::FeatureCount {
+                        model: spec.model.clone(),
+                        expected: model.n_features,
+                        got: spec.features.len(),
+                    });
+                }
+                Box::new(MlStrategy::new(
+                    spec.name,
+                    &spec.features,
+                    model.clone(),
+                    PostProcessor::from_params(&spec.params),
+                ))
             }
-        }
+            StrategySpec::Hybrid { rules, ml, policy } => Box::new(HybridStrategy::new(
+                rules.build(models)?,
+                ml.build(models)?,
+                *policy,
+            )),
+        })
     }
 }

@@ -3,6 +3,13 @@
 //! The first part is called `rules` and the second `ml` after seed 002, but any
 //! strategy may fill either role. Both parts see every tick the hybrid sees; the
 //! policy, a small `Copy` value, turns their two optional decisions into one.
+//!
+//! When the `ml` part has a model, the hybrid takes the model path: at the
+//! tick it decides its rules part, computes the policy's volatility and
+//! carries both to [`Strategy::complete`], where the model's decision joins
+//! them. Unlike the seed's reference hybrid, whose inner model is never
+//! loaded, the model really runs; without a result (model out of service,
+//! timeout) the policy decides on the rules part alone.
 
 mod policy;
 
@@ -10,6 +17,7 @@ pub use policy::{Policy, PolicyKind, PARAMS};
 
 use quiver_core::{Decision, InstrumentToken, Tick};
 
+use crate::ml::{Carry, Completion, ModelUse, Prediction, Step};
 use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
 
 /// `rules` + `ml` + a [`Policy`].
@@ -72,20 +80,60 @@ impl Strategy for HybridStrategy {
 
     #[inline]
     fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision> {
-        let part = |start, len| TickContext {
+        let rules = self.rules.on_tick(tick, self.rules_context(ctx));
+        let ml = self.ml.on_tick(tick, self.ml_context(ctx));
+        self.policy.decide(rules, ml, self.volatility(ctx))
+    }
+
+    fn model(&self) -> Option<&ModelUse> {
+        self.ml.model()
+    }
+
+    fn prepare(&mut self, tick: &Tick, ctx: TickContext<'_>, row: &mut [f32]) -> Step {
+        let rules = self.rules.on_tick(tick, self.rules_context(ctx));
+        let volatility = self.volatility(ctx);
+        match self.ml.prepare(tick, self.ml_context(ctx), row) {
+            Step::Predict(_) => Step::Predict(Carry {
+                decision: rules,
+                value: volatility,
+            }),
+            Step::Decided(ml) => Step::Decided(self.policy.decide(rules, ml, volatility)),
+            Step::SkippedFeatures(ml) => {
+                Step::SkippedFeatures(self.policy.decide(rules, ml, volatility))
+            }
+        }
+    }
+
+    fn complete(&mut self, tick: &Tick, carry: Carry, prediction: Prediction<'_>) -> Completion {
+        let ml = self.ml.complete(tick, Carry::default(), prediction);
+        Completion {
+            decision: self.policy.decide(carry.decision, ml.decision, carry.value),
+            rejected_output: ml.rejected_output,
+        }
+    }
+}
+
+impl HybridStrategy {
+    fn rules_context<'a>(&self, ctx: TickContext<'a>) -> TickContext<'a> {
+        TickContext {
             history: ctx.history,
-            features: ctx.features.sub(start, len),
-        };
-        let rules = self.rules.on_tick(tick, part(0, self.rules_features));
-        let ml = self
-            .ml
-            .on_tick(tick, part(self.rules_features, self.ml_features));
-        let volatility = if self.policy.uses_volatility() {
+            features: ctx.features.sub(0, self.rules_features),
+        }
+    }
+
+    fn ml_context<'a>(&self, ctx: TickContext<'a>) -> TickContext<'a> {
+        TickContext {
+            history: ctx.history,
+            features: ctx.features.sub(self.rules_features, self.ml_features),
+        }
+    }
+
+    fn volatility(&self, ctx: TickContext<'_>) -> f64 {
+        if self.policy.uses_volatility() {
             self.policy.volatility(ctx.history)
         } else {
             0.0
-        };
-        self.policy.decide(rules, ml, volatility)
+        }
     }
 }
 

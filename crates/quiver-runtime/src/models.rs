@@ -1,0 +1,327 @@
+//! Models in a run: the registry a strategies file names, the catalog its
+//! strategies are built against, and the two runners of the engine's model
+//! requests — [`BatchRunner`] (replay: micro-batched, bit-deterministic) and
+//! [`PoolRunner`] (live: a bounded worker pool with a deadline).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use quiver_config::{Config, ModelsSource};
+use quiver_engine::{ModelBatch, ModelResults, ModelRunner, StrategyEntry, Unavailable};
+use quiver_infer::{
+    BatchResults, DropReason, InferencePool, MicroBatcher, ModelHandle, ModelSpec, ModelStore,
+    Outcome, OutputSpec, PoolConfig, RequestError, StoreOptions,
+};
+use quiver_strategy::{ModelInfo, ModelOutput};
+
+/// Why the models of a config could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelSetupError {
+    #[error(transparent)]
+    Registry(#[from] quiver_infer::RegistryError),
+    /// Rows naming unknown models or not fitting them, one
+    /// `file:line: path: message` per line.
+    #[error("{0}")]
+    Strategies(String),
+    #[error("cannot start the inference pool: {0}")]
+    Pool(std::io::Error),
+}
+
+/// Where the registry of `config` (read from `config_path`) is: `registry`
+/// when given (a command-line override), else the file's `models:` section.
+/// Returns the path and whether it is the strategies file itself.
+pub fn registry_location(
+    config_path: &Path,
+    config: &Config,
+    registry: Option<&Path>,
+) -> Option<(PathBuf, bool)> {
+    if let Some(path) = registry {
+        return Some((path.to_owned(), false));
+    }
+    match config.models.as_ref()? {
+        ModelsSource::File { path, .. } => {
+            let dir = config_path.parent().unwrap_or_else(|| Path::new(""));
+            Some((dir.join(path), false))
+        }
+        ModelsSource::Inline { .. } => Some((config_path.to_owned(), true)),
+    }
+}
+
+/// A registry entry as strategies see it.
+pub fn model_info(spec: &ModelSpec) -> ModelInfo {
+    ModelInfo {
+        name: spec.name.clone(),
+        n_features: spec.n_features,
+        output: match &spec.output {
+            OutputSpec::Classifier { classes, .. } => ModelOutput::Classifier {
+                classes: classes.clone(),
+            },
+            OutputSpec::Regressor { threshold, .. } => ModelOutput::Regressor {
+                threshold: *threshold,
+            },
+        },
+    }
+}
+
+/// The models of a run: the store (absent without a registry) and the
+/// catalog strategies are built against.
+pub struct Models {
+    pub store: Option<Arc<ModelStore>>,
+    pub catalog: Vec<ModelInfo>,
+}
+
+impl Models {
+    /// No registry: only strategies without a model can be built.
+    pub fn none() -> Models {
+        Models {
+            store: None,
+            catalog: Vec::new(),
+        }
+    }
+
+    /// Opens the registry of `config` (see [`registry_location`]) and checks
+    /// every row, disabled ones included, against it: a row naming an
+    /// unknown model, or listing a different number of features than its
+    /// model takes, rejects the file whole. Models load lazily unless
+    /// `options` say otherwise; one that fails to load does not fail this
+    /// call (its strategies hold until it is fixed).
+    pub fn open(
+        config_path: &Path,
+        config: &Config,
+        registry: Option<&Path>,
+        mut options: StoreOptions,
+    ) -> Result<Models, ModelSetupError> {
+        let models = match registry_location(config_path, config, registry) {
+            Some((path, embedded)) => {
+                options.embedded = embedded;
+                let store = ModelStore::open(&path, options)?;
+                let catalog = store
+                    .names()
+                    .iter()
+                    .filter_map(|name| store.spec(name))
+                    .map(|spec| model_info(&spec))
+                    .collect();
+                Models {
+                    store: Some(Arc::new(store)),
+                    catalog,
+                }
+            }
+            None => Models::none(),
+        };
+        models.check(config_path, config)?;
+        Ok(models)
+    }
+
+    fn check(&self, config_path: &Path, config: &Config) -> Result<(), ModelSetupError> {
+        let file = config_path.display();
+        let mut issues = Vec::new();
+        for row in &config.strategies {
+            if let Err(err) = row.spec.build(&self.catalog) {
+                let (line, path) = row
+                    .models
+                    .first()
+                    .map_or((row.line, row.id.clone()), |m| (m.line, m.path.clone()));
+                issues.push(format!("{file}:{line}: {path}: {err}"));
+            }
+        }
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(ModelSetupError::Strategies(issues.join("\n")))
+        }
+    }
+
+    /// Engine entries for every enabled row, in file order: the one way
+    /// replay and live build their strategies.
+    pub fn engine_entries(&self, config: &Config) -> Result<Vec<StrategyEntry>, ModelSetupError> {
+        config
+            .enabled()
+            .map(|row| {
+                let strategy = row
+                    .spec
+                    .build(&self.catalog)
+                    .map_err(|e| ModelSetupError::Strategies(format!("{}: {e}", row.id)))?;
+                Ok(StrategyEntry {
+                    id: row.id.clone(),
+                    strategy,
+                    instruments: row.instruments.clone(),
+                    brokers: row.brokers.clone(),
+                    validator: row.validator,
+                })
+            })
+            .collect()
+    }
+
+    /// Handles of the engine's models (by engine model index), loading each
+    /// now. A model that fails to load is logged and left out of service:
+    /// its strategies hold, every other strategy runs.
+    pub fn handles(&self, engine_models: &[String]) -> Vec<ModelHandle> {
+        engine_models
+            .iter()
+            .map(|name| {
+                let Some(store) = &self.store else {
+                    return ModelHandle::new(name);
+                };
+                match store.acquire(name) {
+                    Ok(handle) => handle,
+                    Err(err) => {
+                        tracing::error!(model = %name, "model out of service: {err}");
+                        store.handle(name).unwrap_or_else(|| ModelHandle::new(name))
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// The backend models run on (ONNX Runtime when its library loaded).
+    pub fn backend(&self) -> Option<quiver_infer::Backend> {
+        self.store.as_ref().and_then(|s| s.loader().backend())
+    }
+}
+
+fn unavailable(error: &RequestError) -> Unavailable {
+    match error {
+        RequestError::UnknownModel | RequestError::ModelUnavailable => Unavailable::OutOfService,
+        RequestError::WrongWidth { .. } | RequestError::Failed(_) => Unavailable::Failed,
+    }
+}
+
+/// Replay's runner: every request of a flush through a [`MicroBatcher`], one
+/// backend call per model per `call_rows` rows. Built with
+/// [`MicroBatcher::deterministic`], its results are bit-identical however
+/// many ticks share a flush.
+pub struct BatchRunner {
+    handles: Vec<ModelHandle>,
+    batcher: MicroBatcher,
+    results: BatchResults,
+}
+
+impl BatchRunner {
+    /// `handles` by engine model index.
+    pub fn new(handles: Vec<ModelHandle>, batcher: MicroBatcher) -> BatchRunner {
+        BatchRunner {
+            handles,
+            batcher,
+            results: BatchResults::new(),
+        }
+    }
+}
+
+impl ModelRunner for BatchRunner {
+    fn run(&mut self, batch: &ModelBatch<'_>, results: &mut ModelResults) {
+        for (i, request) in batch.requests.iter().enumerate() {
+            self.batcher.push(request.model as usize, batch.row(i));
+        }
+        self.batcher.run(&self.handles, &mut self.results);
+        for i in 0..batch.requests.len() {
+            match self.results.get(i) {
+                Ok(outputs) => results.set(i, outputs),
+                Err(error) => results.fail(i, unavailable(error)),
+            }
+        }
+        for model in 0..self.handles.len() {
+            if let Some(used) = self.results.model_used(model) {
+                results.set_version(model, used.version());
+            }
+        }
+    }
+}
+
+/// Live's runner: every request of a flush goes to a bounded
+/// [`InferencePool`] off the dispatch thread; the flush takes what is back
+/// by the pool's deadline. A full queue or a missed deadline turns that
+/// evaluation into HOLD and is counted ([`Unavailable::QueueFull`],
+/// [`Unavailable::TimedOut`]); the dispatch thread never waits longer than
+/// the inference timeout.
+pub struct PoolRunner {
+    pool: InferencePool,
+    received: Vec<bool>,
+    /// Tag of this flush's first request: tags never repeat, so a late
+    /// answer to an earlier flush is recognised and ignored.
+    base: u64,
+}
+
+impl PoolRunner {
+    /// `handles` by engine model index.
+    pub fn new(
+        config: PoolConfig,
+        handles: Vec<ModelHandle>,
+    ) -> Result<PoolRunner, ModelSetupError> {
+        Ok(PoolRunner {
+            pool: InferencePool::new(config, handles).map_err(ModelSetupError::Pool)?,
+            received: Vec::new(),
+            base: 0,
+        })
+    }
+
+    pub fn pool(&self) -> &InferencePool {
+        &self.pool
+    }
+}
+
+fn dropped(reason: DropReason) -> Unavailable {
+    match reason {
+        DropReason::QueueFull => Unavailable::QueueFull,
+        DropReason::TimedOut => Unavailable::TimedOut,
+        DropReason::ModelUnavailable => Unavailable::OutOfService,
+        DropReason::BadRequest | DropReason::Failed | DropReason::ShuttingDown => {
+            Unavailable::Failed
+        }
+    }
+}
+
+impl ModelRunner for PoolRunner {
+    fn run(&mut self, batch: &ModelBatch<'_>, results: &mut ModelResults) {
+        let n = batch.requests.len();
+        self.received.clear();
+        self.received.resize(n, false);
+        let mut outstanding = 0usize;
+        let mut deadline: Option<Instant> = None;
+        for (i, request) in batch.requests.iter().enumerate() {
+            let tag = self.base + i as u64;
+            match self.pool.submit(request.model as usize, batch.row(i), tag) {
+                Ok(ticket) => {
+                    outstanding += 1;
+                    deadline = Some(deadline.map_or(ticket.deadline, |d| d.max(ticket.deadline)));
+                }
+                Err(reason) => {
+                    results.fail(i, dropped(reason));
+                    self.received[i] = true;
+                }
+            }
+        }
+        while outstanding > 0 {
+            let now = Instant::now();
+            let Some(left) = deadline.and_then(|d| d.checked_duration_since(now)) else {
+                break;
+            };
+            let Some(answer) = self.pool.recv_timeout(left) else {
+                break;
+            };
+            let Some(i) = answer
+                .tag
+                .checked_sub(self.base)
+                .map(|i| i as usize)
+                .filter(|&i| i < n && !self.received[i])
+            else {
+                continue; // a late answer to an earlier flush
+            };
+            self.received[i] = true;
+            outstanding -= 1;
+            match answer.outcome {
+                Outcome::Done { outputs, version } => {
+                    results.set(i, outputs.as_slice());
+                    results.set_version(answer.model, &version);
+                }
+                Outcome::Dropped(reason) => results.fail(i, dropped(reason)),
+            }
+        }
+        for (i, got) in self.received.iter().enumerate() {
+            if !got {
+                results.fail(i, Unavailable::TimedOut);
+            }
+        }
+        self.base += n as u64;
+    }
+}
