@@ -31,10 +31,11 @@ pub struct ReplayRun {
     pub stopped_at: Option<RowError>,
 }
 
-/// Rows per model call in replay. Fixed, whatever `--batch-size`: ONNX
-/// Runtime's kernels depend on a call's row count, so padding every call to
-/// the same size keeps results bit-identical however requests are grouped.
-pub const CALL_ROWS: usize = 64;
+/// Rows per model call in replay unless `--call-rows` says otherwise. Fixed,
+/// whatever `--batch-size`: ONNX Runtime's kernels depend on a call's row
+/// count, so padding every call to the same size keeps results bit-identical
+/// however requests are grouped.
+pub const CALL_ROWS: u64 = 64;
 
 /// How a replay runs its ML strategies' models.
 #[derive(clap::Args, Clone, Debug)]
@@ -49,6 +50,10 @@ pub struct ModelArgs {
     /// Any value gives the same signals.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
+    /// Rows per model call on ONNX Runtime (every call padded to it; tract runs row by row).
+    /// Signals are identical across --batch-size values only at the same --call-rows.
+    #[arg(long, default_value_t = CALL_ROWS, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub call_rows: u64,
 }
 
 /// An engine and the runner of its models, built from a validated config.
@@ -88,7 +93,10 @@ pub fn setup(
     let backend = (!used.is_empty()).then(|| models.backend().unwrap_or(Backend::Tract));
     let runner = BatchRunner::new(
         models.handles(used),
-        MicroBatcher::deterministic(backend.unwrap_or(Backend::Tract), CALL_ROWS),
+        MicroBatcher::deterministic(
+            backend.unwrap_or(Backend::Tract),
+            usize::try_from(args.call_rows).unwrap_or(64),
+        ),
     );
     Ok(Ok(Setup {
         engine,
