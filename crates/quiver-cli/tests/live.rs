@@ -26,6 +26,10 @@ use support::{quiver, read_text, tempdir, write};
 const TICK_LATENCY: &str = "market_tick_process_latency_ms";
 const STRATEGY_PROCESSING: &str = "strategy_processing_duration_ms";
 const DEMO_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/demo.yaml");
+/// Live runs are compared with `quiver replay` byte for byte; an inference
+/// that timed out on a loaded test machine would be a HOLD replay never
+/// gives, so the demo's ML strategies get a timeout no run reaches.
+const NO_INFERENCE_TIMEOUT: &str = "600";
 
 fn required() -> bool {
     std::env::var("QUIVER_REQUIRE_REDIS").as_deref() == Ok("1")
@@ -84,6 +88,7 @@ impl Live {
         cmd.arg("run")
             .args(args)
             .env_remove("QUIVER_LOG")
+            .env("STRATEGY__INFERENCE_TIMEOUT_SECONDS", NO_INFERENCE_TIMEOUT)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(Stdio::piped());
@@ -487,6 +492,17 @@ fn assert_same_streams(
     }
 }
 
+/// A settings file with [`NO_INFERENCE_TIMEOUT`].
+fn no_timeout_settings(dir: &Path) -> String {
+    let path = dir.join("settings.yaml");
+    std::fs::write(
+        &path,
+        format!("strategy:\n  inference_timeout_seconds: {NO_INFERENCE_TIMEOUT}\n"),
+    )
+    .expect("writing settings");
+    path.display().to_string()
+}
+
 // ------------------------------------------------------------------ tests
 
 #[test]
@@ -503,6 +519,8 @@ fn run_on_a_replay_file_writes_what_replay_writes() {
         "0",
         "--http",
         "off",
+        "--settings",
+        &no_timeout_settings(dir.path()),
     ]);
     run.expect_code(0);
     assert_eq!(by_broker(&run.stdout_text()), expected);
@@ -552,7 +570,7 @@ fn synthetic_service_serves_health_metrics_and_strategies_and_drains_on_sigterm(
         },
     );
     let rows: Vec<serde_json::Value> = serde_json::from_str(&body).expect("/strategies is JSON");
-    assert_eq!(rows.len(), 10, "{body}");
+    assert_eq!(rows.len(), 13, "{body}");
     let first = &rows[0];
     for key in [
         "id",

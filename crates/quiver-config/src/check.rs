@@ -12,7 +12,9 @@ use quiver_strategy::hybrid::{self, Policy};
 use quiver_strategy::ml::{self, MlFeature};
 use quiver_strategy::params::{ParamDef, ParamValue, ParamValues, RawParam, VALIDATOR_PARAMS};
 use quiver_strategy::rules;
-use quiver_strategy::{MlSpec, RulesType, StandardValidator, StrategySpec, StrategyType};
+use quiver_strategy::{
+    MlSpec, RulesType, StandardValidator, StrategyKind, StrategySpec, StrategyType,
+};
 use saphyr::{AnnotatedMapping, MarkedYaml, Scalar, YamlData};
 
 use crate::{ConfigIssue, ModelRef, ModelsSource, StrategyRow};
@@ -583,19 +585,18 @@ impl Checker {
                     }
                 };
                 let (rules, ml) = (part("rules"), part("ml"));
-                let (rules, ml) = (rules?, ml?);
-                if rules.strategy_type().kind() != quiver_strategy::StrategyKind::Rules {
+                // The model path carries only the rules part's decision.
+                let rules_ty = rules.as_ref().map(StrategySpec::strategy_type);
+                if let Some(ty) = rules_ty.filter(|ty| ty.kind() != StrategyKind::Rules) {
                     let at = params.part("rules").map_or(owner, pos);
                     self.issue(
                         at,
                         &child(path, "rules"),
-                        format!(
-                            "must be a rules strategy, got {}",
-                            rules.strategy_type().name()
-                        ),
+                        format!("must be a rules strategy, got {}", ty.name()),
                     );
                     return None;
                 }
+                let (rules, ml) = (rules?, ml?);
                 Some(StrategySpec::Hybrid {
                     rules: Box::new(rules),
                     ml: Box::new(ml),

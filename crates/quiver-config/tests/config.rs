@@ -886,3 +886,115 @@ fn documented_example_loads() {
         "2 strategies (2 enabled: 1 momentum, 1 hybrid) over 2 instruments and 2 brokers"
     );
 }
+
+#[test]
+fn ml_rows_load_with_their_model_and_features() {
+    let config = load(&[
+        "models: models/registry.yaml",
+        "strategies:",
+        "  - id: ml-1",
+        "    strategy_type: ml",
+        "    parameters:",
+        "      model: m",
+        "      features: [sma(5), momentum(3), returns_std(10), returns_skew(20), price]",
+        "      confidence_threshold: 0.7",
+        "    brokers: [paper]",
+        "    instruments: [1]",
+        "  - id: preset",
+        "    strategy_type: ml_momentum",
+        "    brokers: [paper]",
+        "    instruments: [1]",
+        "  - id: hyb",
+        "    strategy_type: hybrid_momentum",
+        "    parameters: {lookback_periods: 12, model: other, min_conf: 0.7, position_size: 3}",
+        "    brokers: [paper]",
+        "    instruments: [1]",
+    ]);
+    assert_eq!(
+        config.models,
+        Some(quiver_config::ModelsSource::File {
+            path: "models/registry.yaml".into(),
+            line: 1
+        })
+    );
+    let StrategySpec::Ml(ml) = &config.strategies[0].spec else {
+        panic!("{:?}", config.strategies[0].spec)
+    };
+    assert_eq!(ml.model, "m");
+    let names: Vec<String> = ml.features.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        names,
+        [
+            "sma(5)",
+            "returns(3)",
+            "volatility(10)",
+            "returns_skew(20)",
+            "price"
+        ]
+    );
+    assert_eq!(ml.params.float("confidence_threshold"), 0.7);
+    assert_eq!(config.strategies[0].models[0].line, 6);
+    assert_eq!(
+        config.strategies[0].models[0].path,
+        "strategies[0] (id \"ml-1\").parameters.model"
+    );
+    assert_eq!(config.strategies[1].spec.models(), ["ml_momentum_mlp"]);
+    let StrategySpec::Hybrid { rules, ml, policy } = &config.strategies[2].spec else {
+        panic!("{:?}", config.strategies[2].spec)
+    };
+    assert_eq!(policy.kind, PolicyKind::MajorityVote);
+    assert_eq!(policy.min_conf, 0.7);
+    assert_rules(
+        rules,
+        RulesType::Momentum,
+        &[
+            ("lookback_periods", ParamValue::Int(12)),
+            ("position_size", ParamValue::Int(3)),
+        ],
+    );
+    assert_eq!(ml.models(), ["other"]);
+    assert!(
+        config.summary().contains("1 ml, 1 ml_momentum, 1 hybrid"),
+        "{}",
+        config.summary()
+    );
+}
+
+#[test]
+fn ml_rows_report_every_mistake() {
+    assert_eq!(
+        issues(&[
+            "models: 3",
+            "strategies:",
+            "  - id: a",
+            "    strategy_type: ml",
+            "    parameters: {features: [sma(5), smaa(3), 7, returns_skew(1)], temperature: 0}",
+            "    brokers: [paper]",
+            "    instruments: [1]",
+            "  - id: b",
+            "    strategy_type: ml_momentum",
+            "    parameters: {features: [price], model: \"\"}",
+            "    brokers: [paper]",
+            "    instruments: [1]",
+            "  - id: c",
+            "    strategy_type: hybrid",
+            "    parameters:",
+            "      rules: {strategy_type: ml_momentum}",
+            "      ml: {strategy_type: hybrid_momentum}",
+            "    brokers: [paper]",
+            "    instruments: [1]",
+        ]),
+        [
+            "strategies.yaml:1: models: expected a registry file path or a list of models, got 3",
+            "strategies.yaml:5: strategies[0] (id \"a\").parameters: missing field \"model\"",
+            "strategies.yaml:5: strategies[0] (id \"a\").parameters.features[1]: unknown feature \"smaa\" (expected sma, ema, rsi, rsi_simple, returns, log_return, volatility, zscore, skew, min, max, vwap), or derived price, momentum(n), returns_std(n), returns_skew(n)",
+            "strategies.yaml:5: strategies[0] (id \"a\").parameters.features[2]: expected a string, got 7",
+            "strategies.yaml:5: strategies[0] (id \"a\").parameters.features[3]: \"returns_skew(1)\": window must be an integer between 2 and 100000",
+            "strategies.yaml:5: strategies[0] (id \"a\").parameters.temperature: must be > 0, got 0",
+            "strategies.yaml:10: strategies[1] (id \"b\").parameters.features: unknown parameter \"features\" (expected confidence_threshold, position_size, temperature, model, min_confidence, max_quantity)",
+            "strategies.yaml:10: strategies[1] (id \"b\").parameters.model: must not be empty",
+            "strategies.yaml:16: strategies[2] (id \"c\").parameters.rules: must be a rules strategy, got ml_momentum",
+            "strategies.yaml:17: strategies[2] (id \"c\").parameters.ml.strategy_type: nested hybrids are not supported",
+        ]
+    );
+}

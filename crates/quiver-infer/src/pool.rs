@@ -39,6 +39,11 @@ pub struct PoolConfig {
     pub batch_window: Duration,
     /// From submit to result (`STRATEGY__INFERENCE_TIMEOUT_SECONDS`).
     pub timeout: Duration,
+    /// Run batches with [`MicroBatcher::deterministic`] on this backend
+    /// (calls of exactly `max_batch_size` rows), so a result's bits do not
+    /// depend on how requests happened to be grouped — the same bits as a
+    /// replay with that many call rows.
+    pub deterministic: Option<crate::predictor::Backend>,
 }
 
 impl Default for PoolConfig {
@@ -49,6 +54,7 @@ impl Default for PoolConfig {
             max_batch_size: 64,
             batch_window: Duration::from_millis(2),
             timeout: Duration::from_millis(100),
+            deterministic: None,
         }
     }
 }
@@ -247,6 +253,7 @@ impl InferencePool {
                 stats: Arc::clone(&stats),
                 max_batch_size: config.max_batch_size,
                 window: config.batch_window,
+                deterministic: config.deterministic,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("quiver-infer-{n}"))
@@ -378,11 +385,15 @@ struct Worker {
     stats: Arc<PoolStats>,
     max_batch_size: usize,
     window: Duration,
+    deterministic: Option<crate::predictor::Backend>,
 }
 
 impl Worker {
     fn run(self) {
-        let mut batcher = MicroBatcher::new(self.max_batch_size);
+        let mut batcher = match self.deterministic {
+            Some(backend) => MicroBatcher::deterministic(backend, self.max_batch_size),
+            None => MicroBatcher::new(self.max_batch_size),
+        };
         let mut results = BatchResults::new();
         let mut batch: Vec<Job> = Vec::with_capacity(self.max_batch_size);
         let mut live: Vec<Job> = Vec::with_capacity(self.max_batch_size);

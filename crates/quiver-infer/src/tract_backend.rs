@@ -13,12 +13,15 @@ use crate::predictor::{row_count, Backend, Predictor};
 type Plan = Arc<TypedRunnableModel>;
 
 /// A model optimised for a symbolic batch size `N`, so one plan serves every
-/// batch size.
+/// batch size, plus one for a single row: replay on tract runs row by row
+/// (see [`crate::batch`]), and a plan with concrete shapes skips resolving
+/// `N` and sizing every intermediate tensor on each call.
 pub struct TractPredictor {
     model: String,
     n_features: usize,
     n_outputs: usize,
     plan: Plan,
+    single: Plan,
 }
 
 impl TractPredictor {
@@ -32,25 +35,27 @@ impl TractPredictor {
         n_features: usize,
         n_outputs: usize,
     ) -> Result<TractPredictor, String> {
-        let build = || -> TractResult<Plan> {
+        let build = |rows: Option<usize>| -> TractResult<Plan> {
             let mut inference = tract_onnx::onnx().model_for_read(&mut &bytes[..])?;
-            let batch = inference.symbols.sym("N");
+            let batch = match rows {
+                Some(rows) => rows.to_dim(),
+                None => inference.symbols.sym("N").to_dim(),
+            };
             inference.set_input_fact(
                 0,
-                InferenceFact::dt_shape(
-                    f32::datum_type(),
-                    tvec![batch.to_dim(), n_features.to_dim()],
-                ),
+                InferenceFact::dt_shape(f32::datum_type(), tvec![batch, n_features.to_dim()]),
             )?;
             inference.select_outputs_by_name([output])?;
             inference.into_compact()?.into_optimized()?.into_runnable()
         };
-        let plan = build().map_err(|e| format!("{e:#}"))?;
+        let plan = build(None).map_err(|e| format!("{e:#}"))?;
+        let single = build(Some(1)).map_err(|e| format!("{e:#}"))?;
         Ok(TractPredictor {
             model: model.to_owned(),
             n_features,
             n_outputs,
             plan,
+            single,
         })
     }
 
@@ -82,8 +87,8 @@ impl Predictor for TractPredictor {
             return Ok(0);
         }
         let input = Tensor::from_shape(&[k, self.n_features], rows).map_err(|e| self.failed(e))?;
-        let outputs = self
-            .plan
+        let plan = if k == 1 { &self.single } else { &self.plan };
+        let outputs = plan
             .run(tvec![input.into()])
             .map_err(|e| self.failed(format!("{e:#}")))?;
         let first = outputs

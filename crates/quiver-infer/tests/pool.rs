@@ -18,6 +18,7 @@ fn config(workers: usize, queue_size: usize) -> PoolConfig {
         max_batch_size: 64,
         batch_window: Duration::ZERO,
         timeout: Duration::from_secs(5),
+        deterministic: None,
     }
 }
 

@@ -91,7 +91,11 @@ impl Service {
         models: &Models,
         settings: Settings,
     ) -> Result<Service, RuntimeError> {
-        let pool = settings.strategy.pool_config();
+        // Bit-for-bit the results of a replay with as many call rows.
+        let pool = quiver_infer::PoolConfig {
+            deterministic: Some(models.backend().unwrap_or(quiver_infer::Backend::Tract)),
+            ..settings.strategy.pool_config()
+        };
         let mut service = Service::from_entries(models.engine_entries(config)?, settings)?;
         let used = service.engine.models();
         if !used.is_empty() {

@@ -285,6 +285,7 @@ impl StrategySettings {
             timeout: std::time::Duration::from_secs_f64(
                 self.inference_timeout_seconds.clamp(0.0, 3600.0),
             ),
+            deterministic: None,
         }
     }
 }

@@ -231,6 +231,11 @@ pub struct PostProcessor {
     pub temperature: f64,
 }
 
+/// Model outputs that cannot be read as the model's declared output: not
+/// finite, probabilities outside `[0, 1]` or not summing to 1, wrong width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputOutOfRange;
+
 /// How far probabilities may stray from `[0, 1]` and from summing to 1 before
 /// the output counts as out of range (float rounding in the runtimes).
 const PROBABILITY_SLACK: f32 = 1e-3;
@@ -244,19 +249,21 @@ impl PostProcessor {
         }
     }
 
-    /// The decision for `outputs`, or `Err(())` when they are out of range.
+    /// The decision for `outputs`, or why they cannot be used.
     pub fn decide(
         &self,
         output: &ModelOutput,
         outputs: &[f32],
         tick: &Tick,
-    ) -> Result<Option<Decision>, ()> {
+    ) -> Result<Option<Decision>, OutputOutOfRange> {
         match output {
             ModelOutput::Classifier { classes } => self.classify(classes, outputs, tick),
             ModelOutput::Regressor { threshold } => {
-                let &[value] = outputs else { return Err(()) };
+                let &[value] = outputs else {
+                    return Err(OutputOutOfRange);
+                };
                 if !value.is_finite() {
-                    return Err(());
+                    return Err(OutputOutOfRange);
                 }
                 let value = f64::from(value);
                 let side = if value > *threshold {
@@ -288,14 +295,14 @@ impl PostProcessor {
         classes: &[i64],
         probabilities: &[f32],
         tick: &Tick,
-    ) -> Result<Option<Decision>, ()> {
+    ) -> Result<Option<Decision>, OutputOutOfRange> {
         if probabilities.len() != classes.len() || probabilities.is_empty() {
-            return Err(());
+            return Err(OutputOutOfRange);
         }
         let in_range = |p: &f32| (-PROBABILITY_SLACK..=1.0 + PROBABILITY_SLACK).contains(p);
         let sum: f32 = probabilities.iter().sum();
         if !probabilities.iter().all(in_range) || (sum - 1.0).abs() > PROBABILITY_SLACK {
-            return Err(());
+            return Err(OutputOutOfRange);
         }
         // Ties go to the earliest class, whatever the runtime.
         let mut best = 0;
@@ -497,7 +504,7 @@ impl Strategy for MlStrategy {
                         decision,
                         rejected_output: false,
                     },
-                    Err(()) => Completion {
+                    Err(OutputOutOfRange) => Completion {
                         decision: None,
                         rejected_output: true,
                     },
@@ -606,11 +613,11 @@ mod tests {
             vec![0.5, 0.5],
             vec![f32::INFINITY, 0.0, 0.0],
         ] {
-            assert_eq!(p.decide(&out, &bad, &tick()), Err(()), "{bad:?}");
+            assert_eq!(p.decide(&out, &bad, &tick()), Err(OutputOutOfRange), "{bad:?}");
         }
         let reg = ModelOutput::Regressor { threshold: 2.0 };
-        assert_eq!(p.decide(&reg, &[f32::NAN], &tick()), Err(()));
-        assert_eq!(p.decide(&reg, &[1.0, 2.0], &tick()), Err(()));
+        assert_eq!(p.decide(&reg, &[f32::NAN], &tick()), Err(OutputOutOfRange));
+        assert_eq!(p.decide(&reg, &[1.0, 2.0], &tick()), Err(OutputOutOfRange));
     }
 
     #[test]
