@@ -613,7 +613,11 @@ mod tests {
             vec![0.5, 0.5],
             vec![f32::INFINITY, 0.0, 0.0],
         ] {
-            assert_eq!(p.decide(&out, &bad, &tick()), Err(OutputOutOfRange), "{bad:?}");
+            assert_eq!(
+                p.decide(&out, &bad, &tick()),
+                Err(OutputOutOfRange),
+                "{bad:?}"
+            );
         }
         let reg = ModelOutput::Regressor { threshold: 2.0 };
         assert_eq!(p.decide(&reg, &[f32::NAN], &tick()), Err(OutputOutOfRange));
