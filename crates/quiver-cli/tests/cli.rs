@@ -296,7 +296,7 @@ strategies:
 
 const INVALID_CONFIG_ERRORS: [&str; 2] = [
     r#"strategies.yaml:4: strategies[0] (id "mom-zero").parameters.lookback_periods: must be >= 2, got 0"#,
-    r#"strategies.yaml:15: strategies[2] (id "astro").strategy_type: unknown strategy_type "astrology" (expected momentum, mean_reversion, rsi, breakout, hybrid)"#,
+    r#"strategies.yaml:15: strategies[2] (id "astro").strategy_type: unknown strategy_type "astrology" (expected momentum, mean_reversion, rsi, breakout, hybrid, ml, ml_momentum, hybrid_momentum)"#,
 ];
 
 #[test]

@@ -529,16 +529,23 @@ impl Checker {
                     PRESET_PARTS
                 };
                 let params = self.params(parameters, path, ty.params(), parts, validator);
-                let model = self.model_name(&params, ty, path, owner)?;
-                let spec = if ty.takes_feature_list() {
-                    let features = match params.part("features") {
+                // Both checked before either can end the row, so one run
+                // reports every mistake.
+                let features = if ty.takes_feature_list() {
+                    match params.part("features") {
                         Some(node) => self.feature_list(node, &child(path, "features")),
                         None => {
                             let at = params.at.unwrap_or(owner);
                             self.issue(at, path, "missing field \"features\"".to_owned());
                             None
                         }
-                    }?;
+                    }
+                } else {
+                    Some(Vec::new())
+                };
+                let model = self.model_name(&params, ty, path, owner);
+                let (model, features) = (model?, features?);
+                let spec = if ty.takes_feature_list() {
                     MlSpec {
                         name: "ml",
                         model,

@@ -267,7 +267,7 @@ fn unknown_row_field() {
 fn unknown_top_level_key() {
     assert_eq!(
         issues(&["strategies: []", "strategy: []"]),
-        [r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies)"#]
+        [r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models)"#]
     );
 }
 
@@ -280,7 +280,7 @@ fn missing_strategies() {
     assert_eq!(
         issues(&["", "strategy: []"]),
         [
-            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies)"#,
+            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models)"#,
             r#"strategies.yaml:2: (root): missing field "strategies""#,
         ]
     );
@@ -351,7 +351,7 @@ fn unknown_strategy_type() {
     assert_eq!(
         issues(&momentum_row_with(3, &["    strategy_type: foo"])),
         [
-            r#"strategies.yaml:3: strategies[0] (id "mom-1").strategy_type: unknown strategy_type "foo" (expected momentum, mean_reversion, rsi, breakout, hybrid)"#
+            r#"strategies.yaml:3: strategies[0] (id "mom-1").strategy_type: unknown strategy_type "foo" (expected momentum, mean_reversion, rsi, breakout, hybrid, ml, ml_momentum, hybrid_momentum)"#
         ]
     );
     assert_eq!(
@@ -795,7 +795,7 @@ fn every_error_comes_back_together_in_document_order() {
             at(
                 14,
                 r#"strategies[2] (id "x").strategy_type"#,
-                r#"unknown strategy_type "foo" (expected momentum, mean_reversion, rsi, breakout, hybrid)"#
+                r#"unknown strategy_type "foo" (expected momentum, mean_reversion, rsi, breakout, hybrid, ml, ml_momentum, hybrid_momentum)"#
             ),
             at(
                 18,
@@ -883,7 +883,7 @@ fn documented_example_loads() {
     let config = load(&example);
     assert_eq!(
         config.summary(),
-        "2 strategies (2 enabled: 1 momentum, 1 hybrid) over 2 instruments and 2 brokers"
+        "3 strategies (3 enabled: 1 momentum, 1 hybrid, 1 ml) over 2 instruments and 2 brokers"
     );
 }
 
@@ -953,8 +953,9 @@ fn ml_rows_load_with_their_model_and_features() {
         ],
     );
     assert_eq!(ml.models(), ["other"]);
+    // hybrid_momentum is a hybrid of momentum and ml_momentum.
     assert!(
-        config.summary().contains("1 ml, 1 ml_momentum, 1 hybrid"),
+        config.summary().contains("1 hybrid, 1 ml, 1 ml_momentum"),
         "{}",
         config.summary()
     );
