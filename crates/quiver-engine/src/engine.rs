@@ -612,6 +612,19 @@ impl Engine {
         (ring.len(), ring.capacity())
     }
 
+    /// Ticks of an instrument's past that must be replayed through
+    /// [`Engine::warm_up`] for its strategies to decide as an uninterrupted
+    /// run would: its ring's capacity, or every tick since the first
+    /// (`usize::MAX`) when a feature has unbounded memory (EMA, Wilder's RSI).
+    pub fn preload_depth(&self, instrument: InstrumentIdx) -> usize {
+        let i = instrument as usize;
+        if self.features[i].has_finite_memory() {
+            self.rings[i].capacity()
+        } else {
+            usize::MAX
+        }
+    }
+
     /// The distinct features maintained for an instrument.
     pub fn instrument_features(&self, instrument: InstrumentIdx) -> &InstrumentFeatures {
         &self.features[instrument as usize]

@@ -436,3 +436,29 @@ proptest! {
         prop_assert_eq!(out, reference);
     }
 }
+
+#[test]
+fn restart_preload_covers_the_whole_past_of_unbounded_features() {
+    let wilder = Box::new(MlStrategy::new(
+        "ml",
+        &[MlFeature::Shared(FeatureSpec::Rsi(14)), MlFeature::Price],
+        model("a"),
+        PostProcessor {
+            confidence_threshold: 0.5,
+            quantity: 1,
+            temperature: 1.0,
+        },
+    ));
+    let engine = Engine::new(vec![
+        entry("mom", Box::new(Momentum::new(30, 0.001, 1)), &[1, 2]),
+        entry("wilder", wilder, &[2]),
+    ])
+    .unwrap();
+    let depth = |token| engine.preload_depth(engine.instrument_index(token).unwrap());
+    // Momentum's window fits its ring; Wilder's RSI remembers every tick.
+    assert_eq!(
+        depth(1),
+        engine.ring_fill(engine.instrument_index(1).unwrap()).1
+    );
+    assert_eq!(depth(2), usize::MAX);
+}

@@ -119,6 +119,16 @@ impl FeatureSpec {
         }
     }
 
+    /// Whether the value depends only on the last [`ring_needed`] ticks.
+    /// EMA and Wilder's RSI are recursions over every tick since the first:
+    /// reproducing their exact value after a restart takes the whole history,
+    /// not a window of it.
+    ///
+    /// [`ring_needed`]: FeatureSpec::ring_needed
+    pub const fn has_finite_memory(self) -> bool {
+        !matches!(self, FeatureSpec::Ema(_) | FeatureSpec::Rsi(_))
+    }
+
     /// Ticks the shared history ring must hold to update this feature in O(1):
     /// the window plus the value leaving it.
     pub const fn ring_needed(self) -> usize {

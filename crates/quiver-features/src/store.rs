@@ -94,6 +94,12 @@ impl InstrumentFeatures {
         self.values.iter().copied().map(present).collect()
     }
 
+    /// Whether every feature depends only on a window of recent ticks (see
+    /// [`FeatureSpec::has_finite_memory`]).
+    pub fn has_finite_memory(&self) -> bool {
+        self.specs.iter().all(|s| s.has_finite_memory())
+    }
+
     /// The ring capacity these features need.
     pub fn ring_needed(&self) -> usize {
         self.specs

@@ -281,7 +281,7 @@ impl Service {
         let depth: HashMap<InstrumentToken, usize> = engine
             .instrument_tokens()
             .iter()
-            .filter_map(|&t| Some((t, engine.ring_fill(engine.instrument_index(t)?).1)))
+            .filter_map(|&t| Some((t, engine.preload_depth(engine.instrument_index(t)?))))
             .collect();
         let admit = {
             let session = session.clone();
@@ -493,6 +493,9 @@ impl EngineStage {
             let mut out = SignalBatch::default();
             let mut dispatched = 0u64;
             let mut skipped = 0u64;
+            // Where in `batch.ticks` the next signal's tick is: signals come
+            // in dispatch order, flushes included.
+            let mut cursor = 0usize;
             for live in &batch.ticks {
                 let outside = matches!(&self.session, Some(c) if !c.is_open(live.tick.ts_ns));
                 if outside
@@ -516,14 +519,28 @@ impl EngineStage {
                 if engine.has_faults() {
                     crate::publish::log_faults(engine);
                 }
-                self.publish(engine, &mut signals, &batch.ticks, metrics, &mut out);
+                self.publish(
+                    engine,
+                    &mut signals,
+                    &batch.ticks,
+                    &mut cursor,
+                    metrics,
+                    &mut out,
+                );
             }
             // Model requests of this batch: one flush, results in tick order.
             self.flush(engine, &mut signals);
             if engine.has_faults() {
                 crate::publish::log_faults(engine);
             }
-            self.publish(engine, &mut signals, &batch.ticks, metrics, &mut out);
+            self.publish(
+                engine,
+                &mut signals,
+                &batch.ticks,
+                &mut cursor,
+                metrics,
+                &mut out,
+            );
             for letter in &batch.rejected {
                 if let Some(counter) = metrics.rejected(letter.category) {
                     counter.inc();
@@ -567,19 +584,25 @@ impl EngineStage {
         }
     }
 
-    /// Counts and encodes `signals` (of ticks in `ticks`), then clears them.
+    /// Counts and encodes `signals` (of ticks in `ticks`, at or after
+    /// `cursor`), then clears them.
     fn publish(
         &self,
         engine: &Engine,
         signals: &mut Vec<EngineSignal>,
         ticks: &[quiver_io::live::LiveTick],
+        cursor: &mut usize,
         metrics: &quiver_telemetry::ServiceMetrics,
         out: &mut SignalBatch,
     ) {
         for signal in signals.drain(..) {
-            // Signals come in tick order; a model flush may return those of
-            // earlier ticks of the batch.
-            let Ok(at) = ticks.binary_search_by_key(&signal.seq, |t| t.seq) else {
+            // Ticks of a batch need not be in seq order (several partition
+            // streams), but signals follow dispatch order: scan forward.
+            while *cursor < ticks.len() && ticks[*cursor].seq != signal.seq {
+                *cursor += 1;
+            }
+            let Some(at) = (*cursor < ticks.len()).then_some(*cursor) else {
+                tracing::error!(seq = signal.seq, "a signal's tick is not in its batch");
                 continue;
             };
             let live = &ticks[at];
