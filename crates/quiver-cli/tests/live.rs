@@ -25,6 +25,7 @@ use support::{quiver, read_text, tempdir, write};
 
 const TICK_LATENCY: &str = "market_tick_process_latency_ms";
 const STRATEGY_PROCESSING: &str = "strategy_processing_duration_ms";
+const INFERENCE_LATENCY: &str = "strategy_inference_latency_ms";
 const DEMO_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/demo.yaml");
 /// Live runs are compared with `quiver replay` byte for byte; an inference
 /// that timed out on a loaded test machine would be a HOLD replay never
@@ -238,11 +239,12 @@ fn promtool_check(exposition: &str) -> Option<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     // Exit 3 is "parsed fine, lint findings". The only finding allowed is the
-    // `_ms` suffix of the two histograms whose names the seeds and the issue
-    // fix (`market_tick_process_latency_ms`, `strategy_processing_duration_ms`).
+    // `_ms` suffix of the histograms whose names the seeds and the issues fix
+    // (`market_tick_process_latency_ms`, `strategy_processing_duration_ms`,
+    // `strategy_inference_latency_ms`).
     let seed_named = |line: &str| {
         line.trim().is_empty()
-            || [TICK_LATENCY, STRATEGY_PROCESSING]
+            || [TICK_LATENCY, STRATEGY_PROCESSING, INFERENCE_LATENCY]
                 .iter()
                 .any(|n| line == format!("{n} metric names should not contain abbreviated units"))
     };
@@ -612,10 +614,32 @@ fn synthetic_service_serves_health_metrics_and_strategies_and_drains_on_sigterm(
         "market_tick_source_lag",
         "market_tick_pending_entries",
         "runtime_queue_depth{stage=\"engine\"}",
+        "strategy_inference_latency_ms_bucket{model=\"ml_momentum_mlp\",le=",
+        "strategy_batch_size_bucket{model=\"ml_momentum_logreg\",le=\"64\"}",
+        "strategy_drops_total{reason=\"timeout\"}",
+        "inference_queue_depth",
     ] {
         assert!(
             exposition.contains(name),
             "/metrics lacks {name}:\n{exposition}"
+        );
+    }
+    // The demo's ML strategies ran their models through the pool.
+    for model in ["ml_momentum_mlp", "ml_momentum_logreg"] {
+        let labels = format!("{{model=\"{model}\"}}");
+        assert!(
+            sample(&exposition, &format!("strategy_inferences_total{labels}"))
+                .is_some_and(|n| n > 0.0),
+            "{model}: no inferences:\n{exposition}"
+        );
+        assert!(
+            sample(&exposition, &format!("strategy_batch_size_count{labels}"))
+                .is_some_and(|n| n > 0.0),
+            "{model}: no batches"
+        );
+        assert!(
+            sample(&exposition, &format!("model_load_seconds{labels}")).is_some_and(|s| s > 0.0),
+            "{model}: no load time"
         );
     }
     assert!(

@@ -236,6 +236,7 @@ impl ModelRunner for BatchRunner {
 /// the inference timeout.
 pub struct PoolRunner {
     pool: InferencePool,
+    handles: Vec<ModelHandle>,
     received: Vec<bool>,
     /// Tag of this flush's first request: tags never repeat, so a late
     /// answer to an earlier flush is recognised and ignored.
@@ -249,7 +250,8 @@ impl PoolRunner {
         handles: Vec<ModelHandle>,
     ) -> Result<PoolRunner, ModelSetupError> {
         Ok(PoolRunner {
-            pool: InferencePool::new(config, handles).map_err(ModelSetupError::Pool)?,
+            pool: InferencePool::new(config, handles.clone()).map_err(ModelSetupError::Pool)?,
+            handles,
             received: Vec::new(),
             base: 0,
         })
@@ -257,6 +259,11 @@ impl PoolRunner {
 
     pub fn pool(&self) -> &InferencePool {
         &self.pool
+    }
+
+    /// The models it runs, by engine model index (their stats live here).
+    pub fn handles(&self) -> &[ModelHandle] {
+        &self.handles
     }
 }
 

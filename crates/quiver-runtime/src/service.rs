@@ -151,6 +151,9 @@ impl Service {
                 .collect(),
             brokers: broker_names.clone(),
             instruments,
+            models: model_names(&rows),
+            inference_latency_bounds_ns: &quiver_infer::stats::LATENCY_BOUNDS_NS,
+            batch_size_bounds: &quiver_infer::stats::BATCH_SIZE_BOUNDS,
         };
         let telemetry = Arc::new(Telemetry::new(&catalog)?);
         let metrics = &telemetry.metrics;
@@ -363,6 +366,7 @@ impl Service {
                 timings,
                 runner,
                 max_batch_size: settings.strategy.max_batch_size.max(1),
+                model_sync: ModelSync::default(),
             };
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
             std::thread::Builder::new()
@@ -433,6 +437,19 @@ impl Service {
     }
 }
 
+/// Registry names of the models `rows` use, in first-use order.
+fn model_names(rows: &[StrategyEntry]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for row in rows {
+        if let Some(used) = row.strategy.model() {
+            if !names.contains(&used.model.name) {
+                names.push(used.model.name.clone());
+            }
+        }
+    }
+    names
+}
+
 /// The shared feature store's hit ratio, for `feature_cache_hit_ratio`:
 /// the share of feature reads served without computing (each feature is
 /// computed once per tick and read by every strategy that declared it).
@@ -472,6 +489,7 @@ struct EngineStage {
     runner: Option<PoolRunner>,
     /// Model requests after which the engine flushes within a batch.
     max_batch_size: usize,
+    model_sync: ModelSync,
 }
 
 /// How often engine-side counters are copied into metrics.
@@ -557,6 +575,9 @@ impl EngineStage {
             metrics.ticks_outside_session.inc_by(skipped);
             if last_sync.elapsed() >= SYNC_EVERY {
                 sync.sync(engine, telemetry, &self.timings);
+                if let Some(runner) = &self.runner {
+                    self.model_sync.sync(runner, telemetry);
+                }
                 last_sync = Instant::now();
             }
             let published = Published {
@@ -575,6 +596,9 @@ impl EngineStage {
             metrics.queue_depth_engine.set(from_source.len() as f64);
         }
         sync.sync(engine, telemetry, &self.timings);
+        if let Some(runner) = &self.runner {
+            self.model_sync.sync(runner, telemetry);
+        }
         Ok(())
     }
 
@@ -782,6 +806,13 @@ impl StatsSync {
             {
                 c.inc_by(stats.panics.saturating_sub(last.panics));
             }
+            if !metrics.ml_drops.is_empty() {
+                let counts = ml_drop_counts(stats);
+                let before = ml_drop_counts(last);
+                for ((counter, now), then) in metrics.ml_drops.iter().zip(counts).zip(before) {
+                    counter.inc_by(now.saturating_sub(then));
+                }
+            }
             let state = engine.strategy_state(s as u32).as_str();
             metrics.set_state(s, state);
             rows.push(StrategyStatus {
@@ -820,6 +851,55 @@ impl StatsSync {
     /// After the engine thread's own last sync: only refreshes the snapshot.
     fn final_sync(&mut self, engine: &Engine, telemetry: &Telemetry) {
         let _ = (engine, telemetry);
+    }
+}
+
+/// A strategy's ML drops in `ML_DROP_REASONS` order.
+fn ml_drop_counts(
+    stats: &StrategyStats,
+) -> [u64; quiver_telemetry::metrics::ML_DROP_REASONS.len()] {
+    let [a, b, c, d] = stats.unavailable;
+    [stats.skipped_features, stats.rejected_outputs, a, b, c, d]
+}
+
+/// Copies the inference runtime's per-model counters into the metrics: the
+/// deltas since the last call, so the series stay monotone.
+#[derive(Default)]
+struct ModelSync {
+    last: Vec<quiver_infer::ModelStatsSnapshot>,
+}
+
+impl ModelSync {
+    fn sync(&mut self, runner: &PoolRunner, telemetry: &Telemetry) {
+        let metrics = &telemetry.metrics;
+        let handles = runner.handles();
+        self.last.resize(handles.len(), Default::default());
+        for (handle, last) in handles.iter().zip(&mut self.last) {
+            let Some(i) = metrics.model_names.iter().position(|n| n == handle.name()) else {
+                continue;
+            };
+            let now = handle.stats().snapshot();
+            metrics.model_inferences[i].inc_by(now.inferences.saturating_sub(last.inferences));
+            let delta = |now: &quiver_infer::HistogramSnapshot,
+                         then: &quiver_infer::HistogramSnapshot| {
+                let counts: Vec<u64> = now
+                    .counts
+                    .iter()
+                    .enumerate()
+                    .map(|(b, n)| n.saturating_sub(then.counts.get(b).copied().unwrap_or(0)))
+                    .collect();
+                (counts, now.sum.saturating_sub(then.sum))
+            };
+            let (counts, sum) = delta(&now.latency_ns, &last.latency_ns);
+            metrics.model_latency[i].add_counts(&counts, sum);
+            let (counts, sum) = delta(&now.batch_size, &last.batch_size);
+            metrics.model_batch_size[i].add_counts(&counts, sum);
+            metrics.model_load_seconds[i].set(now.model_load_seconds);
+            *last = now;
+        }
+        if let Some(gauge) = &metrics.inference_queue_depth {
+            gauge.set(runner.pool().queue_depth() as f64);
+        }
     }
 }
 

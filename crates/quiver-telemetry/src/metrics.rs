@@ -28,7 +28,25 @@ pub mod names {
     pub const STRATEGY_STATE: &str = "strategy_state";
     pub const FEATURE_CACHE_HIT_RATIO: &str = "feature_cache_hit_ratio";
     pub const HISTORY_RING_UTILIZATION: &str = "history_ring_utilization";
+    pub const STRATEGY_INFERENCES: &str = "strategy_inferences_total";
+    pub const STRATEGY_INFERENCE_LATENCY: &str = "strategy_inference_latency_ms";
+    pub const STRATEGY_BATCH_SIZE: &str = "strategy_batch_size";
+    pub const STRATEGY_DROPS: &str = "strategy_drops_total";
+    pub const MODEL_LOAD_SECONDS: &str = "model_load_seconds";
+    pub const INFERENCE_QUEUE_DEPTH: &str = "inference_queue_depth";
 }
+
+/// Why an ML evaluation ended without a prediction (`strategy_drops_total`):
+/// features not finite, outputs out of range, then the engine's
+/// `Unavailable` reasons in their order.
+pub const ML_DROP_REASONS: [&str; 6] = [
+    "features_not_finite",
+    "output_out_of_range",
+    "model_unavailable",
+    "queue_full",
+    "timeout",
+    "inference_failed",
+];
 
 /// Signal drop reasons beyond the validator's ([`DropReason`]).
 pub mod drop_reasons {
@@ -62,6 +80,12 @@ pub struct Catalog {
     pub brokers: Vec<String>,
     /// Followed instruments.
     pub instruments: Vec<u64>,
+    /// Registry names of the models strategies use.
+    pub models: Vec<String>,
+    /// Bucket bounds of the inference runtime's own histograms, which the
+    /// model series mirror: one call's latency (ns) and its row count.
+    pub inference_latency_bounds_ns: &'static [u64],
+    pub batch_size_bounds: &'static [u64],
 }
 
 /// Handles of every series.
@@ -99,6 +123,15 @@ pub struct ServiceMetrics {
     /// Per followed instrument, in `ring_tokens` order.
     pub ring_utilization: Vec<Gauge>,
     pub ring_tokens: Vec<u64>,
+    /// Per model of [`Catalog::models`] (same order, names in `model_names`).
+    pub model_inferences: Vec<Counter>,
+    pub model_latency: Vec<Histogram>,
+    pub model_batch_size: Vec<Histogram>,
+    pub model_load_seconds: Vec<Gauge>,
+    pub model_names: Vec<String>,
+    /// Per [`ML_DROP_REASONS`] (registered only when models are used).
+    pub ml_drops: Vec<Counter>,
+    pub inference_queue_depth: Option<Gauge>,
 }
 
 impl ServiceMetrics {
@@ -263,6 +296,60 @@ impl ServiceMetrics {
                 )
             })
             .collect::<Result<_, _>>()?;
+        let n = catalog.models.len();
+        let mut model_inferences = Vec::with_capacity(n);
+        let mut model_latency = Vec::with_capacity(n);
+        let mut model_batch_size = Vec::with_capacity(n);
+        let mut model_load = Vec::with_capacity(n);
+        for model in &catalog.models {
+            let labels = [("model", model.as_str())];
+            model_inferences.push(registry.counter(
+                STRATEGY_INFERENCES,
+                "Rows a model inferred (one per ML evaluation that reached it).",
+                &labels,
+            )?);
+            model_latency.push(registry.histogram(
+                STRATEGY_INFERENCE_LATENCY,
+                "One batched model call, per model, in milliseconds.",
+                &labels,
+                catalog.inference_latency_bounds_ns,
+            )?);
+            model_batch_size.push(registry.histogram_of_counts(
+                STRATEGY_BATCH_SIZE,
+                "Rows per model call, per model.",
+                &labels,
+                catalog.batch_size_bounds,
+            )?);
+            model_load.push(registry.gauge(
+                MODEL_LOAD_SECONDS,
+                "Time the model's version in service took to load and verify, in seconds.",
+                &labels,
+            )?);
+        }
+        let uses_models = !catalog.models.is_empty();
+        let ml_drops = if uses_models {
+            ML_DROP_REASONS
+                .iter()
+                .map(|reason| {
+                    registry.counter(
+                        STRATEGY_DROPS,
+                        "ML evaluations that ended without a usable prediction (HOLD), by reason.",
+                        &[("reason", reason)],
+                    )
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        let inference_queue_depth = if uses_models {
+            Some(registry.gauge(
+                INFERENCE_QUEUE_DEPTH,
+                "Inference requests waiting for a worker.",
+                &[],
+            )?)
+        } else {
+            None
+        };
         Ok(ServiceMetrics {
             ticks_processed,
             tick_latency,
@@ -286,6 +373,13 @@ impl ServiceMetrics {
             feature_cache_hit_ratio,
             ring_utilization,
             ring_tokens: catalog.instruments.clone(),
+            model_inferences,
+            model_latency,
+            model_batch_size,
+            model_load_seconds: model_load,
+            model_names: catalog.models.clone(),
+            ml_drops,
+            inference_queue_depth,
         })
     }
 

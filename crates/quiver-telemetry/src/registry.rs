@@ -78,26 +78,58 @@ pub const EVALUATION_BOUNDS_NS: &[u64] = &[
 
 #[derive(Debug)]
 struct HistogramCore {
-    bounds_ns: &'static [u64],
+    /// Upper bounds in recorded units (nanoseconds for durations).
+    bounds: &'static [u64],
+    /// Recorded units per exposed unit: 1e6 for durations (ns → ms), 1 for
+    /// plain counts.
+    scale: f64,
     /// One per bound, plus the +Inf bucket; not cumulative.
     buckets: Box<[AtomicU64]>,
     count: AtomicU64,
     sum_ns: AtomicU64,
 }
 
-/// A histogram of durations, exposed in milliseconds.
+/// A histogram of durations, exposed in milliseconds (or of plain counts,
+/// exposed as they are: [`Histogram::of_counts`]).
 #[derive(Clone, Debug)]
 pub struct Histogram(Arc<HistogramCore>);
 
 impl Histogram {
     /// A histogram outside any registry (e.g. one per strategy for `/strategies`).
     pub fn new(bounds_ns: &'static [u64]) -> Self {
+        Histogram::scaled(bounds_ns, 1e6)
+    }
+
+    /// A histogram of unitless values (batch sizes).
+    pub fn of_counts(bounds: &'static [u64]) -> Self {
+        Histogram::scaled(bounds, 1.0)
+    }
+
+    fn scaled(bounds: &'static [u64], scale: f64) -> Self {
         Histogram(Arc::new(HistogramCore {
-            bounds_ns,
-            buckets: (0..=bounds_ns.len()).map(|_| AtomicU64::new(0)).collect(),
+            bounds,
+            scale,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             count: AtomicU64::new(0),
             sum_ns: AtomicU64::new(0),
         }))
+    }
+
+    /// Adds per-bucket counts recorded elsewhere with the same bounds (one
+    /// more entry than the bounds: the overflow bucket) and their sum: how a
+    /// histogram kept by another crate reaches the exposition. Counts of the
+    /// wrong length are ignored.
+    pub fn add_counts(&self, buckets: &[u64], sum: u64) {
+        let core = &*self.0;
+        if buckets.len() != core.buckets.len() {
+            return;
+        }
+        for (bucket, n) in core.buckets.iter().zip(buckets) {
+            bucket.fetch_add(*n, Ordering::Relaxed);
+        }
+        core.count
+            .fetch_add(buckets.iter().sum(), Ordering::Relaxed);
+        core.sum_ns.fetch_add(sum, Ordering::Relaxed);
     }
 
     #[inline]
@@ -113,7 +145,7 @@ impl Histogram {
             return;
         }
         let core = &*self.0;
-        let slot = core.bounds_ns.partition_point(|&b| b < ns);
+        let slot = core.bounds.partition_point(|&b| b < ns);
         core.buckets[slot].fetch_add(n, Ordering::Relaxed);
         core.count.fetch_add(n, Ordering::Relaxed);
         core.sum_ns
@@ -137,8 +169,8 @@ impl Histogram {
         for (i, n) in buckets.iter().enumerate() {
             seen += n;
             if seen >= rank {
-                return Some(match self.0.bounds_ns.get(i) {
-                    Some(&b) => b as f64 / 1e6,
+                return Some(match self.0.bounds.get(i) {
+                    Some(&b) => b as f64 / self.0.scale,
                     None => f64::INFINITY,
                 });
             }
@@ -268,7 +300,27 @@ impl Registry {
         labels: &[(&'static str, &str)],
         bounds_ns: &'static [u64],
     ) -> Result<Histogram, RegistryError> {
-        let histogram = Histogram::new(bounds_ns);
+        self.add_histogram(name, help, labels, Histogram::new(bounds_ns))
+    }
+
+    /// A histogram of unitless values ([`Histogram::of_counts`]).
+    pub fn histogram_of_counts(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        bounds: &'static [u64],
+    ) -> Result<Histogram, RegistryError> {
+        self.add_histogram(name, help, labels, Histogram::of_counts(bounds))
+    }
+
+    fn add_histogram(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        histogram: Histogram,
+    ) -> Result<Histogram, RegistryError> {
         self.add(
             name,
             help,
@@ -361,8 +413,8 @@ impl Registry {
                         let mut cumulative = 0;
                         for (i, n) in buckets.iter().enumerate() {
                             cumulative += n;
-                            let le = match h.0.bounds_ns.get(i) {
-                                Some(&b) => format_float(b as f64 / 1e6),
+                            let le = match h.0.bounds.get(i) {
+                                Some(&b) => format_float(b as f64 / h.0.scale),
                                 None => "+Inf".to_owned(),
                             };
                             sample(
@@ -380,7 +432,7 @@ impl Registry {
                             "_sum",
                             &series.labels,
                             None,
-                            sum_ns as f64 / 1e6,
+                            sum_ns as f64 / h.0.scale,
                         );
                         sample(
                             &mut out,
