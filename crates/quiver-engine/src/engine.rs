@@ -103,6 +103,33 @@ struct Slot {
     feature_hash: u64,
 }
 
+/// Evaluations taken out of the engine ([`Engine::detach`]) while their
+/// model requests run, to be handed back to [`Engine::land`].
+#[derive(Default)]
+pub struct Flight {
+    pending: Vec<Pending>,
+    requests: Vec<ModelRequest>,
+    rows: Vec<f32>,
+}
+
+impl Flight {
+    /// The model requests to run for this flight; `models` is
+    /// [`Engine::models`].
+    pub fn batch<'a>(&'a self, models: &'a [String]) -> ModelBatch<'a> {
+        ModelBatch {
+            models,
+            requests: &self.requests,
+            rows: &self.rows,
+        }
+    }
+
+    /// Model requests in the flight (it may have none: signals that only
+    /// waited behind an earlier flight).
+    pub fn requests(&self) -> usize {
+        self.requests.len()
+    }
+}
+
 /// An evaluation whose output waits for the next [`Engine::flush`], in
 /// (tick sequence, strategy order).
 enum Pending {
@@ -140,6 +167,10 @@ pub struct Engine {
     pending: Vec<Pending>,
     requests: Vec<ModelRequest>,
     rows: Vec<f32>,
+    /// A detached flight has not landed yet.
+    in_flight: bool,
+    /// The buffers of the last flight that landed, reused by the next.
+    spare: Flight,
     results: ModelResults,
     /// Per model, the version index that served the current flush.
     serving: Vec<u32>,
@@ -263,6 +294,8 @@ impl Engine {
             pending: Vec::new(),
             requests: Vec::new(),
             rows: Vec::new(),
+            in_flight: false,
+            spare: Flight::default(),
             results: ModelResults::default(),
             serving: Vec::new(),
         })
@@ -381,7 +414,7 @@ impl Engine {
                 model: None,
             };
             if validate(slot, &signal) {
-                if self.pending.is_empty() {
+                if self.pending.is_empty() && !self.in_flight {
                     out.push(signal);
                 } else {
                     self.pending.push(Pending::Ready(signal));
@@ -407,23 +440,51 @@ impl Engine {
     /// behind a signal that waits for a model, so the output order — and,
     /// with a runner whose results do not depend on grouping, the output
     /// itself — is the same whatever the number of ticks between flushes.
+    ///
+    /// A flight detached earlier ([`Engine::detach`]) must have landed first.
     pub fn flush(&mut self, runner: &mut dyn ModelRunner, out: &mut Vec<EngineSignal>) {
-        if self.pending.is_empty() {
+        let Some(flight) = self.detach() else {
             return;
+        };
+        let mut results = std::mem::take(&mut self.results);
+        results.reset_for(&flight.batch(&self.model_names));
+        if !flight.requests.is_empty() {
+            runner.run(&flight.batch(&self.model_names), &mut results);
         }
-        self.results
-            .reset(self.requests.len(), self.model_names.len());
-        if !self.requests.is_empty() {
-            let batch = ModelBatch {
-                models: &self.model_names,
-                requests: &self.requests,
-                rows: &self.rows,
-            };
-            runner.run(&batch, &mut self.results);
+        self.land(flight, &results, out);
+        self.results = results;
+    }
+
+    /// Takes every evaluation queued since the last flush, with its model
+    /// requests, so they can run elsewhere while the engine goes on
+    /// dispatching ticks ([`Flight::batch`] is what to run). Until the
+    /// flight [lands](Engine::land), new signals queue behind it, keeping
+    /// the output order. `None` when nothing is queued or a flight is
+    /// already out (one at a time).
+    pub fn detach(&mut self) -> Option<Flight> {
+        if self.pending.is_empty() || self.in_flight {
+            return None;
         }
+        self.in_flight = true;
+        let mut flight = std::mem::take(&mut self.spare);
+        std::mem::swap(&mut flight.pending, &mut self.pending);
+        std::mem::swap(&mut flight.requests, &mut self.requests);
+        std::mem::swap(&mut flight.rows, &mut self.rows);
+        Some(flight)
+    }
+
+    /// Completes a detached flight with `results` (indexed like its
+    /// requests; see [`ModelResults::reset_for`]) and appends its signals
+    /// to `out`, in (tick sequence, strategy order).
+    pub fn land(
+        &mut self,
+        mut flight: Flight,
+        results: &ModelResults,
+        out: &mut Vec<EngineSignal>,
+    ) {
         self.serving.clear();
         for (model, versions) in self.model_versions.iter_mut().enumerate() {
-            let version = self.results.version(model);
+            let version = results.version(model);
             let index = match versions.iter().rposition(|v| v == version) {
                 Some(index) => index,
                 None if version.is_empty() => usize::MAX,
@@ -434,7 +495,7 @@ impl Engine {
             };
             self.serving.push(index as u32);
         }
-        for pending in self.pending.drain(..) {
+        for pending in flight.pending.drain(..) {
             let (seq, tick, strategy, carry, request) = match pending {
                 Pending::Ready(signal) => {
                     out.push(signal);
@@ -450,7 +511,7 @@ impl Engine {
             };
             let slot = &mut self.slots[strategy as usize];
             let model = slot.model.map_or(0, |(model, _)| model);
-            let outputs = self.results.get(request as usize);
+            let outputs = results.get(request as usize);
             let prediction = match outputs {
                 Ok(values) => Prediction::Outputs(values),
                 Err(why) => {
@@ -495,8 +556,10 @@ impl Engine {
                 out.push(signal);
             }
         }
-        self.requests.clear();
-        self.rows.clear();
+        flight.requests.clear();
+        flight.rows.clear();
+        self.spare = flight;
+        self.in_flight = false;
     }
 
     /// Appends a tick to its instrument's history without calling any
@@ -576,6 +639,21 @@ impl Engine {
     /// model inputs (0 without a model).
     pub fn feature_hash(&self, strategy: u32) -> u64 {
         self.slots[strategy as usize].feature_hash
+    }
+
+    /// The most model requests one tick can make: the largest number of
+    /// strategies with a model following one instrument.
+    pub fn max_model_requests_per_tick(&self) -> usize {
+        self.route_starts
+            .windows(2)
+            .map(|w| {
+                self.routes[w[0] as usize..w[1] as usize]
+                    .iter()
+                    .filter(|r| self.slots[r.strategy as usize].model.is_some())
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Registry names of the models strategies use, by engine model index.

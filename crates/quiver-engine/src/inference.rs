@@ -95,7 +95,14 @@ pub struct ModelResults {
 }
 
 impl ModelResults {
-    pub(crate) fn reset(&mut self, requests: usize, models: usize) {
+    /// Empties the results and sizes them for `batch`: every request
+    /// without a result until [`set`](ModelResults::set) or
+    /// [`fail`](ModelResults::fail) says otherwise.
+    pub fn reset_for(&mut self, batch: &ModelBatch<'_>) {
+        self.reset(batch.requests.len(), batch.models.len());
+    }
+
+    fn reset(&mut self, requests: usize, models: usize) {
         self.slots.clear();
         self.slots.resize(requests, Err(Unavailable::Failed));
         self.outputs.clear();

@@ -16,7 +16,8 @@ pub mod scenario;
 mod stats;
 
 pub use engine::{
-    in_strategy_call, Engine, EngineError, EngineSignal, Fault, StrategyEntry, StrategyState,
+    in_strategy_call, Engine, EngineError, EngineSignal, Fault, Flight, StrategyEntry,
+    StrategyState,
 };
 pub use inference::{ModelBatch, ModelRequest, ModelResults, ModelRunner, ModelStamp, Unavailable};
 pub use stats::{EngineStats, StrategyStats};

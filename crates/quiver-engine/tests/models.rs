@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use quiver_core::synthetic::SyntheticSpec;
 use quiver_core::{Price, Side, Tick};
 use quiver_engine::{
-    Engine, EngineSignal, ModelBatch, ModelResults, ModelRunner, ModelStamp, StrategyEntry,
+    Engine, EngineSignal, Flight, ModelBatch, ModelResults, ModelRunner, ModelStamp, StrategyEntry,
     Unavailable,
 };
 use quiver_strategy::ml::{MlFeature, MlStrategy, ModelInfo, ModelOutput, PostProcessor};
@@ -461,4 +461,41 @@ fn restart_preload_covers_the_whole_past_of_unbounded_features() {
         engine.ring_fill(engine.instrument_index(1).unwrap()).1
     );
     assert_eq!(depth(2), usize::MAX);
+}
+
+#[test]
+fn a_detached_flight_lands_in_order_while_ticks_keep_coming() {
+    let ticks = ticks(1_500);
+    let reference = replay(&mut mixed_engine(), &mut Formula::new(), &ticks, usize::MAX);
+    let mut engine = mixed_engine();
+    let mut runner = Formula::new();
+    let mut out = Vec::new();
+    let mut flying: Option<(Flight, ModelResults)> = None;
+    for (c, chunk) in ticks.chunks(37).enumerate() {
+        for (j, tick) in chunk.iter().enumerate() {
+            engine.on_tick((c * 37 + j) as u64, tick, &mut out);
+        }
+        if flying.is_some() {
+            // One flight at a time: the next waits for this one to land.
+            assert!(engine.detach().is_none());
+        }
+        // The previous chunk's flight lands only after this chunk was
+        // dispatched, as in the live service.
+        if let Some((flight, results)) = flying.take() {
+            engine.land(flight, &results, &mut out);
+        }
+        if let Some(flight) = engine.detach() {
+            let mut results = ModelResults::default();
+            let batch = flight.batch(engine.models());
+            results.reset_for(&batch);
+            runner.run(&batch, &mut results);
+            flying = Some((flight, results));
+        }
+    }
+    if let Some((flight, results)) = flying.take() {
+        engine.land(flight, &results, &mut out);
+    }
+    engine.flush(&mut runner, &mut out);
+    assert!(!engine.has_pending());
+    assert_eq!(out, reference);
 }

@@ -228,12 +228,12 @@ impl ModelRunner for BatchRunner {
     }
 }
 
-/// Live's runner: every request of a flush goes to a bounded
-/// [`InferencePool`] off the dispatch thread; the flush takes what is back
-/// by the pool's deadline. A full queue or a missed deadline turns that
+/// Live's runner: the requests of a flight go to a bounded
+/// [`InferencePool`] off the dispatch thread ([`PoolRunner::submit`]
+/// returns at once) and are collected later, up to the pool's deadline
+/// ([`PoolRunner::collect`]). A full queue or a missed deadline turns that
 /// evaluation into HOLD and is counted ([`Unavailable::QueueFull`],
-/// [`Unavailable::TimedOut`]); the dispatch thread never waits longer than
-/// the inference timeout.
+/// [`Unavailable::TimedOut`]).
 pub struct PoolRunner {
     pool: InferencePool,
     handles: Vec<ModelHandle>,
@@ -278,29 +278,68 @@ fn dropped(reason: DropReason) -> Unavailable {
     }
 }
 
-impl ModelRunner for PoolRunner {
-    fn run(&mut self, batch: &ModelBatch<'_>, results: &mut ModelResults) {
+/// Requests of one flight submitted to the pool, waiting for
+/// [`PoolRunner::collect`].
+#[derive(Debug)]
+pub struct Submitted {
+    /// Tag of the first request (tags never repeat across flights, so late
+    /// answers to an earlier flight are recognised and ignored).
+    base: u64,
+    n: usize,
+    /// Requests the pool refused at once (full queue, unknown model).
+    refused: Vec<(usize, Unavailable)>,
+    /// The latest deadline among the accepted requests.
+    deadline: Option<Instant>,
+    accepted: usize,
+}
+
+impl PoolRunner {
+    /// Hands every request of `batch` to the pool and returns at once.
+    pub fn submit(&mut self, batch: &ModelBatch<'_>) -> Submitted {
         let n = batch.requests.len();
-        self.received.clear();
-        self.received.resize(n, false);
-        let mut outstanding = 0usize;
-        let mut deadline: Option<Instant> = None;
+        let mut submitted = Submitted {
+            base: self.base,
+            n,
+            refused: Vec::new(),
+            deadline: None,
+            accepted: 0,
+        };
+        self.base += n as u64;
         for (i, request) in batch.requests.iter().enumerate() {
-            let tag = self.base + i as u64;
+            let tag = submitted.base + i as u64;
             match self.pool.submit(request.model as usize, batch.row(i), tag) {
                 Ok(ticket) => {
-                    outstanding += 1;
-                    deadline = Some(deadline.map_or(ticket.deadline, |d| d.max(ticket.deadline)));
+                    submitted.accepted += 1;
+                    submitted.deadline = Some(
+                        submitted
+                            .deadline
+                            .map_or(ticket.deadline, |d| d.max(ticket.deadline)),
+                    );
                 }
-                Err(reason) => {
-                    results.fail(i, dropped(reason));
-                    self.received[i] = true;
-                }
+                Err(reason) => submitted.refused.push((i, dropped(reason))),
             }
         }
+        submitted
+    }
+
+    /// Writes the answers to `submitted` into `results` (reset for its
+    /// batch), waiting for them at most until the last request's deadline;
+    /// what is not back by then is [`Unavailable::TimedOut`].
+    pub fn collect(&mut self, submitted: Submitted, results: &mut ModelResults) {
+        let n = submitted.n;
+        self.received.clear();
+        self.received.resize(n, false);
+        for &(i, why) in &submitted.refused {
+            results.fail(i, why);
+            self.received[i] = true;
+        }
+        let mut outstanding = submitted.accepted;
         while outstanding > 0 {
             let now = Instant::now();
-            let Some(left) = deadline.and_then(|d| d.checked_duration_since(now)) else {
+            let Some(left) = submitted
+                .deadline
+                .and_then(|d| d.checked_duration_since(now))
+            else {
                 break;
             };
             let Some(answer) = self.pool.recv_timeout(left) else {
@@ -308,11 +347,11 @@ impl ModelRunner for PoolRunner {
             };
             let Some(i) = answer
                 .tag
-                .checked_sub(self.base)
+                .checked_sub(submitted.base)
                 .map(|i| i as usize)
                 .filter(|&i| i < n && !self.received[i])
             else {
-                continue; // a late answer to an earlier flush
+                continue; // a late answer to an earlier flight
             };
             self.received[i] = true;
             outstanding -= 1;
@@ -329,6 +368,110 @@ impl ModelRunner for PoolRunner {
                 results.fail(i, Unavailable::TimedOut);
             }
         }
-        self.base += n as u64;
+    }
+}
+
+impl ModelRunner for PoolRunner {
+    fn run(&mut self, batch: &ModelBatch<'_>, results: &mut ModelResults) {
+        let submitted = self.submit(batch);
+        self.collect(submitted, results);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quiver_engine::ModelRequest;
+    use quiver_infer::{BackendChoice, LoadPolicy};
+    use std::time::Duration;
+
+    fn mlp() -> ModelHandle {
+        let registry = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/registry.yaml");
+        let store = ModelStore::open(
+            &registry,
+            StoreOptions {
+                backend: BackendChoice::Tract,
+                load: LoadPolicy::Lazy,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        store.acquire("ml_momentum_mlp").unwrap()
+    }
+
+    /// `n` requests of one 9-feature row for model 0.
+    fn requests(n: usize) -> (Vec<String>, Vec<ModelRequest>, Vec<f32>) {
+        let row = [100.0, 100.5, 55.0, 0.001, 0.002, -0.003, 0.001, 0.1, 101.0];
+        let requests = (0..n)
+            .map(|i| ModelRequest {
+                model: 0,
+                start: (i * 9) as u32,
+                len: 9,
+            })
+            .collect();
+        let rows = (0..n).flat_map(|_| row).collect();
+        (vec!["ml_momentum_mlp".to_owned()], requests, rows)
+    }
+
+    fn run(config: PoolConfig, n: usize) -> Vec<Result<Vec<f32>, Unavailable>> {
+        let mut runner = PoolRunner::new(config, vec![mlp()]).unwrap();
+        let (models, requests, rows) = requests(n);
+        let batch = ModelBatch {
+            models: &models,
+            requests: &requests,
+            rows: &rows,
+        };
+        let mut results = ModelResults::default();
+        results.reset_for(&batch);
+        runner.run(&batch, &mut results);
+        (0..n)
+            .map(|i| results.get(i).map(<[f32]>::to_vec))
+            .collect()
+    }
+
+    #[test]
+    fn the_pool_answers_every_request_within_its_deadline() {
+        // Deterministic batching (as the service runs it): the same row gives
+        // the same bits wherever it sits in a batch.
+        let config = PoolConfig {
+            timeout: Duration::from_secs(30),
+            deterministic: Some(quiver_infer::Backend::Tract),
+            ..PoolConfig::default()
+        };
+        let out = run(config, 40);
+        assert!(out.iter().all(|r| r.as_ref().is_ok_and(|p| p.len() == 3)));
+        assert!(
+            out.windows(2).all(|w| w[0] == w[1]),
+            "same row, same result"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_and_a_missed_deadline_are_holds_with_their_reason() {
+        let full = PoolConfig {
+            queue_size: 4,
+            workers: 1,
+            timeout: Duration::from_secs(30),
+            ..PoolConfig::default()
+        };
+        let out = run(full, 200);
+        let refused = out
+            .iter()
+            .filter(|r| **r == Err(Unavailable::QueueFull))
+            .count();
+        assert!(refused > 0, "{out:?}");
+        assert!(out
+            .iter()
+            .all(|r| r.is_ok() || *r == Err(Unavailable::QueueFull)));
+
+        let late = PoolConfig {
+            timeout: Duration::ZERO,
+            ..PoolConfig::default()
+        };
+        let out = run(late, 10);
+        assert!(
+            out.iter().all(|r| *r == Err(Unavailable::TimedOut)),
+            "{out:?}"
+        );
     }
 }

@@ -99,6 +99,19 @@ impl Service {
         let mut service = Service::from_entries(models.engine_entries(config)?, settings)?;
         let used = service.engine.models();
         if !used.is_empty() {
+            // A batch's requests are queued at once: XREADGROUP reads up to
+            // batch_size entries from each partition stream.
+            let q = &service.settings.quiver;
+            let worst = q.batch_size.max(1)
+                * q.redis.partitions.max(1) as usize
+                * service.engine.max_model_requests_per_tick();
+            if worst > pool.queue_size {
+                tracing::warn!(
+                    worst,
+                    queue = pool.queue_size,
+                    "a tick batch can make more model requests than STRATEGY__ML_POOL_QUEUE_SIZE holds; the excess will be HOLD (queue_full)"
+                );
+            }
             service.runner = Some(PoolRunner::new(pool, models.handles(used))?);
             service.models = models.store.clone();
         }
@@ -365,7 +378,7 @@ impl Service {
                 brokers,
                 timings,
                 runner,
-                max_batch_size: settings.strategy.max_batch_size.max(1),
+                results: Default::default(),
                 model_sync: ModelSync::default(),
             };
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -487,15 +500,37 @@ struct EngineStage {
     brokers: Vec<Vec<(u32, Arc<str>)>>,
     timings: Vec<Histogram>,
     runner: Option<PoolRunner>,
-    /// Model requests after which the engine flushes within a batch.
-    max_batch_size: usize,
+    /// Reused for every flight.
+    results: quiver_engine::ModelResults,
     model_sync: ModelSync,
+}
+
+/// A batch whose signals are being written, and where in its ticks the next
+/// signal's tick is (signals come in dispatch order).
+struct Draft {
+    out: SignalBatch,
+    cursor: usize,
+}
+
+/// A dispatched batch whose model requests are with the inference pool.
+struct Held<A> {
+    flight: quiver_engine::Flight,
+    submitted: Option<crate::models::Submitted>,
+    batch: TickBatch<A>,
+    draft: Draft,
 }
 
 /// How often engine-side counters are copied into metrics.
 const SYNC_EVERY: Duration = Duration::from_millis(250);
 
 impl EngineStage {
+    /// Dispatches batch after batch. Model requests of a batch fly to the
+    /// inference pool while the next batch is dispatched; a batch is handed
+    /// to the sink (and so acknowledged) only once its flight has landed,
+    /// with its signals in (tick, strategy) order. The dispatch thread waits
+    /// for a flight only when the next batch is dispatched before the
+    /// flight is back, or when the source is idle — never longer than the
+    /// inference timeout.
     fn run<A: Clone + Send + 'static>(
         &mut self,
         engine: &mut Engine,
@@ -507,13 +542,33 @@ impl EngineStage {
         let mut signals: Vec<EngineSignal> = Vec::with_capacity(engine.strategy_count());
         let mut sync = StatsSync::new(engine.strategy_count());
         let mut last_sync = Instant::now();
-        while let Some(batch) = from_source.blocking_recv() {
-            let mut out = SignalBatch::default();
+        let mut held: Option<Held<A>> = None;
+        loop {
+            let next = if held.is_some() {
+                match from_source.try_recv() {
+                    Ok(batch) => Some(batch),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        // Idle: land the flight now rather than wait for
+                        // the next batch.
+                        if let Some(flight) = held.take() {
+                            if !self.land(engine, flight, &mut signals, metrics, &to_sink) {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            } else {
+                from_source.blocking_recv()
+            };
+            let Some(batch) = next else { break };
+            let mut draft = Draft {
+                out: SignalBatch::default(),
+                cursor: 0,
+            };
             let mut dispatched = 0u64;
             let mut skipped = 0u64;
-            // Where in `batch.ticks` the next signal's tick is: signals come
-            // in dispatch order, flushes included.
-            let mut cursor = 0usize;
             for live in &batch.ticks {
                 let outside = matches!(&self.session, Some(c) if !c.is_open(live.tick.ts_ns));
                 if outside
@@ -531,34 +586,11 @@ impl EngineStage {
                 let _entered = span.enter();
                 engine.on_tick(live.seq, &live.tick, &mut signals);
                 dispatched += 1;
-                if engine.pending_requests() >= self.max_batch_size {
-                    self.flush(engine, &mut signals);
-                }
                 if engine.has_faults() {
                     crate::publish::log_faults(engine);
                 }
-                self.publish(
-                    engine,
-                    &mut signals,
-                    &batch.ticks,
-                    &mut cursor,
-                    metrics,
-                    &mut out,
-                );
+                self.publish(engine, &mut signals, &batch.ticks, &mut draft, metrics);
             }
-            // Model requests of this batch: one flush, results in tick order.
-            self.flush(engine, &mut signals);
-            if engine.has_faults() {
-                crate::publish::log_faults(engine);
-            }
-            self.publish(
-                engine,
-                &mut signals,
-                &batch.ticks,
-                &mut cursor,
-                metrics,
-                &mut out,
-            );
             for letter in &batch.rejected {
                 if let Some(counter) = metrics.rejected(letter.category) {
                     counter.inc();
@@ -570,9 +602,35 @@ impl EngineStage {
                     letter.reason
                 );
             }
-            out.dead_letters = batch.rejected;
             metrics.ticks_processed.inc_by(dispatched);
             metrics.ticks_outside_session.inc_by(skipped);
+            // The previous batch's flight lands only now, after this batch
+            // was dispatched while it flew.
+            if let Some(flight) = held.take() {
+                if !self.land(engine, flight, &mut signals, metrics, &to_sink) {
+                    break;
+                }
+            }
+            match engine.detach() {
+                Some(flight) => {
+                    let submitted = self
+                        .runner
+                        .as_mut()
+                        .map(|runner| runner.submit(&flight.batch(engine.models())));
+                    held = Some(Held {
+                        flight,
+                        submitted,
+                        batch,
+                        draft,
+                    });
+                }
+                None => {
+                    if !self.send(batch, draft, metrics, &to_sink) {
+                        break;
+                    }
+                }
+            }
+            metrics.queue_depth_engine.set(from_source.len() as f64);
             if last_sync.elapsed() >= SYNC_EVERY {
                 sync.sync(engine, telemetry, &self.timings);
                 if let Some(runner) = &self.runner {
@@ -580,20 +638,9 @@ impl EngineStage {
                 }
                 last_sync = Instant::now();
             }
-            let published = Published {
-                signals: out,
-                ack: batch.ack,
-                arrived: batch.arrived,
-                ticks: batch.ticks.len() as u64,
-            };
-            if to_sink.blocking_send(published).is_err() {
-                // The sink stopped; it reports why.
-                break;
-            }
-            metrics
-                .queue_depth_sink
-                .set((to_sink.max_capacity() - to_sink.capacity()) as f64);
-            metrics.queue_depth_engine.set(from_source.len() as f64);
+        }
+        if let Some(flight) = held.take() {
+            self.land(engine, flight, &mut signals, metrics, &to_sink);
         }
         sync.sync(engine, telemetry, &self.timings);
         if let Some(runner) = &self.runner {
@@ -602,23 +649,75 @@ impl EngineStage {
         Ok(())
     }
 
-    fn flush(&mut self, engine: &mut Engine, signals: &mut Vec<EngineSignal>) {
-        if let Some(runner) = &mut self.runner {
-            engine.flush(runner, signals);
+    /// Waits for `held`'s inference results, completes its evaluations and
+    /// hands its batch to the sink; false when the sink has stopped.
+    fn land<A>(
+        &mut self,
+        engine: &mut Engine,
+        held: Held<A>,
+        signals: &mut Vec<EngineSignal>,
+        metrics: &quiver_telemetry::ServiceMetrics,
+        to_sink: &mpsc::Sender<Published<A>>,
+    ) -> bool {
+        let Held {
+            flight,
+            submitted,
+            batch,
+            mut draft,
+        } = held;
+        let mut results = std::mem::take(&mut self.results);
+        results.reset_for(&flight.batch(engine.models()));
+        // Without a runner (no model is used) there is nothing to collect:
+        // any request would count as failed.
+        if let (Some(runner), Some(submitted)) = (&mut self.runner, submitted) {
+            runner.collect(submitted, &mut results);
         }
+        engine.land(flight, &results, signals);
+        self.results = results;
+        if engine.has_faults() {
+            crate::publish::log_faults(engine);
+        }
+        self.publish(engine, signals, &batch.ticks, &mut draft, metrics);
+        self.send(batch, draft, metrics, to_sink)
     }
 
-    /// Counts and encodes `signals` (of ticks in `ticks`, at or after
-    /// `cursor`), then clears them.
+    /// Hands a finished batch to the sink; false when the sink has stopped.
+    fn send<A>(
+        &self,
+        batch: TickBatch<A>,
+        draft: Draft,
+        metrics: &quiver_telemetry::ServiceMetrics,
+        to_sink: &mpsc::Sender<Published<A>>,
+    ) -> bool {
+        let mut out = draft.out;
+        out.dead_letters = batch.rejected;
+        let published = Published {
+            signals: out,
+            ack: batch.ack,
+            arrived: batch.arrived,
+            ticks: batch.ticks.len() as u64,
+        };
+        if to_sink.blocking_send(published).is_err() {
+            // The sink stopped; it reports why.
+            return false;
+        }
+        metrics
+            .queue_depth_sink
+            .set((to_sink.max_capacity() - to_sink.capacity()) as f64);
+        true
+    }
+
+    /// Counts and encodes `signals` (of ticks in `ticks`, at or after the
+    /// draft's cursor) into the draft, then clears them.
     fn publish(
         &self,
         engine: &Engine,
         signals: &mut Vec<EngineSignal>,
         ticks: &[quiver_io::live::LiveTick],
-        cursor: &mut usize,
+        draft: &mut Draft,
         metrics: &quiver_telemetry::ServiceMetrics,
-        out: &mut SignalBatch,
     ) {
+        let Draft { out, cursor } = draft;
         for signal in signals.drain(..) {
             // Ticks of a batch need not be in seq order (several partition
             // streams), but signals follow dispatch order: scan forward.

@@ -217,12 +217,14 @@ pub struct StrategySettings {
     /// How long an inference worker holding a partial batch waits for more
     /// requests; an idle engine never waits for it.
     pub batch_window_ms: u64,
-    /// Rows per model call at most; also the model requests after which the
-    /// engine flushes mid-batch.
+    /// Rows per model call (each call padded to it, so live results have
+    /// the bits of a replay with `--call-rows` equal to it).
     pub max_batch_size: usize,
     /// Inference worker threads.
     pub max_ml_workers: usize,
-    /// Inference requests queued at most; beyond it a request is HOLD.
+    /// Inference requests queued at most; beyond it a request is HOLD. One
+    /// batch's requests are queued at a time, so it should hold a batch's
+    /// worth (the service warns at start when it cannot).
     pub ml_pool_queue_size: usize,
     /// From request to result; a late result is HOLD (live only: replay
     /// never times out).
@@ -237,7 +239,7 @@ impl Default for StrategySettings {
             batch_window_ms: 2,
             max_batch_size: 64,
             max_ml_workers: 1,
-            ml_pool_queue_size: 1024,
+            ml_pool_queue_size: 8192,
             inference_timeout_seconds: 0.1,
         }
     }
