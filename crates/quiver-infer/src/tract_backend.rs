@@ -3,7 +3,7 @@
 //! MLPs). Tree ensembles are refused before this module sees them (see
 //! [`crate::graph::TRACT_REFUSED`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::*;
 
@@ -22,6 +22,10 @@ pub struct TractPredictor {
     n_outputs: usize,
     plan: Plan,
     single: Plan,
+    /// The single-row plan's run state, kept between calls (a fresh state
+    /// per call allocates every intermediate tensor again). Calls that find
+    /// it busy, from another thread, run on a state of their own.
+    single_state: Mutex<Option<TypedSimpleState>>,
 }
 
 impl TractPredictor {
@@ -56,6 +60,7 @@ impl TractPredictor {
             n_outputs,
             plan,
             single,
+            single_state: Mutex::new(None),
         })
     }
 
@@ -87,10 +92,22 @@ impl Predictor for TractPredictor {
             return Ok(0);
         }
         let input = Tensor::from_shape(&[k, self.n_features], rows).map_err(|e| self.failed(e))?;
-        let plan = if k == 1 { &self.single } else { &self.plan };
-        let outputs = plan
-            .run(tvec![input.into()])
-            .map_err(|e| self.failed(format!("{e:#}")))?;
+        let inputs = tvec![input.into()];
+        let outputs = match self.single_state.try_lock() {
+            Ok(mut state) if k == 1 => {
+                let state = match &mut *state {
+                    Some(state) => state,
+                    None => state.insert(
+                        TypedSimpleState::new(&self.single)
+                            .map_err(|e| self.failed(format!("{e:#}")))?,
+                    ),
+                };
+                state.run(inputs)
+            }
+            _ if k == 1 => self.single.run(inputs),
+            _ => self.plan.run(inputs),
+        }
+        .map_err(|e| self.failed(format!("{e:#}")))?;
         let first = outputs
             .first()
             .ok_or_else(|| self.failed("the plan returned no output"))?;
