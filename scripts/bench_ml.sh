@@ -28,8 +28,8 @@ run() {
         grep -E 'ticks in|ticks/s|evaluations/s|latency|ML inference'
 }
 run ort-batch-1 --backend onnxruntime --batch-size 1 --call-rows 1
-run ort-batched --backend onnxruntime --batch-size 1024 --call-rows 256
-run tract --backend tract --batch-size 1024
+run ort-batched --backend onnxruntime --batch-size 256 --call-rows 64
+run tract --backend tract --batch-size 256
 if cmp -s "$WORK/ort-batch-1.jsonl" "$WORK/ort-batched.jsonl"; then
     echo "batched and unbatched signals: identical"
 else

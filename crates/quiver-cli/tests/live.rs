@@ -16,7 +16,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -925,4 +925,90 @@ fn redis_partitions_split_instruments_and_keep_every_signal() {
             want.len()
         );
     }
+}
+
+/// A model swapped on disk while the service runs: the new version is loaded
+/// and verified off the dispatch thread and serves every later batch; a
+/// broken update keeps the running version.
+#[test]
+fn a_model_updated_on_disk_is_swapped_in_while_the_service_runs() {
+    let dir = tempdir();
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    std::fs::copy(
+        models.join("ml_momentum_mlp.onnx"),
+        dir.path().join("mlp.onnx"),
+    )
+    .expect("copying the model");
+    let entry = |version: &str, sha: &str| {
+        format!(
+            "models:\n  - name: mlp\n    path: mlp.onnx\n    sha256: \"{sha}\"\n    version: \"{version}\"\n    framework: sklearn\n    input: {{features: 9, dtype: f32}}\n    output: {{kind: classifier, classes: [-1, 0, 1]}}\n"
+        )
+    };
+    const MLP_SHA: &str = "2829f2fd0d6a3ec231593376bc10396960842d8ed7e839d412e1b9ebe3d63f40";
+    let registry = dir.path().join("registry.yaml");
+    write(&registry, entry("1.0.0", MLP_SHA));
+    let config = dir.path().join("strategies.yaml");
+    write(
+        &config,
+        "models: registry.yaml\nstrategies:\n  - id: ml\n    strategy_type: ml_momentum\n    parameters: {model: mlp, confidence_threshold: 0.34}\n    brokers: [paper]\n    instruments: [1001, 1002, 1003, 1004, 1005]\n",
+    );
+    let out = dir.path().join("signals.jsonl");
+    let live = Live::start(
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--source",
+            "synthetic",
+            "--sink",
+            &format!("jsonl:{}", out.display()),
+        ],
+        &[
+            ("QUIVER__SYNTHETIC__RATE".to_owned(), "5000".to_owned()),
+            ("QUIVER__SYNTHETIC__INSTRUMENTS".to_owned(), "5".to_owned()),
+            ("QUIVER__BATCH_SIZE".to_owned(), "32".to_owned()),
+        ],
+        Stdio::null(),
+        true,
+    );
+    let versions = || -> Vec<String> {
+        read_text(&out)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["metadata"]["model_version"].as_str().map(str::to_owned))
+            .collect()
+    };
+    wait_until(
+        Duration::from_secs(60),
+        "signals from version 1.0.0",
+        || out.exists() && versions().iter().any(|v| v == "1.0.0"),
+    );
+    // A broken update (checksum mismatch) keeps 1.0.0 serving.
+    write(&registry, entry("1.5.0", &"0".repeat(64)));
+    std::thread::sleep(Duration::from_millis(2_500));
+    let seen = versions().len();
+    wait_until(
+        Duration::from_secs(30),
+        "more signals after the bad update",
+        || versions().len() > seen + 20,
+    );
+    assert!(versions().iter().all(|v| v == "1.0.0"));
+    // A good update is swapped in.
+    write(&registry, entry("2.0.0", MLP_SHA));
+    wait_until(
+        Duration::from_secs(60),
+        "signals from version 2.0.0",
+        || versions().iter().any(|v| v == "2.0.0"),
+    );
+    let stderr = live.terminate();
+    assert!(
+        stderr.contains("model update refused") && stderr.contains("mlp"),
+        "{stderr}"
+    );
+    // Versions never go back: every signal after the first 2.0.0 is 2.0.0.
+    let all = versions();
+    let first = all
+        .iter()
+        .position(|v| v == "2.0.0")
+        .expect("a 2.0.0 signal");
+    assert!(all[first..].iter().all(|v| v == "2.0.0"));
 }

@@ -1051,7 +1051,16 @@ impl ModelWatcher {
             .spawn(move || {
                 while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                     for change in store.poll_changes() {
-                        tracing::info!(?change, "model registry change");
+                        match &change {
+                            quiver_infer::Change::LoadFailed { .. }
+                            | quiver_infer::Change::RegistryInvalid(_) => {
+                                tracing::warn!(
+                                    ?change,
+                                    "model update refused; the running version keeps serving"
+                                )
+                            }
+                            _ => tracing::info!(?change, "model registry change"),
+                        }
                     }
                     std::thread::park_timeout(ModelWatcher::EVERY);
                 }
