@@ -127,7 +127,9 @@ async fn serve(
             })
             .await
             .with_context(|| format!("binding the HTTP endpoints to {addr}"))?;
-            eprintln!("quiver run: http on http://{bound} (/metrics /health /ready /strategies)");
+            note(&format!(
+                "quiver run: http on http://{bound} (/metrics /health /ready /strategies)"
+            ));
             Some(task)
         }
         None => None,
@@ -167,7 +169,7 @@ async fn serve(
         let _ = task.await;
     }
     let report = result?;
-    eprintln!(
+    note(&format!(
         "quiver run: stopped: {} ticks dispatched ({} preloaded, {} outside the session), {} signals published, {} duplicates suppressed, {} dead-lettered",
         report.ticks,
         report.preloaded,
@@ -175,7 +177,7 @@ async fn serve(
         report.signals_published,
         report.duplicates,
         report.dead_lettered
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -231,15 +233,24 @@ async fn forward_signals(stop: std::sync::Arc<tokio::sync::watch::Sender<bool>>)
         tracing::error!("cannot install signal handlers; SIGTERM will not drain");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => eprintln!("quiver run: SIGTERM: draining"),
-        _ = int.recv() => eprintln!("quiver run: SIGINT: draining"),
-    }
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    // Raise stop before saying so: a service whose stderr is gone (its
+    // reader exited) must still drain, and `eprintln!` would panic there.
     let _ = stop.send(true);
+    note(&format!("quiver run: {name}: draining"));
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    eprintln!("quiver run: second signal: exiting without draining (pending ticks are processed again on the next start)");
+    note("quiver run: second signal: exiting without draining (pending ticks are processed again on the next start)");
     std::process::exit(130);
+}
+
+/// A line on stderr that never panics (stderr may be a closed pipe).
+fn note(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -1022,3 +1022,59 @@ fn a_model_updated_on_disk_is_swapped_in_while_the_service_runs() {
         .expect("a 2.0.0 signal");
     assert!(all[first..].iter().all(|v| v == "2.0.0"));
 }
+
+/// An operator's terminal or log collector may go away before the service
+/// does: with its stderr closed, SIGTERM still drains and exits 0.
+#[test]
+fn sigterm_drains_even_when_stderr_is_closed() {
+    let dir = tempdir();
+    let out = dir.path().join("signals.jsonl");
+    let child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args([
+            "run",
+            "--config",
+            DEMO_CONFIG,
+            "--source",
+            "synthetic",
+            "--sink",
+            &format!("jsonl:{}", out.display()),
+            "--http",
+            "off",
+        ])
+        .env_remove("QUIVER_LOG")
+        .env("QUIVER__SYNTHETIC__RATE", "2000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting quiver run");
+    // Killed however the test ends.
+    struct Reaper(Child);
+    impl Drop for Reaper {
+        fn drop(&mut self) {
+            if matches!(self.0.try_wait(), Ok(None)) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let mut child = Reaper(child);
+    // Read the first line, so the service is up, then close the pipe.
+    let mut stderr = BufReader::new(child.0.stderr.take().expect("stderr is piped"));
+    let mut first = String::new();
+    stderr.read_line(&mut first).expect("reading stderr");
+    assert!(first.starts_with("quiver run:"), "{first}");
+    drop(stderr);
+    wait_until(Duration::from_secs(30), "signals", || {
+        std::fs::metadata(&out).is_ok_and(|m| m.len() > 0)
+    });
+    let pid = child.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let mut status = None;
+    wait_until(Duration::from_secs(60), "quiver run to exit", || {
+        status = child.0.try_wait().expect("polling the child");
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}
