@@ -19,56 +19,72 @@ pub struct RedisSinkConfig {
     /// A broker's stream is this prefix followed by the broker (`signals.`).
     pub signal_stream_prefix: String,
     pub dead_letter_stream: String,
-    /// Prefix of the per-signal duplicate-check keys.
+    /// Prefix of the duplicate-check keys (one per tick: the prefix and the
+    /// tick's origin, `stream/entry-id`).
     pub dedup_key_prefix: String,
     /// How long a published signal is remembered. A tick processed again
     /// after this long (a runner down for longer) would publish again.
     pub dedup_ttl: Duration,
 }
 
-/// Adds each item unless its key exists, atomically (a script runs alone), and
-/// then remembers the key for the retention window. An entry the target
-/// stream refuses (say, the key holds another type) goes to the dead-letter
-/// stream with the server's reason instead, and is remembered too, so a
-/// replay does not dead-letter it twice.
+/// Publishes each item — a tick's signals, or one dead letter — unless the
+/// item's key exists, atomically (a script runs alone), then remembers the
+/// key for the retention window. One key per tick rather than per signal:
+/// a tick's signals are published together or not at all, so one check and
+/// one write cover them (a tick's signals are deterministic, so "this tick
+/// was published" is "each of its signals was"). An entry the target stream
+/// refuses (say, the key holds another type) goes to the dead-letter stream
+/// with the server's reason instead.
 ///
-/// KEYS: per item, its key then its target stream. ARGV: ttl seconds, the
-/// dead-letter stream, then per item the number of field pairs and the pairs.
-/// Returns per item 1 (added), 0 (already there) or 2 (dead-lettered).
+/// KEYS: per item, its key then the target stream of each of its entries.
+/// ARGV: ttl seconds, the dead-letter stream, then per item its number of
+/// entries and, per entry, its number of field pairs and the pairs.
+/// Returns per entry 1 (added), 0 (item already published) or 2
+/// (dead-lettered).
 const PUBLISH_LUA: &str = r"
 local ttl = ARGV[1]
 local dlq = ARGV[2]
 local out = {}
+local k = 1
 local a = 3
-for i = 1, #KEYS / 2 do
-  local key, stream = KEYS[2 * i - 1], KEYS[2 * i]
-  local n = tonumber(ARGV[a])
-  local fields = {}
-  for j = 1, 2 * n do fields[j] = ARGV[a + j] end
-  a = a + 1 + 2 * n
-  if redis.call('EXISTS', key) == 1 then
-    out[i] = 0
-  else
-    local added = redis.pcall('XADD', stream, '*', unpack(fields))
-    if type(added) == 'table' and added.err then
-      fields[#fields + 1] = 'reason'
-      fields[#fields + 1] = 'publish_failed: ' .. added.err
-      fields[#fields + 1] = 'stream'
-      fields[#fields + 1] = stream
-      redis.call('XADD', dlq, '*', unpack(fields))
-      out[i] = 2
+while k <= #KEYS do
+  local key = KEYS[k]
+  local m = tonumber(ARGV[a])
+  a = a + 1
+  local seen = redis.call('EXISTS', key) == 1
+  for e = 1, m do
+    local stream = KEYS[k + e]
+    local n = tonumber(ARGV[a])
+    if seen then
+      out[#out + 1] = 0
     else
-      out[i] = 1
+      local fields = {}
+      for j = 1, 2 * n do fields[j] = ARGV[a + j] end
+      local added = redis.pcall('XADD', stream, '*', unpack(fields))
+      if type(added) == 'table' and added.err then
+        fields[#fields + 1] = 'reason'
+        fields[#fields + 1] = 'publish_failed: ' .. added.err
+        fields[#fields + 1] = 'stream'
+        fields[#fields + 1] = stream
+        redis.call('XADD', dlq, '*', unpack(fields))
+        out[#out + 1] = 2
+      else
+        out[#out + 1] = 1
+      end
     end
+    a = a + 1 + 2 * n
+  end
+  if not seen then
     redis.call('SET', key, '1', 'EX', ttl)
   end
+  k = k + 1 + m
 end
 return out
 ";
 
-/// Items per script call: keeps each call short, since a script blocks the
-/// server while it runs.
-const ITEMS_PER_CALL: usize = 256;
+/// Entries per script call (a tick's entries are never split): keeps each
+/// call short, since a script blocks the server while it runs.
+const ENTRIES_PER_CALL: usize = 256;
 
 /// Publishes signals to `signals.<broker>` streams through [`PUBLISH_LUA`].
 pub struct RedisSignalSink {
@@ -105,53 +121,79 @@ impl RedisSignalSink {
         name
     }
 
-    /// One EVALSHA per chunk of items, all in one pipeline.
+    /// One EVALSHA per chunk of items, all in one pipeline. Items are the
+    /// runs of consecutive signals of one tick (signals come in tick order),
+    /// then the dead letters; results come back per entry, in this order.
     fn build(&mut self, batch: &SignalBatch) -> redis::Pipeline {
         enum Item<'a> {
-            Signal(usize),
+            /// `signals[start..end]`, all of one tick.
+            Tick(usize, usize),
             Dead(&'a crate::live::DeadLetter),
         }
-        let items: Vec<Item<'_>> = (0..batch.signals.len())
-            .map(Item::Signal)
-            .chain(batch.dead_letters.iter().map(Item::Dead))
-            .collect();
+        let mut items: Vec<Item<'_>> = Vec::new();
+        let mut start = 0;
+        for (i, signal) in batch.signals.iter().enumerate().skip(1) {
+            let first = &batch.signals[start];
+            if signal.seq != first.seq || signal.origin != first.origin {
+                items.push(Item::Tick(start, i));
+                start = i;
+            }
+        }
+        if start < batch.signals.len() {
+            items.push(Item::Tick(start, batch.signals.len()));
+        }
+        items.extend(batch.dead_letters.iter().map(Item::Dead));
+        let entries = |item: &Item<'_>| match item {
+            Item::Tick(start, end) => end - start,
+            Item::Dead(_) => 1,
+        };
+
         let mut pipe = redis::pipe();
-        let mut key = String::new();
         let mut hex = String::new();
-        for chunk in items.chunks(ITEMS_PER_CALL) {
-            let mut keys: Vec<String> = Vec::with_capacity(chunk.len() * 2);
-            let mut args: Vec<Vec<u8>> = Vec::with_capacity(2 + chunk.len() * 5);
+        let mut next = 0;
+        while next < items.len() {
+            let mut end = next;
+            let mut count = 0;
+            while end < items.len()
+                && (end == next || count + entries(&items[end]) <= ENTRIES_PER_CALL)
+            {
+                count += entries(&items[end]);
+                end += 1;
+            }
+            let mut keys: Vec<String> = Vec::with_capacity(count + (end - next));
+            let mut args: Vec<Vec<u8>> = Vec::with_capacity(2 + (end - next) + count * 5);
             args.push(self.ttl_secs.to_string().into_bytes());
             args.push(self.config.dead_letter_stream.clone().into_bytes());
-            for item in chunk {
-                key.clear();
-                key.push_str(&self.config.dedup_key_prefix);
+            for item in &items[next..end] {
+                let mut key = self.config.dedup_key_prefix.clone();
                 match item {
-                    Item::Signal(i) => {
-                        let signal = &batch.signals[*i];
-                        hex.clear();
-                        let _ = write!(hex, "{:016x}", signal.signal_id);
-                        key.push_str(&hex);
-                        key.push(':');
-                        match &signal.origin {
+                    Item::Tick(start, end) => {
+                        let first = &batch.signals[*start];
+                        match &first.origin {
                             Some(origin) => key.push_str(origin),
                             None => {
-                                let _ = write!(key, "seq:{}", signal.seq);
+                                let _ = write!(key, "seq:{}", first.seq);
                             }
                         }
-                        keys.push(key.clone());
-                        keys.push(self.stream_for(&signal.broker));
-                        args.push(b"2".to_vec());
-                        args.push(b"signal_id".to_vec());
-                        args.push(hex.clone().into_bytes());
-                        args.push(b"data".to_vec());
-                        args.push(batch.payload(signal).to_vec());
+                        keys.push(key);
+                        args.push((end - start).to_string().into_bytes());
+                        for signal in &batch.signals[*start..*end] {
+                            hex.clear();
+                            let _ = write!(hex, "{:016x}", signal.signal_id);
+                            keys.push(self.stream_for(&signal.broker));
+                            args.push(b"2".to_vec());
+                            args.push(b"signal_id".to_vec());
+                            args.push(hex.clone().into_bytes());
+                            args.push(b"data".to_vec());
+                            args.push(batch.payload(signal).to_vec());
+                        }
                     }
                     Item::Dead(letter) => {
                         key.push_str("dead:");
                         key.push_str(&letter.origin);
-                        keys.push(key.clone());
+                        keys.push(key);
                         keys.push(self.config.dead_letter_stream.clone());
+                        args.push(b"1".to_vec());
                         args.push(b"4".to_vec());
                         args.push(b"reason".to_vec());
                         args.push(format!("{}: {}", letter.category, letter.reason).into_bytes());
@@ -169,6 +211,7 @@ impl RedisSignalSink {
                 .arg(keys.len())
                 .arg(&keys)
                 .arg(&args);
+            next = end;
         }
         pipe
     }
