@@ -206,6 +206,10 @@ pub trait TickSource: Send + 'static {
 pub trait Acker: Send + 'static {
     type Ack: Clone + Send + 'static;
     fn ack(&mut self, ack: Self::Ack) -> impl Future<Output = Result<(), LiveError>> + Send;
+
+    /// Adds `more` to `into`, so several batches are acknowledged in one
+    /// call once all of them are published.
+    fn merge(into: &mut Self::Ack, more: Self::Ack);
 }
 
 /// Reports a source's lag when polled.
@@ -222,6 +226,8 @@ impl Acker for NoAck {
     async fn ack(&mut self, _ack: ()) -> Result<(), LiveError> {
         Ok(())
     }
+
+    fn merge(_into: &mut (), _more: ()) {}
 }
 
 /// No lag to report.
@@ -258,6 +264,17 @@ pub struct SignalBatch {
 }
 
 impl SignalBatch {
+    /// Moves `more`'s signals and dead letters after this batch's.
+    pub fn append(&mut self, mut more: SignalBatch) {
+        let shift = self.buf.len();
+        self.buf.append(&mut more.buf);
+        self.signals.extend(more.signals.into_iter().map(|mut s| {
+            s.payload = s.payload.start + shift..s.payload.end + shift;
+            s
+        }));
+        self.dead_letters.append(&mut more.dead_letters);
+    }
+
     pub fn payload(&self, signal: &OutSignal) -> &[u8] {
         &self.buf[signal.payload.clone()]
     }
@@ -324,6 +341,50 @@ pub fn partition_stream(base: &str, p: u32, partitions: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    fn batch(lines: &[&str], dead: &[&str]) -> SignalBatch {
+        let mut out = SignalBatch::default();
+        for (i, line) in lines.iter().enumerate() {
+            let start = out.buf.len();
+            out.buf.extend_from_slice(line.as_bytes());
+            out.signals.push(OutSignal {
+                broker: Arc::from("paper"),
+                broker_idx: 0,
+                signal_id: i as u64,
+                seq: i as u64,
+                origin: None,
+                payload: start..out.buf.len(),
+            });
+        }
+        out.dead_letters = dead
+            .iter()
+            .map(|origin| DeadLetter {
+                category: "malformed_tick",
+                reason: String::new(),
+                origin: (*origin).to_owned(),
+                payload: String::new(),
+            })
+            .collect();
+        out
+    }
+
+    #[test]
+    fn appended_batches_keep_every_payload() {
+        let mut first = batch(&["{\"a\":1}", "{\"b\":2}"], &["s/1-0"]);
+        first.append(batch(&["{\"c\":3}"], &["s/2-0"]));
+        let payloads: Vec<&[u8]> = first.signals.iter().map(|s| first.payload(s)).collect();
+        assert_eq!(
+            payloads,
+            [&b"{\"a\":1}"[..], &b"{\"b\":2}"[..], &b"{\"c\":3}"[..]]
+        );
+        let origins: Vec<&str> = first
+            .dead_letters
+            .iter()
+            .map(|d| d.origin.as_str())
+            .collect();
+        assert_eq!(origins, ["s/1-0", "s/2-0"]);
+    }
+
     use super::*;
 
     #[test]

@@ -510,6 +510,15 @@ impl Acker for RedisAcker {
             .await
             .map_err(|e| classify("XACK", &e))
     }
+
+    fn merge(into: &mut RedisAck, more: RedisAck) {
+        for (stream, ids) in more.0 {
+            match into.0.iter_mut().find(|(s, _)| *s == stream) {
+                Some((_, have)) => have.extend(ids),
+                None => into.0.push((stream, ids)),
+            }
+        }
+    }
 }
 
 /// Polls `XINFO GROUPS` for the group's lag and pending count.
