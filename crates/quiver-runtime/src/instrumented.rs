@@ -82,14 +82,7 @@ impl Strategy for Instrumented {
 
     #[inline]
     fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision> {
-        let Instrumented {
-            inner,
-            id,
-            kind,
-            timing,
-            ..
-        } = self;
-        timed(timing, id, kind, tick, || inner.on_tick(tick, ctx))
+        self.timed(tick, |inner| inner.on_tick(tick, ctx))
     }
 
     fn model(&self) -> Option<&ModelUse> {
@@ -100,14 +93,7 @@ impl Strategy for Instrumented {
     /// inference itself is timed per batch by the model's own histogram.
     #[inline]
     fn prepare(&mut self, tick: &Tick, ctx: TickContext<'_>, row: &mut [f32]) -> Step {
-        let Instrumented {
-            inner,
-            id,
-            kind,
-            timing,
-            ..
-        } = self;
-        timed(timing, id, kind, tick, || inner.prepare(tick, ctx, row))
+        self.timed(tick, |inner| inner.prepare(tick, ctx, row))
     }
 
     fn complete(&mut self, tick: &Tick, carry: Carry, prediction: Prediction<'_>) -> Completion {
@@ -115,36 +101,35 @@ impl Strategy for Instrumented {
     }
 }
 
-#[inline]
-fn timed<T>(
-    timing: &mut Option<Timing>,
-    id: &str,
-    kind: &str,
-    tick: &Tick,
-    call: impl FnOnce() -> T,
-) -> T {
-    // A child of the runtime's per-tick span; free unless debug tracing is on.
-    let _span = tracing::debug_span!(
-        "strategy",
-        strategy = id,
-        instrument = tick.instrument,
-        kind = kind
-    )
-    .entered();
-    match timing {
-        Some(t) if t.countdown == 0 => {
-            t.countdown = t.every - 1;
-            let started = Instant::now();
-            let out = call();
-            let ns = started.elapsed().as_nanos() as u64;
-            t.by_type.observe_ns(ns);
-            t.own.observe_ns(ns);
-            out
+impl Instrumented {
+    /// Runs `call` on the inner strategy inside a `strategy` span, timing
+    /// one call in `every`.
+    #[inline]
+    fn timed<T>(&mut self, tick: &Tick, call: impl FnOnce(&mut dyn Strategy) -> T) -> T {
+        // A child of the runtime's per-tick span; free unless debug tracing is on.
+        let _span = tracing::debug_span!(
+            "strategy",
+            strategy = &*self.id,
+            instrument = tick.instrument,
+            kind = self.kind
+        )
+        .entered();
+        let inner = &mut *self.inner;
+        match &mut self.timing {
+            Some(t) if t.countdown == 0 => {
+                t.countdown = t.every - 1;
+                let started = Instant::now();
+                let out = call(inner);
+                let ns = started.elapsed().as_nanos() as u64;
+                t.by_type.observe_ns(ns);
+                t.own.observe_ns(ns);
+                out
+            }
+            Some(t) => {
+                t.countdown -= 1;
+                call(inner)
+            }
+            None => call(inner),
         }
-        Some(t) => {
-            t.countdown -= 1;
-            call()
-        }
-        None => call(),
     }
 }

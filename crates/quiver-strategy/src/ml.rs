@@ -275,17 +275,13 @@ impl PostProcessor {
                 };
                 // In (0.5, 1) beyond the threshold, rising with the margin.
                 let confidence = value.abs() / (value.abs() + threshold);
-                if confidence <= self.confidence_threshold {
-                    return Ok(None);
-                }
-                Ok(Some(Decision {
+                Ok(self.signal(
                     side,
                     confidence,
-                    quantity: self.quantity,
-                    price: tick.price,
-                    reasoning: Reasoning::rendered(render_regression, [value, *threshold]),
-                    metadata: Metadata::one(&["model_prediction"], value),
-                }))
+                    tick,
+                    Reasoning::rendered(render_regression, [value, *threshold]),
+                    Metadata::one(&["model_prediction"], value),
+                ))
             }
         }
     }
@@ -318,20 +314,35 @@ impl PostProcessor {
             -1 => Side::Sell,
             _ => return Ok(None),
         };
-        if confidence <= self.confidence_threshold {
-            return Ok(None);
-        }
-        Ok(Some(Decision {
+        Ok(self.signal(
+            side,
+            confidence,
+            tick,
+            Reasoning::rendered(render_class, [confidence, side_code(side)]),
+            Metadata::new(
+                &["model_prediction", "model_confidence"],
+                &[MetaValue::I64(class), MetaValue::F64(confidence)],
+            ),
+        ))
+    }
+
+    /// The decision, when `confidence` is strictly above the threshold.
+    fn signal(
+        &self,
+        side: Side,
+        confidence: f64,
+        tick: &Tick,
+        reasoning: Reasoning,
+        metadata: Metadata,
+    ) -> Option<Decision> {
+        (confidence > self.confidence_threshold).then_some(Decision {
             side,
             confidence,
             quantity: self.quantity,
             price: tick.price,
-            reasoning: Reasoning::rendered(render_class, [confidence, side_code(side)]),
-            metadata: Metadata::new(
-                &["model_prediction", "model_confidence"],
-                &[MetaValue::I64(class), MetaValue::F64(confidence)],
-            ),
-        }))
+            reasoning,
+            metadata,
+        })
     }
 
     /// Probability of class `best` after temperature scaling (monotone, so
