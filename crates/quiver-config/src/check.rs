@@ -532,14 +532,9 @@ impl Checker {
                 // Both checked before either can end the row, so one run
                 // reports every mistake.
                 let features = if ty.takes_feature_list() {
-                    match params.part("features") {
-                        Some(node) => self.feature_list(node, &child(path, "features")),
-                        None => {
-                            let at = params.at.unwrap_or(owner);
-                            self.issue(at, path, "missing field \"features\"".to_owned());
-                            None
-                        }
-                    }
+                    let at = params.at.unwrap_or(owner);
+                    self.required(params.part("features"), "features", path, at)
+                        .and_then(|node| self.feature_list(node, &child(path, "features")))
                 } else {
                     Some(Vec::new())
                 };
@@ -583,13 +578,10 @@ impl Checker {
             }
             _ => {
                 let params = self.params(parameters, path, hybrid::PARAMS, HYBRID_PARTS, validator);
-                let mut part = |name: &str| match params.part(name) {
-                    Some(node) => self.part(node, &child(path, name)),
-                    None => {
-                        let at = params.at.unwrap_or(owner);
-                        self.issue(at, path, format!("missing field {name:?}"));
-                        None
-                    }
+                let at = params.at.unwrap_or(owner);
+                let mut part = |name: &str| {
+                    self.required(params.part(name), name, path, at)
+                        .and_then(|node| self.part(node, &child(path, name)))
                 };
                 let (rules, ml) = (part("rules"), part("ml"));
                 // The model path carries only the rules part's decision.
@@ -629,8 +621,7 @@ impl Checker {
                 pos(node),
             ),
             None if ty.model_param() == Some(true) => {
-                let at = params.at.unwrap_or(owner);
-                self.issue(at, path, "missing field \"model\"".to_owned());
+                self.required(None, "model", path, params.at.unwrap_or(owner));
                 return None;
             }
             None => (

@@ -99,10 +99,7 @@ impl ModelResults {
     /// without a result until [`set`](ModelResults::set) or
     /// [`fail`](ModelResults::fail) says otherwise.
     pub fn reset_for(&mut self, batch: &ModelBatch<'_>) {
-        self.reset(batch.requests.len(), batch.models.len());
-    }
-
-    fn reset(&mut self, requests: usize, models: usize) {
+        let (requests, models) = (batch.requests.len(), batch.models.len());
         self.slots.clear();
         self.slots.resize(requests, Err(Unavailable::Failed));
         self.outputs.clear();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quiver_core::{InstrumentToken, Side, Tick};
-use quiver_engine::{Engine, EngineError, EngineSignal, StrategyEntry, StrategyStats};
+use quiver_engine::{Engine, EngineError, EngineSignal, StrategyEntry, StrategyStats, Unavailable};
 use quiver_io::encode_signal;
 use quiver_io::live::{
     Acker, LagProbe, LiveError, OutSignal, Outcome, PreloadRequest, SignalBatch, SignalSink, Stop,
@@ -167,6 +167,7 @@ impl Service {
             models: model_names(&rows),
             inference_latency_bounds_ns: &quiver_infer::stats::LATENCY_BOUNDS_NS,
             batch_size_bounds: &quiver_infer::stats::BATCH_SIZE_BOUNDS,
+            ml_drop_reasons: &ML_DROP_REASONS,
         };
         let telemetry = Arc::new(Telemetry::new(&catalog)?);
         let metrics = &telemetry.metrics;
@@ -973,10 +974,20 @@ impl StatsSync {
     }
 }
 
-/// A strategy's ML drops in `ML_DROP_REASONS` order.
-fn ml_drop_counts(
-    stats: &StrategyStats,
-) -> [u64; quiver_telemetry::metrics::ML_DROP_REASONS.len()] {
+/// Why an ML evaluation ended without a prediction (`strategy_drops_total`):
+/// features not finite, outputs out of range, then the engine's
+/// [`Unavailable`] reasons in their order.
+const ML_DROP_REASONS: [&str; 6] = [
+    "features_not_finite",
+    "output_out_of_range",
+    Unavailable::ALL[0].as_str(),
+    Unavailable::ALL[1].as_str(),
+    Unavailable::ALL[2].as_str(),
+    Unavailable::ALL[3].as_str(),
+];
+
+/// A strategy's ML drops in [`ML_DROP_REASONS`] order.
+fn ml_drop_counts(stats: &StrategyStats) -> [u64; ML_DROP_REASONS.len()] {
     let [a, b, c, d] = stats.unavailable;
     [stats.skipped_features, stats.rejected_outputs, a, b, c, d]
 }

@@ -36,18 +36,6 @@ pub mod names {
     pub const INFERENCE_QUEUE_DEPTH: &str = "inference_queue_depth";
 }
 
-/// Why an ML evaluation ended without a prediction (`strategy_drops_total`):
-/// features not finite, outputs out of range, then the engine's
-/// `Unavailable` reasons in their order.
-pub const ML_DROP_REASONS: [&str; 6] = [
-    "features_not_finite",
-    "output_out_of_range",
-    "model_unavailable",
-    "queue_full",
-    "timeout",
-    "inference_failed",
-];
-
 /// Signal drop reasons beyond the validator's ([`DropReason`]).
 pub mod drop_reasons {
     /// The tick arrived outside the trading session and the strategy did not
@@ -86,6 +74,9 @@ pub struct Catalog {
     /// model series mirror: one call's latency (ns) and its row count.
     pub inference_latency_bounds_ns: &'static [u64],
     pub batch_size_bounds: &'static [u64],
+    /// Why an ML evaluation can end without a prediction: the `reason`
+    /// labels of `strategy_drops_total` (registered when models are used).
+    pub ml_drop_reasons: &'static [&'static str],
 }
 
 /// Handles of every series.
@@ -129,7 +120,7 @@ pub struct ServiceMetrics {
     pub model_batch_size: Vec<Histogram>,
     pub model_load_seconds: Vec<Gauge>,
     pub model_names: Vec<String>,
-    /// Per [`ML_DROP_REASONS`] (registered only when models are used).
+    /// Per [`Catalog::ml_drop_reasons`] (registered only when models are used).
     pub ml_drops: Vec<Counter>,
     pub inference_queue_depth: Option<Gauge>,
 }
@@ -328,7 +319,8 @@ impl ServiceMetrics {
         }
         let uses_models = !catalog.models.is_empty();
         let ml_drops = if uses_models {
-            ML_DROP_REASONS
+            catalog
+                .ml_drop_reasons
                 .iter()
                 .map(|reason| {
                     registry.counter(
