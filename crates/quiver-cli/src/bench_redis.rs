@@ -48,12 +48,16 @@ pub fn run(args: &BenchRedisArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let report = runtime.block_on(bench::run(&options))?;
     println!(
-        "redis ceiling (XADD + XREADGROUP + XACK, no engine)   {:>10.0} ticks/s",
+        "redis ceiling, tick traffic only (XADD + XREADGROUP + XACK)   {:>10.0} ticks/s",
+        report.tick_ceiling_ticks_per_s
+    );
+    println!(
+        "redis ceiling, ticks + their signals (raw loop, no engine)    {:>10.0} ticks/s",
         report.ceiling_ticks_per_s
     );
     for phase in &report.phases {
         println!(
-            "{:<40} {:>10.0} ticks/s ({:.0}% of ceiling)  XADD→signal p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} ticks, {} signals)",
+            "{:<40} {:>10.0} ticks/s ({:.0}% of the ticks + signals ceiling)  XADD→signal p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} ticks, {} signals)",
             phase.name,
             phase.ticks_per_s,
             100.0 * phase.ticks_per_s / report.ceiling_ticks_per_s,

@@ -21,9 +21,10 @@
 //! only after the sink has published everything it caused, so a crash never
 //! loses a tick: its entries stay pending and are read again on restart
 //! (after `XAUTOCLAIM` has taken over the entries of dead consumers). The sink
-//! makes the replay harmless: a Lua script checks a per-signal key and adds
-//! the entry only if the key is absent, atomically, so no signal is added
-//! twice within the key's retention window.
+//! makes the replay harmless: per tick it checks a key under `WATCH` and adds
+//! the tick's entries and the key in one `MULTI`/`EXEC` transaction only if
+//! the key is absent, so no signal is added twice within the key's retention
+//! window, and never half of a tick's signals.
 
 mod codec;
 mod publish;

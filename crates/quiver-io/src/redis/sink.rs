@@ -5,11 +5,12 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-use redis::{Script, Value};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Value};
 
-use super::{classify, connect};
-use crate::live::{LiveError, Outcome, PublishReport, SignalBatch, SignalSink};
+use super::classify;
+use super::codec::text;
+use crate::live::{DeadLetter, LiveError, Outcome, PublishReport, SignalBatch, SignalSink};
 
 /// Where signals and dead letters go, and how long duplicate checks last.
 #[derive(Clone, Debug)]
@@ -27,89 +28,118 @@ pub struct RedisSinkConfig {
     pub dedup_ttl: Duration,
 }
 
-/// Publishes each item — a tick's signals, or one dead letter — unless the
-/// item's key exists, atomically (a script runs alone), then remembers the
-/// key for the retention window. One key per tick rather than per signal:
-/// a tick's signals are published together or not at all, so one check and
-/// one write cover them (a tick's signals are deterministic, so "this tick
-/// was published" is "each of its signals was"). An entry the target stream
-/// refuses (say, the key holds another type) goes to the dead-letter stream
-/// with the server's reason instead.
+/// Most entries in one transaction (a tick's entries are never split): a
+/// transaction blocks the server while it runs, so each is kept short.
+const ENTRIES_PER_TX: usize = 4096;
+
+/// How often a transaction is retried when a fence moved under it (another
+/// consumer published ticks of the same stream meanwhile) before the batch is
+/// handed back as a transient failure.
+const WATCH_RETRIES: usize = 8;
+
+/// Publishes signals to `signals.<broker>` streams, idempotently per tick.
 ///
-/// KEYS: per item, its key then the target stream of each of its entries.
-/// ARGV: ttl seconds, the dead-letter stream, then per item its number of
-/// entries and, per entry, its number of field pairs and the pairs.
-/// Returns per entry 1 (added), 0 (item already published) or 2
-/// (dead-lettered).
-const PUBLISH_LUA: &str = r"
-local ttl = ARGV[1]
-local dlq = ARGV[2]
-local out = {}
-local k = 1
-local a = 3
-while k <= #KEYS do
-  local key = KEYS[k]
-  local m = tonumber(ARGV[a])
-  a = a + 1
-  local seen = redis.call('EXISTS', key) == 1
-  for e = 1, m do
-    local stream = KEYS[k + e]
-    local n = tonumber(ARGV[a])
-    if seen then
-      out[#out + 1] = 0
-    else
-      local fields = {}
-      for j = 1, 2 * n do fields[j] = ARGV[a + j] end
-      local added = redis.pcall('XADD', stream, '*', unpack(fields))
-      if type(added) == 'table' and added.err then
-        fields[#fields + 1] = 'reason'
-        fields[#fields + 1] = 'publish_failed: ' .. added.err
-        fields[#fields + 1] = 'stream'
-        fields[#fields + 1] = stream
-        redis.call('XADD', dlq, '*', unpack(fields))
-        out[#out + 1] = 2
-      else
-        out[#out + 1] = 1
-      end
-    end
-    a = a + 1 + 2 * n
-  end
-  if not seen then
-    redis.call('SET', key, '1', 'EX', ttl)
-  end
-  k = k + 1 + m
-end
-return out
-";
-
-/// Entries per script call (a tick's entries are never split): keeps each
-/// call short, since a script blocks the server while it runs.
-const ENTRIES_PER_CALL: usize = 256;
-
-/// Publishes signals to `signals.<broker>` streams through [`PUBLISH_LUA`].
+/// Each chunk of items (a tick's signals, or one dead letter) takes two round
+/// trips on one connection:
+///
+/// 1. `WATCH` the fence of every tick stream the chunk's ticks came from,
+///    `MGET` the items' keys, and `TYPE` every target stream;
+/// 2. `MULTI`, then for each item whose key was absent its `XADD`s and
+///    `SET key 1 EX ttl`, then `INCR` of each fence, then `EXEC`.
+///
+/// The transaction is atomic, so a tick's signals and its key are written
+/// all or none (a client that dies before `EXEC` leaves nothing behind). Every
+/// publisher of a tick stream's ticks moves that stream's fence in its
+/// transaction, so if another one published between our check and our
+/// `EXEC` (two consumers holding the same entry, one of them about to lose
+/// it to `XAUTOCLAIM`), `EXEC` fails and the chunk is checked again. One
+/// fence per tick stream rather than a `WATCH` per key: the server's cost of
+/// `WATCH` grows with the square of the keys one client watches, and the
+/// partitions' owners (one consumer each) never contend on a fence. One key
+/// per tick rather than per signal: a tick's signals are deterministic, so
+/// "this tick was published" is "each of its signals was". A target that is
+/// not a stream (say, the key holds a string) is found by the `TYPE` check
+/// and its entries go to the dead-letter stream with the reason, in the same
+/// transaction.
+///
+/// Native commands in a transaction cost the server what the same commands
+/// cost outside one, where a script pays for every argument twice (into the
+/// interpreter and back) on top of interpreting itself.
 pub struct RedisSignalSink {
     config: RedisSinkConfig,
-    conn: ConnectionManager,
-    script: Script,
+    client: redis::Client,
+    /// Dropped after any error, so a `WATCH` and its `EXEC` always travel on
+    /// the same connection (a reconnect in between would silently lose the
+    /// watch).
+    conn: Option<MultiplexedConnection>,
     streams: HashMap<Arc<str>, String>,
     ttl_secs: u64,
 }
 
+/// A unit of publishing: all of one tick's signals, or one dead letter.
+enum Item<'a> {
+    /// `signals[start..end]`, all of one tick.
+    Tick(usize, usize),
+    Dead(&'a DeadLetter),
+}
+
+impl Item<'_> {
+    fn entries(&self) -> usize {
+        match self {
+            Item::Tick(start, end) => end - start,
+            Item::Dead(_) => 1,
+        }
+    }
+}
+
+/// Per entry, in batch order: 1 published, 0 duplicate, 2 dead-lettered.
+type Code = u8;
+
 impl RedisSignalSink {
     pub async fn connect(config: RedisSinkConfig) -> Result<Self, LiveError> {
-        let mut conn = connect(&config.url, config.response_timeout).await?;
-        let script = Script::new(PUBLISH_LUA);
-        script
-            .load_async(&mut conn)
-            .await
-            .map_err(|e| classify("loading the publish script", &e))?;
-        Ok(RedisSignalSink {
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| LiveError::fatal("redis url", e))?;
+        let mut sink = RedisSignalSink {
             ttl_secs: config.dedup_ttl.as_secs().max(1),
             config,
-            conn,
-            script,
+            client,
+            conn: None,
             streams: HashMap::new(),
-        })
+        };
+        sink.connection().await?;
+        Ok(sink)
+    }
+
+    async fn connection(&mut self) -> Result<MultiplexedConnection, LiveError> {
+        if let Some(conn) = &self.conn {
+            return Ok(conn.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_response_timeout(Some(self.config.response_timeout))
+            .set_connection_timeout(Some(Duration::from_secs(5)));
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| classify("connecting to redis", &e))?;
+        self.conn = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs `pipe`; any failure drops the connection.
+    async fn query(
+        &mut self,
+        pipe: &redis::Pipeline,
+        context: &'static str,
+    ) -> Result<Vec<Value>, LiveError> {
+        let mut conn = self.connection().await?;
+        match pipe.query_async::<Vec<Value>>(&mut conn).await {
+            Ok(replies) => Ok(replies),
+            Err(err) => {
+                self.conn = None;
+                Err(classify(context, &err))
+            }
+        }
     }
 
     fn stream_for(&mut self, broker: &Arc<str>) -> String {
@@ -121,16 +151,10 @@ impl RedisSignalSink {
         name
     }
 
-    /// One EVALSHA per chunk of items, all in one pipeline. Items are the
-    /// runs of consecutive signals of one tick (signals come in tick order),
-    /// then the dead letters; results come back per entry, in this order.
-    fn build(&mut self, batch: &SignalBatch) -> redis::Pipeline {
-        enum Item<'a> {
-            /// `signals[start..end]`, all of one tick.
-            Tick(usize, usize),
-            Dead(&'a crate::live::DeadLetter),
-        }
-        let mut items: Vec<Item<'_>> = Vec::new();
+    /// The runs of consecutive signals of one tick (signals come in tick
+    /// order), then the dead letters.
+    fn items(batch: &SignalBatch) -> Vec<Item<'_>> {
+        let mut items = Vec::new();
         let mut start = 0;
         for (i, signal) in batch.signals.iter().enumerate().skip(1) {
             let first = &batch.signals[start];
@@ -143,77 +167,264 @@ impl RedisSignalSink {
             items.push(Item::Tick(start, batch.signals.len()));
         }
         items.extend(batch.dead_letters.iter().map(Item::Dead));
-        let entries = |item: &Item<'_>| match item {
-            Item::Tick(start, end) => end - start,
-            Item::Dead(_) => 1,
-        };
+        items
+    }
 
-        let mut pipe = redis::pipe();
-        let mut hex = String::new();
-        let mut next = 0;
-        while next < items.len() {
-            let mut end = next;
-            let mut count = 0;
-            while end < items.len()
-                && (end == next || count + entries(&items[end]) <= ENTRIES_PER_CALL)
-            {
-                count += entries(&items[end]);
-                end += 1;
-            }
-            let mut keys: Vec<String> = Vec::with_capacity(count + (end - next));
-            let mut args: Vec<Vec<u8>> = Vec::with_capacity(2 + (end - next) + count * 5);
-            args.push(self.ttl_secs.to_string().into_bytes());
-            args.push(self.config.dead_letter_stream.clone().into_bytes());
-            for item in &items[next..end] {
-                let mut key = self.config.dedup_key_prefix.clone();
-                match item {
-                    Item::Tick(start, end) => {
-                        let first = &batch.signals[*start];
-                        match &first.origin {
-                            Some(origin) => key.push_str(origin),
-                            None => {
-                                let _ = write!(key, "seq:{}", first.seq);
-                            }
-                        }
-                        keys.push(key);
-                        args.push((end - start).to_string().into_bytes());
-                        for signal in &batch.signals[*start..*end] {
-                            hex.clear();
-                            let _ = write!(hex, "{:016x}", signal.signal_id);
-                            keys.push(self.stream_for(&signal.broker));
-                            args.push(b"2".to_vec());
-                            args.push(b"signal_id".to_vec());
-                            args.push(hex.clone().into_bytes());
-                            args.push(b"data".to_vec());
-                            args.push(batch.payload(signal).to_vec());
-                        }
-                    }
-                    Item::Dead(letter) => {
-                        key.push_str("dead:");
-                        key.push_str(&letter.origin);
-                        keys.push(key);
-                        keys.push(self.config.dead_letter_stream.clone());
-                        args.push(b"1".to_vec());
-                        args.push(b"4".to_vec());
-                        args.push(b"reason".to_vec());
-                        args.push(format!("{}: {}", letter.category, letter.reason).into_bytes());
-                        args.push(b"source".to_vec());
-                        args.push(letter.origin.clone().into_bytes());
-                        args.push(b"data".to_vec());
-                        args.push(letter.payload.clone().into_bytes());
-                        args.push(b"kind".to_vec());
-                        args.push(b"tick".to_vec());
+    fn key_of(&self, batch: &SignalBatch, item: &Item<'_>) -> String {
+        let mut key = self.config.dedup_key_prefix.clone();
+        match item {
+            Item::Tick(start, _) => {
+                let first = &batch.signals[*start];
+                match &first.origin {
+                    Some(origin) => key.push_str(origin),
+                    None => {
+                        let _ = write!(key, "seq:{}", first.seq);
                     }
                 }
             }
-            pipe.cmd("EVALSHA")
-                .arg(self.script.get_hash())
-                .arg(keys.len())
-                .arg(&keys)
-                .arg(&args);
-            next = end;
+            Item::Dead(letter) => {
+                key.push_str("dead:");
+                key.push_str(&letter.origin);
+            }
         }
-        pipe
+        key
+    }
+
+    /// The fence of the tick stream an item's origin (`stream/entry-id`)
+    /// names; items without an origin share one.
+    fn fence_of(&self, origin: Option<&str>) -> String {
+        let stream = origin
+            .and_then(|o| o.rsplit_once('/'))
+            .map_or("", |(stream, _)| stream);
+        format!("{}fence:{stream}", self.config.dedup_key_prefix)
+    }
+
+    /// Publishes one chunk of items, appending one code per entry to `codes`.
+    async fn publish_chunk(
+        &mut self,
+        batch: &SignalBatch,
+        items: &[Item<'_>],
+        codes: &mut Vec<Code>,
+    ) -> Result<(), LiveError> {
+        let keys: Vec<String> = items.iter().map(|item| self.key_of(batch, item)).collect();
+        let mut fences: Vec<String> = Vec::new();
+        for item in items {
+            let origin = match item {
+                Item::Tick(start, _) => batch.signals[*start].origin.as_deref(),
+                Item::Dead(letter) => Some(letter.origin.as_str()),
+            };
+            let fence = self.fence_of(origin);
+            if !fences.contains(&fence) {
+                fences.push(fence);
+            }
+        }
+        // The streams written to (the dead-letter stream first), and each
+        // entry's, in entry order, as an index into them.
+        let mut names: Vec<String> = vec![self.config.dead_letter_stream.clone()];
+        let mut brokers: Vec<&Arc<str>> = Vec::new();
+        let mut targets: Vec<usize> = Vec::with_capacity(batch.signals.len());
+        for item in items {
+            match item {
+                Item::Tick(start, end) => {
+                    for signal in &batch.signals[*start..*end] {
+                        let at = match brokers.iter().position(|b| **b == signal.broker) {
+                            Some(at) => at,
+                            None => {
+                                brokers.push(&signal.broker);
+                                names.push(self.stream_for(&signal.broker));
+                                brokers.len() - 1
+                            }
+                        };
+                        targets.push(at + 1);
+                    }
+                }
+                Item::Dead(_) => targets.push(0),
+            }
+        }
+
+        for _ in 0..WATCH_RETRIES {
+            let mut check = redis::pipe();
+            check.cmd("WATCH").arg(&fences).ignore();
+            check.cmd("MGET").arg(&keys);
+            for name in &names {
+                check.cmd("TYPE").arg(name);
+            }
+            let replies = self.query(&check, "checking published ticks").await?;
+            let (seen, types) = match replies.split_first() {
+                Some((Value::Array(seen), types)) if seen.len() == keys.len() => (seen, types),
+                _ => {
+                    return Err(LiveError::fatal(
+                        "checking published ticks",
+                        format!("unexpected reply {replies:?}"),
+                    ))
+                }
+            };
+            let seen: Vec<bool> = seen.iter().map(|v| !matches!(v, Value::Nil)).collect();
+            // Per stream, why it cannot take an entry (a key of another type).
+            let refused: Vec<Option<String>> = types
+                .iter()
+                .map(|kind| match text(kind) {
+                    Some("stream" | "none") => None,
+                    kind => Some(format!(
+                        "WRONGTYPE the key holds a {} rather than a stream",
+                        kind.unwrap_or("value of an unknown type")
+                    )),
+                })
+                .collect();
+            if refused.len() != names.len() {
+                return Err(LiveError::fatal(
+                    "checking published ticks",
+                    format!("unexpected reply {replies:?}"),
+                ));
+            }
+            if seen.iter().all(|&s| s) {
+                let mut unwatch = redis::pipe();
+                unwatch.cmd("UNWATCH").ignore();
+                self.query(&unwatch, "checking published ticks").await?;
+                codes.extend(
+                    items
+                        .iter()
+                        .flat_map(|item| std::iter::repeat_n(0, item.entries())),
+                );
+                return Ok(());
+            }
+            if refused[0].is_some() {
+                return Err(LiveError::fatal(
+                    "publishing signals",
+                    format!(
+                        "the dead-letter stream {} is not a stream",
+                        self.config.dead_letter_stream
+                    ),
+                ));
+            }
+
+            let mut tx = redis::pipe();
+            tx.atomic().ignore_errors();
+            let mut planned: Vec<Code> = Vec::with_capacity(targets.len());
+            let mut hex = String::with_capacity(16);
+            let mut entry = 0;
+            for ((item, key), &seen) in items.iter().zip(&keys).zip(&seen) {
+                let n = item.entries();
+                if seen {
+                    planned.extend(std::iter::repeat_n(0, n));
+                    entry += n;
+                    continue;
+                }
+                match item {
+                    Item::Tick(start, end) => {
+                        for signal in &batch.signals[*start..*end] {
+                            let stream = names[targets[entry]].as_str();
+                            hex.clear();
+                            let _ = write!(hex, "{:016x}", signal.signal_id);
+                            let cmd = match &refused[targets[entry]] {
+                                None => {
+                                    planned.push(1);
+                                    tx.cmd("XADD").arg(stream).arg("*")
+                                }
+                                Some(reason) => {
+                                    planned.push(2);
+                                    tx.cmd("XADD")
+                                        .arg(&self.config.dead_letter_stream)
+                                        .arg("*")
+                                        .arg("reason")
+                                        .arg(format!("publish_failed: {reason}"))
+                                        .arg("stream")
+                                        .arg(stream)
+                                }
+                            };
+                            cmd.arg("signal_id")
+                                .arg(hex.as_str())
+                                .arg("data")
+                                .arg(batch.payload(signal));
+                            entry += 1;
+                        }
+                    }
+                    Item::Dead(letter) => {
+                        planned.push(1);
+                        tx.cmd("XADD")
+                            .arg(&self.config.dead_letter_stream)
+                            .arg("*")
+                            .arg("reason")
+                            .arg(format!("{}: {}", letter.category, letter.reason))
+                            .arg("source")
+                            .arg(&letter.origin)
+                            .arg("data")
+                            .arg(&letter.payload)
+                            .arg("kind")
+                            .arg("tick");
+                        entry += 1;
+                    }
+                }
+                tx.cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("EX")
+                    .arg(self.ttl_secs)
+                    .ignore();
+            }
+            for fence in &fences {
+                tx.cmd("INCR").arg(fence).ignore();
+            }
+            let mut conn = self.connection().await?;
+            let reply = match tx.query_async::<Value>(&mut conn).await {
+                Ok(reply) => reply,
+                Err(err) => {
+                    self.conn = None;
+                    return Err(classify("publishing signals", &err));
+                }
+            };
+            let results = match reply {
+                // A fence moved: another consumer published ticks of the
+                // same stream meanwhile, maybe some of these. Check again.
+                Value::Nil => continue,
+                Value::Array(results) => results,
+                other => {
+                    return Err(LiveError::fatal(
+                        "publishing signals",
+                        format!("unexpected transaction reply {other:?}"),
+                    ))
+                }
+            };
+            let written = planned.iter().filter(|&&c| c != 0).count();
+            if results.len() != written {
+                return Err(LiveError::fatal(
+                    "publishing signals",
+                    format!(
+                        "the transaction answered for {} entries, sent {written}",
+                        results.len()
+                    ),
+                ));
+            }
+            // An entry refused after the check (its stream changed type in
+            // between) cannot be undone: it is dead-lettered on its own.
+            let mut results = results.into_iter();
+            for (code, &target) in planned.iter_mut().zip(&targets) {
+                if *code == 0 {
+                    continue;
+                }
+                if let Some(Value::ServerError(err)) = results.next() {
+                    let target = &names[target];
+                    tracing::warn!(stream = target, %err, "an entry was refused after its check");
+                    let mut dead = redis::pipe();
+                    dead.cmd("XADD")
+                        .arg(&self.config.dead_letter_stream)
+                        .arg("*")
+                        .arg("reason")
+                        .arg(format!("publish_failed: {err}"))
+                        .arg("stream")
+                        .arg(target)
+                        .ignore();
+                    self.query(&dead, "dead-lettering a refused entry").await?;
+                    *code = 2;
+                }
+            }
+            codes.extend(planned);
+            return Ok(());
+        }
+        Err(LiveError::transient(
+            "publishing signals",
+            format!("other consumers kept publishing under the check ({WATCH_RETRIES} tries)"),
+        ))
     }
 }
 
@@ -229,50 +440,22 @@ impl SignalSink for RedisSignalSink {
         if batch.is_empty() {
             return Ok(PublishReport::default());
         }
-        let pipe = self.build(batch);
-        let replies: Vec<Value> = match pipe.query_async(&mut self.conn).await {
-            Ok(replies) => replies,
-            Err(err) if err.code() == Some("NOSCRIPT") => {
-                // The server restarted or flushed its scripts: load it again.
-                self.script
-                    .load_async(&mut self.conn)
-                    .await
-                    .map_err(|e| classify("loading the publish script", &e))?;
-                pipe.query_async(&mut self.conn)
-                    .await
-                    .map_err(|e| classify("publishing signals", &e))?
+        let items = Self::items(batch);
+        let mut codes: Vec<Code> =
+            Vec::with_capacity(batch.signals.len() + batch.dead_letters.len());
+        let mut next = 0;
+        while next < items.len() {
+            let mut end = next;
+            let mut count = 0;
+            while end < items.len()
+                && (end == next || count + items[end].entries() <= ENTRIES_PER_TX)
+            {
+                count += items[end].entries();
+                end += 1;
             }
-            Err(err) => return Err(classify("publishing signals", &err)),
-        };
-        let mut codes = Vec::with_capacity(batch.signals.len() + batch.dead_letters.len());
-        for reply in replies {
-            let Value::Array(items) = reply else {
-                return Err(LiveError::fatal(
-                    "publishing signals",
-                    format!("unexpected script reply {reply:?}"),
-                ));
-            };
-            for item in items {
-                match item {
-                    Value::Int(code) => codes.push(code),
-                    other => {
-                        return Err(LiveError::fatal(
-                            "publishing signals",
-                            format!("unexpected script reply item {other:?}"),
-                        ))
-                    }
-                }
-            }
-        }
-        if codes.len() != batch.signals.len() + batch.dead_letters.len() {
-            return Err(LiveError::fatal(
-                "publishing signals",
-                format!(
-                    "script answered for {} items, sent {}",
-                    codes.len(),
-                    batch.signals.len() + batch.dead_letters.len()
-                ),
-            ));
+            self.publish_chunk(batch, &items[next..end], &mut codes)
+                .await?;
+            next = end;
         }
         let outcomes = codes[..batch.signals.len()]
             .iter()

@@ -1,0 +1,191 @@
+//! The idempotent Redis signal sink against a real redis-server.
+//!
+//! Needs `QUIVER_TEST_REDIS_URL` (`eval "$(scripts/redis.sh start)"` sets it;
+//! `scripts/test.sh` does that); skipped without it unless
+//! `QUIVER_REQUIRE_REDIS=1`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use quiver_io::live::{OutSignal, Outcome, SignalBatch, SignalSink};
+use quiver_io::redis::{RedisSignalSink, RedisSinkConfig};
+use redis::Value;
+
+fn redis_url() -> Option<String> {
+    match std::env::var("QUIVER_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("QUIVER_REQUIRE_REDIS").as_deref() != Ok("1"),
+                "QUIVER_TEST_REDIS_URL is not set but QUIVER_REQUIRE_REDIS=1"
+            );
+            eprintln!("SKIPPED: no QUIVER_TEST_REDIS_URL");
+            None
+        }
+    }
+}
+
+fn unique_prefix(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("t{}.{name}.{nanos}", std::process::id())
+}
+
+fn config(url: &str, prefix: &str) -> RedisSinkConfig {
+    RedisSinkConfig {
+        url: url.to_owned(),
+        response_timeout: Duration::from_secs(10),
+        signal_stream_prefix: format!("{prefix}.signals."),
+        dead_letter_stream: format!("{prefix}.dlq"),
+        dedup_key_prefix: format!("{prefix}:published:"),
+        dedup_ttl: Duration::from_secs(600),
+    }
+}
+
+/// `ticks` ticks of stream `ticks`, entry ids `1-<t>`, each with one signal
+/// per broker; a signal's JSON names its tick and broker.
+fn batch(ticks: std::ops::Range<u64>, brokers: &[&str]) -> SignalBatch {
+    let brokers: Vec<Arc<str>> = brokers.iter().map(|b| Arc::from(*b)).collect();
+    let mut out = SignalBatch::default();
+    for t in ticks {
+        let origin: Arc<str> = Arc::from(format!("ticks/1-{t}"));
+        for (b, broker) in brokers.iter().enumerate() {
+            let start = out.buf.len();
+            out.buf
+                .extend_from_slice(format!("{{\"seq\":{t},\"broker\":\"{broker}\"}}").as_bytes());
+            out.signals.push(OutSignal {
+                broker: Arc::clone(broker),
+                broker_idx: b as u32,
+                signal_id: t * 16 + b as u64,
+                seq: t,
+                origin: Some(Arc::clone(&origin)),
+                payload: start..out.buf.len(),
+            });
+        }
+    }
+    out
+}
+
+/// Every entry's `data` in `stream`, oldest first.
+async fn stream_data(url: &str, stream: &str) -> Vec<String> {
+    let client = redis::Client::open(url).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let entries: Value = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .expect("XRANGE");
+    let Value::Array(entries) = entries else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Value::Array(parts) => match parts.get(1) {
+                Some(Value::Array(fields)) => fields.chunks_exact(2).find_map(|p| match p {
+                    [Value::BulkString(k), Value::BulkString(v)] if k == b"data" => {
+                        Some(String::from_utf8_lossy(v).into_owned())
+                    }
+                    _ => None,
+                }),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn expected(ticks: std::ops::Range<u64>, broker: &str) -> Vec<String> {
+    ticks
+        .map(|t| format!("{{\"seq\":{t},\"broker\":\"{broker}\"}}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_published_twice_adds_each_signal_once() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("twice");
+    let mut sink = RedisSignalSink::connect(config(&url, &prefix))
+        .await
+        .expect("sink");
+    let first = sink
+        .publish(&batch(0..20, &["paper", "zerodha"]))
+        .await
+        .expect("publish");
+    assert!(first.outcomes.iter().all(|o| *o == Outcome::Published));
+    // A crash after publishing, before acknowledging: the ticks come again,
+    // with some new ones behind them.
+    let again = sink
+        .publish(&batch(10..30, &["paper", "zerodha"]))
+        .await
+        .expect("publish again");
+    let (old, new) = again.outcomes.split_at(20);
+    assert!(old.iter().all(|o| *o == Outcome::Duplicate), "{old:?}");
+    assert!(new.iter().all(|o| *o == Outcome::Published), "{new:?}");
+    for broker in ["paper", "zerodha"] {
+        assert_eq!(
+            stream_data(&url, &format!("{prefix}.signals.{broker}")).await,
+            expected(0..30, broker)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_one_transaction_keeps_every_signal_in_order() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("large");
+    let mut sink = RedisSignalSink::connect(config(&url, &prefix))
+        .await
+        .expect("sink");
+    // 2 × 5,000 entries: three transactions.
+    let report = sink
+        .publish(&batch(0..5_000, &["paper", "zerodha"]))
+        .await
+        .expect("publish");
+    assert_eq!(report.outcomes.len(), 10_000);
+    assert!(report.outcomes.iter().all(|o| *o == Outcome::Published));
+    for broker in ["paper", "zerodha"] {
+        assert_eq!(
+            stream_data(&url, &format!("{prefix}.signals.{broker}")).await,
+            expected(0..5_000, broker)
+        );
+    }
+}
+
+/// Two consumers holding the same entries (one about to lose them to
+/// XAUTOCLAIM) publish them at the same moment, round after round: each
+/// signal still reaches its stream once, and every tick is reported as
+/// published by exactly one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_publishing_the_same_ticks_at_once_add_them_once() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("race");
+    let mut a = RedisSignalSink::connect(config(&url, &prefix))
+        .await
+        .expect("sink a");
+    let mut b = RedisSignalSink::connect(config(&url, &prefix))
+        .await
+        .expect("sink b");
+    let rounds = 40u64;
+    for round in 0..rounds {
+        let ticks = round * 50..round * 50 + 50;
+        let (batch_a, batch_b) = (batch(ticks.clone(), &["paper"]), batch(ticks, &["paper"]));
+        let (ra, rb) = tokio::join!(a.publish(&batch_a), b.publish(&batch_b));
+        let (ra, rb) = (ra.expect("publish a"), rb.expect("publish b"));
+        for (x, y) in ra.outcomes.iter().zip(&rb.outcomes) {
+            let published = [x, y].iter().filter(|o| ***o == Outcome::Published).count();
+            assert_eq!(published, 1, "round {round}: {x:?} and {y:?}");
+        }
+    }
+    assert_eq!(
+        stream_data(&url, &format!("{prefix}.signals.paper")).await,
+        expected(0..rounds * 50, "paper")
+    );
+}
