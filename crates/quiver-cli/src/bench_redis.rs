@@ -20,6 +20,9 @@ pub struct BenchRedisArgs {
     /// Ticks published unpaced (saturation) and through the raw Redis loop.
     #[arg(long, default_value_t = 300_000)]
     saturation_ticks: u64,
+    /// Rounds of (ceiling, saturation); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 pub fn run(args: &BenchRedisArgs) -> anyhow::Result<ExitCode> {
@@ -40,6 +43,7 @@ pub fn run(args: &BenchRedisArgs) -> anyhow::Result<ExitCode> {
         rate: args.rate,
         moderate_ticks: args.moderate_ticks,
         saturation_ticks: args.saturation_ticks,
+        rounds: args.rounds,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -47,25 +51,47 @@ pub fn run(args: &BenchRedisArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let report = runtime.block_on(bench::run(&options))?;
+    let range = |values: &mut dyn Iterator<Item = f64>| {
+        let values: Vec<f64> = values.collect();
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(0.0, f64::max);
+        format!("{min:.0}–{max:.0}")
+    };
+    let ceiling = report.ceiling();
+    let saturation = report.saturation();
     println!(
-        "redis ceiling, tick traffic only (XADD + XREADGROUP + XACK)   {:>10.0} ticks/s",
+        "redis ceiling, tick traffic only (XADD + XREADGROUP + XACK)     {:>8.0} ticks/s",
         report.tick_ceiling_ticks_per_s
     );
     println!(
-        "redis ceiling, ticks + their signals (raw loop, no engine)    {:>10.0} ticks/s",
-        report.ceiling_ticks_per_s
+        "redis ceiling, ticks + their signals (raw loop, no engine)      {:>8.0} ticks/s  (median of {}: {})",
+        ceiling,
+        report.ceilings.len(),
+        range(&mut report.ceilings.iter().copied())
     );
-    for phase in &report.phases {
+    let moderate = &report.moderate;
+    println!(
+        "{:<63} {:>8.0} ticks/s  XADD→signal p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} ticks, {} signals)",
+        moderate.name,
+        moderate.ticks_per_s,
+        moderate.p50_ms,
+        moderate.p99_ms,
+        moderate.max_ms,
+        moderate.ticks,
+        moderate.signals
+    );
+    println!(
+        "{:<63} {:>8.0} ticks/s  (median of {}: {}) = {:.0}% of the ticks + signals ceiling",
+        "saturation (unpaced)",
+        saturation,
+        report.saturations.len(),
+        range(&mut report.saturations.iter().map(|p| p.ticks_per_s)),
+        100.0 * saturation / ceiling
+    );
+    for phase in &report.saturations {
         println!(
-            "{:<40} {:>10.0} ticks/s ({:.0}% of the ticks + signals ceiling)  XADD→signal p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} ticks, {} signals)",
-            phase.name,
-            phase.ticks_per_s,
-            100.0 * phase.ticks_per_s / report.ceiling_ticks_per_s,
-            phase.p50_ms,
-            phase.p99_ms,
-            phase.max_ms,
-            phase.ticks,
-            phase.signals
+            "  {:<61} {:>8.0} ticks/s  XADD→signal p50 {:.2} ms  p99 {:.2} ms  ({} ticks, {} signals)",
+            phase.name, phase.ticks_per_s, phase.p50_ms, phase.p99_ms, phase.ticks, phase.signals
         );
     }
     Ok(ExitCode::SUCCESS)

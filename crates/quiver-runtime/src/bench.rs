@@ -37,6 +37,9 @@ pub struct BenchOptions {
     pub rate: f64,
     pub moderate_ticks: u64,
     pub saturation_ticks: u64,
+    /// Rounds of (ceiling, saturation), alternated so drift on a shared
+    /// machine affects both alike.
+    pub rounds: usize,
 }
 
 /// One measured phase.
@@ -58,9 +61,33 @@ pub struct BenchReport {
     /// Raw XADD (pipelined) + XREADGROUP + XACK loop, no engine: ticks/s.
     pub tick_ceiling_ticks_per_s: f64,
     /// The same loop also adding each tick's signals (same count and sizes
-    /// as the runner publishes) before acknowledging: ticks/s.
-    pub ceiling_ticks_per_s: f64,
-    pub phases: Vec<PhaseReport>,
+    /// as the runner publishes) before acknowledging, per round: ticks/s.
+    pub ceilings: Vec<f64>,
+    pub moderate: PhaseReport,
+    /// The unpaced runner, per round.
+    pub saturations: Vec<PhaseReport>,
+}
+
+impl BenchReport {
+    /// Median of the ceilings.
+    pub fn ceiling(&self) -> f64 {
+        median(self.ceilings.iter().copied())
+    }
+
+    /// Median of the saturated runner's ticks/s.
+    pub fn saturation(&self) -> f64 {
+        median(self.saturations.iter().map(|p| p.ticks_per_s))
+    }
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,9 +112,6 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     .collect();
     let saturation_ticks = &ticks[..options.saturation_ticks as usize];
     let tick_ceiling = ceiling(options, "ceiling-ticks", saturation_ticks, None).await?;
-    let plan = SignalPlan::of(options, saturation_ticks)?;
-    let ceiling = ceiling(options, "ceiling", saturation_ticks, Some(&plan)).await?;
-    drop(plan);
     let moderate = phase(
         options,
         "moderate",
@@ -95,12 +119,37 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         Some(options.rate),
     )
     .await?;
-    let saturation = phase(options, "saturation", saturation_ticks, None).await?;
+    let plan = SignalPlan::of(options, saturation_ticks)?;
+    let mut ceilings = Vec::new();
+    let mut saturations = Vec::new();
+    for round in 0..options.rounds.max(1) {
+        ceilings.push(
+            ceiling(
+                options,
+                &format!("ceiling-{round}"),
+                saturation_ticks,
+                Some(&plan),
+            )
+            .await?,
+        );
+        saturations.push(
+            phase(
+                options,
+                &format!("saturation-{round}"),
+                saturation_ticks,
+                None,
+            )
+            .await?,
+        );
+        // Each round's streams go, so rounds start from the same server.
+        cleanup(options).await?;
+    }
     cleanup(options).await?;
     Ok(BenchReport {
         tick_ceiling_ticks_per_s: tick_ceiling,
-        ceiling_ticks_per_s: ceiling,
-        phases: vec![moderate, saturation],
+        ceilings,
+        moderate,
+        saturations,
     })
 }
 

@@ -43,7 +43,8 @@ const WATCH_RETRIES: usize = 8;
 /// trips on one connection:
 ///
 /// 1. `WATCH` the fence of every tick stream the chunk's ticks came from,
-///    `MGET` the items' keys, and `TYPE` every target stream;
+///    count the items' keys that exist (`EXISTS`; only when some but not
+///    all do, `MGET` tells which), and `TYPE` every target stream;
 /// 2. `MULTI`, then for each item whose key was absent its `XADD`s and
 ///    `SET key 1 EX ttl`, then `INCR` of each fence, then `EXEC`.
 ///
@@ -245,13 +246,13 @@ impl RedisSignalSink {
         for _ in 0..WATCH_RETRIES {
             let mut check = redis::pipe();
             check.cmd("WATCH").arg(&fences).ignore();
-            check.cmd("MGET").arg(&keys);
+            check.cmd("EXISTS").arg(&keys);
             for name in &names {
                 check.cmd("TYPE").arg(name);
             }
             let replies = self.query(&check, "checking published ticks").await?;
-            let (seen, types) = match replies.split_first() {
-                Some((Value::Array(seen), types)) if seen.len() == keys.len() => (seen, types),
+            let (existing, types) = match replies.split_first() {
+                Some((Value::Int(n), types)) => (*n, types),
                 _ => {
                     return Err(LiveError::fatal(
                         "checking published ticks",
@@ -259,7 +260,31 @@ impl RedisSignalSink {
                     ))
                 }
             };
-            let seen: Vec<bool> = seen.iter().map(|v| !matches!(v, Value::Nil)).collect();
+            // Usually none was published (one integer back); only a tick
+            // processed again needs the per-key answer.
+            let seen: Vec<bool> = match existing {
+                0 => vec![false; keys.len()],
+                n if n as usize == keys.len() => vec![true; keys.len()],
+                _ => {
+                    let mut which = redis::pipe();
+                    which.cmd("MGET").arg(&keys);
+                    match self
+                        .query(&which, "checking published ticks")
+                        .await?
+                        .as_slice()
+                    {
+                        [Value::Array(values)] if values.len() == keys.len() => {
+                            values.iter().map(|v| !matches!(v, Value::Nil)).collect()
+                        }
+                        other => {
+                            return Err(LiveError::fatal(
+                                "checking published ticks",
+                                format!("unexpected reply {other:?}"),
+                            ))
+                        }
+                    }
+                }
+            };
             // Per stream, why it cannot take an entry (a key of another type).
             let refused: Vec<Option<String>> = types
                 .iter()
