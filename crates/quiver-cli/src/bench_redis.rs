@@ -67,7 +67,7 @@ pub fn run(args: &BenchRedisArgs) -> anyhow::Result<ExitCode> {
         "redis ceiling, ticks + their signals (raw loop, no engine)      {:>8.0} ticks/s  (median of {}: {})",
         ceiling,
         report.ceilings.len(),
-        range(&mut report.ceilings.iter().copied())
+        range(&mut report.ceilings.iter().map(|c| c.0))
     );
     let moderate = &report.moderate;
     println!(
@@ -88,10 +88,31 @@ pub fn run(args: &BenchRedisArgs) -> anyhow::Result<ExitCode> {
         range(&mut report.saturations.iter().map(|p| p.ticks_per_s)),
         100.0 * saturation / ceiling
     );
-    for phase in &report.saturations {
+    let us = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+    println!("CPU per tick, µs (this process: runner + load generator + reader; redis-server):");
+    println!(
+        "  tick-only ceiling {:>43}  process {:>5}  redis {:>5}",
+        "",
+        us(report.tick_ceiling_cpu.process_us),
+        us(report.tick_ceiling_cpu.redis_us)
+    );
+    for (round, (rate, cpu)) in report.ceilings.iter().enumerate() {
         println!(
-            "  {:<61} {:>8.0} ticks/s  XADD→signal p50 {:.2} ms  p99 {:.2} ms  ({} ticks, {} signals)",
-            phase.name, phase.ticks_per_s, phase.p50_ms, phase.p99_ms, phase.ticks, phase.signals
+            "  ceiling-{round:<52} {:>8.0} ticks/s  process {:>5}  redis {:>5}",
+            rate,
+            us(cpu.process_us),
+            us(cpu.redis_us)
+        );
+    }
+    for phase in std::iter::once(moderate).chain(&report.saturations) {
+        println!(
+            "  {:<60} {:>8.0} ticks/s  process {:>5}  redis {:>5}  XADD→signal p50 {:.2} ms  p99 {:.2} ms",
+            phase.name,
+            phase.ticks_per_s,
+            us(phase.cpu.process_us),
+            us(phase.cpu.redis_us),
+            phase.p50_ms,
+            phase.p99_ms
         );
     }
     Ok(ExitCode::SUCCESS)

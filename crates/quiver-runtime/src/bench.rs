@@ -54,15 +54,78 @@ pub struct PhaseReport {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    pub cpu: CpuPerTick,
+}
+
+/// Where the CPU went during a phase, per tick: this process (runner and
+/// load generator together; Linux only) and the Redis server.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuPerTick {
+    pub process_us: Option<f64>,
+    pub redis_us: Option<f64>,
+}
+
+/// CPU seconds used so far by this process and by the server.
+struct CpuMeter {
+    process: Option<f64>,
+    redis: Option<f64>,
+}
+
+impl CpuMeter {
+    async fn read(conn: &mut redis::aio::ConnectionManager) -> CpuMeter {
+        CpuMeter {
+            process: process_cpu_seconds(),
+            redis: redis_cpu_seconds(conn).await,
+        }
+    }
+
+    /// Per tick since `self`, in µs.
+    async fn per_tick(&self, conn: &mut redis::aio::ConnectionManager, ticks: usize) -> CpuPerTick {
+        let now = CpuMeter::read(conn).await;
+        let per = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if ticks > 0 => Some((b - a) * 1e6 / ticks as f64),
+            _ => None,
+        };
+        CpuPerTick {
+            process_us: per(self.process, now.process),
+            redis_us: per(self.redis, now.redis),
+        }
+    }
+}
+
+/// utime + stime of this process, from `/proc/self/stat` (clock ticks of
+/// 1/100 s, the Linux default).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// `used_cpu_user + used_cpu_sys` from `INFO cpu`.
+async fn redis_cpu_seconds(conn: &mut redis::aio::ConnectionManager) -> Option<f64> {
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await.ok()?;
+    let field = |name: &str| -> Option<f64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(field("used_cpu_user")? + field("used_cpu_sys")?)
 }
 
 #[derive(Clone, Debug)]
 pub struct BenchReport {
     /// Raw XADD (pipelined) + XREADGROUP + XACK loop, no engine: ticks/s.
     pub tick_ceiling_ticks_per_s: f64,
+    pub tick_ceiling_cpu: CpuPerTick,
     /// The same loop also adding each tick's signals (same count and sizes
     /// as the runner publishes) before acknowledging, per round: ticks/s.
-    pub ceilings: Vec<f64>,
+    pub ceilings: Vec<(f64, CpuPerTick)>,
     pub moderate: PhaseReport,
     /// The unpaced runner, per round.
     pub saturations: Vec<PhaseReport>,
@@ -71,7 +134,7 @@ pub struct BenchReport {
 impl BenchReport {
     /// Median of the ceilings.
     pub fn ceiling(&self) -> f64 {
-        median(self.ceilings.iter().copied())
+        median(self.ceilings.iter().map(|c| c.0))
     }
 
     /// Median of the saturated runner's ticks/s.
@@ -111,7 +174,8 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     .iter()
     .collect();
     let saturation_ticks = &ticks[..options.saturation_ticks as usize];
-    let tick_ceiling = ceiling(options, "ceiling-ticks", saturation_ticks, None).await?;
+    let (tick_ceiling, tick_ceiling_cpu) =
+        ceiling(options, "ceiling-ticks", saturation_ticks, None).await?;
     let moderate = phase(
         options,
         "moderate",
@@ -147,6 +211,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
     cleanup(options).await?;
     Ok(BenchReport {
         tick_ceiling_ticks_per_s: tick_ceiling,
+        tick_ceiling_cpu,
         ceilings,
         moderate,
         saturations,
@@ -217,7 +282,7 @@ async fn ceiling(
     name: &str,
     ticks: &[Tick],
     plan: Option<&SignalPlan>,
-) -> Result<f64, BenchError> {
+) -> Result<(f64, CpuPerTick), BenchError> {
     let stream = format!("{}.{name}.ticks", options.prefix);
     let signal_stream = format!("{}.{name}.signals.paper", options.prefix);
     let mut admin = connect(&options.url, Duration::from_secs(10)).await?;
@@ -236,6 +301,7 @@ async fn ceiling(
         Some(_) => Some(spawn_reader(options, &signal_stream, &sent, epoch, &stop_switch).await?),
         None => None,
     };
+    let meter = CpuMeter::read(&mut admin).await;
     let started = Instant::now();
     let publisher = {
         let mut conn = connect(&options.url, Duration::from_secs(10)).await?;
@@ -331,7 +397,8 @@ async fn ceiling(
             .await
             .map_err(|e| BenchError::Stalled(e.to_string()))??;
     }
-    Ok(ticks.len() as f64 / wall)
+    let cpu = meter.per_tick(&mut admin, ticks.len()).await;
+    Ok((ticks.len() as f64 / wall, cpu))
 }
 
 /// Entry ids of an XREADGROUP reply, each with its `seq` field.
@@ -459,6 +526,8 @@ async fn phase(
     let signal_stream = format!("{prefix}.signals.paper");
     let reader = spawn_reader(options, &signal_stream, &sent, epoch, &stop_switch).await?;
 
+    let mut admin = connect(&options.url, Duration::from_secs(10)).await?;
+    let meter = CpuMeter::read(&mut admin).await;
     let started = Instant::now();
     let mut conn = connect(&options.url, Duration::from_secs(10)).await?;
     let stream = partition_stream(&settings.quiver.redis.stream, 0, 1);
@@ -509,6 +578,7 @@ async fn phase(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let wall = started.elapsed().as_secs_f64();
+    let cpu = meter.per_tick(&mut admin, ticks.len()).await;
     let _ = stop_switch.send(true);
     let report = runner
         .await
@@ -528,6 +598,7 @@ async fn phase(
         p50_ms: ms(latency.value_at_quantile(0.50)),
         p99_ms: ms(latency.value_at_quantile(0.99)),
         max_ms: ms(latency.max()),
+        cpu,
     })
 }
 

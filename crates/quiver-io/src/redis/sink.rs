@@ -20,8 +20,9 @@ pub struct RedisSinkConfig {
     /// A broker's stream is this prefix followed by the broker (`signals.`).
     pub signal_stream_prefix: String,
     pub dead_letter_stream: String,
-    /// Prefix of the duplicate-check keys (one per tick: the prefix and the
-    /// tick's origin, `stream/entry-id`).
+    /// Prefix of the duplicate-check keys: hashes `<prefix><stream>@<second>`
+    /// whose fields are the entry ids of that second's published ticks, and
+    /// one fence `<prefix>fence:<stream>` per tick stream.
     pub dedup_key_prefix: String,
     /// How long a published signal is remembered. A tick processed again
     /// after this long (a runner down for longer) would publish again.
@@ -43,12 +44,13 @@ const WATCH_RETRIES: usize = 8;
 /// trips on one connection:
 ///
 /// 1. `WATCH` the fence of every tick stream the chunk's ticks came from,
-///    count the items' keys that exist (`EXISTS`; only when some but not
-///    all do, `MGET` tells which), and `TYPE` every target stream;
-/// 2. `MULTI`, then for each item whose key was absent its `XADD`s and
-///    `SET key 1 EX ttl`, then `INCR` of each fence, then `EXEC`.
+///    `HMGET` the ticks' markers (a field per tick, in a hash per second of
+///    stream time), and `TYPE` every target stream;
+/// 2. `MULTI`, then the `XADD`s of each item whose marker was absent, one
+///    `HSET` of their markers and an `EXPIRE` (the retention window) per
+///    hash, an `INCR` of each fence, then `EXEC`.
 ///
-/// The transaction is atomic, so a tick's signals and its key are written
+/// The transaction is atomic, so a tick's signals and its marker are written
 /// all or none (a client that dies before `EXEC` leaves nothing behind). Every
 /// publisher of a tick stream's ticks moves that stream's fence in its
 /// transaction, so if another one published between our check and our
@@ -56,7 +58,7 @@ const WATCH_RETRIES: usize = 8;
 /// it to `XAUTOCLAIM`), `EXEC` fails and the chunk is checked again. One
 /// fence per tick stream rather than a `WATCH` per key: the server's cost of
 /// `WATCH` grows with the square of the keys one client watches, and the
-/// partitions' owners (one consumer each) never contend on a fence. One key
+/// partitions' owners (one consumer each) never contend on a fence. One marker
 /// per tick rather than per signal: a tick's signals are deterministic, so
 /// "this tick was published" is "each of its signals was". A target that is
 /// not a stream (say, the key holds a string) is found by the `TYPE` check
@@ -171,24 +173,37 @@ impl RedisSignalSink {
         items
     }
 
-    fn key_of(&self, batch: &SignalBatch, item: &Item<'_>) -> String {
-        let mut key = self.config.dedup_key_prefix.clone();
-        match item {
-            Item::Tick(start, _) => {
-                let first = &batch.signals[*start];
-                match &first.origin {
-                    Some(origin) => key.push_str(origin),
-                    None => {
-                        let _ = write!(key, "seq:{}", first.seq);
-                    }
+    /// Where an item is remembered once published: a field of a hash that
+    /// holds the ticks of one second of one stream (by entry id), so one
+    /// `HSET` and one `EXPIRE` per chunk remember all its ticks, at about
+    /// half the server memory of a key per tick.
+    fn marker_of(&self, batch: &SignalBatch, item: &Item<'_>) -> (String, String) {
+        let (origin, dead) = match item {
+            Item::Tick(start, _) => (batch.signals[*start].origin.as_deref(), ""),
+            Item::Dead(letter) => (Some(letter.origin.as_str()), "dead:"),
+        };
+        let prefix = &self.config.dedup_key_prefix;
+        match origin {
+            Some(origin) => match origin.rsplit_once('/') {
+                Some((stream, id)) => {
+                    let second = id
+                        .split_once('-')
+                        .and_then(|(ms, _)| ms.parse::<u64>().ok())
+                        .map_or(0, |ms| ms / 1000);
+                    (format!("{prefix}{stream}@{second}"), format!("{dead}{id}"))
                 }
-            }
-            Item::Dead(letter) => {
-                key.push_str("dead:");
-                key.push_str(&letter.origin);
+                None => (format!("{prefix}@"), format!("{dead}{origin}")),
+            },
+            // Ticks from a source without origins (files, the generator):
+            // by sequence number, 65,536 to a hash.
+            None => {
+                let seq = match item {
+                    Item::Tick(start, _) => batch.signals[*start].seq,
+                    Item::Dead(_) => 0,
+                };
+                (format!("{prefix}seq@{}", seq >> 16), format!("{dead}{seq}"))
             }
         }
-        key
     }
 
     /// The fence of the tick stream an item's origin (`stream/entry-id`)
@@ -207,7 +222,20 @@ impl RedisSignalSink {
         items: &[Item<'_>],
         codes: &mut Vec<Code>,
     ) -> Result<(), LiveError> {
-        let keys: Vec<String> = items.iter().map(|item| self.key_of(batch, item)).collect();
+        // Each item's marker: its hash (index into `buckets`) and field.
+        let mut buckets: Vec<String> = Vec::new();
+        let mut markers: Vec<(usize, String)> = Vec::with_capacity(items.len());
+        for item in items {
+            let (bucket, field) = self.marker_of(batch, item);
+            let at = match buckets.iter().position(|b| *b == bucket) {
+                Some(at) => at,
+                None => {
+                    buckets.push(bucket);
+                    buckets.len() - 1
+                }
+            };
+            markers.push((at, field));
+        }
         let mut fences: Vec<String> = Vec::new();
         for item in items {
             let origin = match item {
@@ -246,45 +274,43 @@ impl RedisSignalSink {
         for _ in 0..WATCH_RETRIES {
             let mut check = redis::pipe();
             check.cmd("WATCH").arg(&fences).ignore();
-            check.cmd("EXISTS").arg(&keys);
+            for (b, bucket) in buckets.iter().enumerate() {
+                let fields = markers.iter().filter(|(at, _)| *at == b).map(|(_, f)| f);
+                check
+                    .cmd("HMGET")
+                    .arg(bucket)
+                    .arg(fields.collect::<Vec<_>>());
+            }
             for name in &names {
                 check.cmd("TYPE").arg(name);
             }
             let replies = self.query(&check, "checking published ticks").await?;
-            let (existing, types) = match replies.split_first() {
-                Some((Value::Int(n), types)) => (*n, types),
-                _ => {
+            if replies.len() != buckets.len() + names.len() {
+                return Err(LiveError::fatal(
+                    "checking published ticks",
+                    format!("unexpected reply {replies:?}"),
+                ));
+            }
+            let (found, types) = replies.split_at(buckets.len());
+            // Fields come back per bucket in the order they were asked.
+            let mut next_in: Vec<usize> = vec![0; buckets.len()];
+            let mut seen: Vec<bool> = Vec::with_capacity(markers.len());
+            for (at, _) in &markers {
+                let Value::Array(values) = &found[*at] else {
                     return Err(LiveError::fatal(
                         "checking published ticks",
-                        format!("unexpected reply {replies:?}"),
-                    ))
-                }
-            };
-            // Usually none was published (one integer back); only a tick
-            // processed again needs the per-key answer.
-            let seen: Vec<bool> = match existing {
-                0 => vec![false; keys.len()],
-                n if n as usize == keys.len() => vec![true; keys.len()],
-                _ => {
-                    let mut which = redis::pipe();
-                    which.cmd("MGET").arg(&keys);
-                    match self
-                        .query(&which, "checking published ticks")
-                        .await?
-                        .as_slice()
-                    {
-                        [Value::Array(values)] if values.len() == keys.len() => {
-                            values.iter().map(|v| !matches!(v, Value::Nil)).collect()
-                        }
-                        other => {
-                            return Err(LiveError::fatal(
-                                "checking published ticks",
-                                format!("unexpected reply {other:?}"),
-                            ))
-                        }
-                    }
-                }
-            };
+                        format!("unexpected reply {:?}", found[*at]),
+                    ));
+                };
+                let Some(value) = values.get(next_in[*at]) else {
+                    return Err(LiveError::fatal(
+                        "checking published ticks",
+                        "fewer answers than fields asked",
+                    ));
+                };
+                next_in[*at] += 1;
+                seen.push(!matches!(value, Value::Nil));
+            }
             // Per stream, why it cannot take an entry (a key of another type).
             let refused: Vec<Option<String>> = types
                 .iter()
@@ -328,7 +354,9 @@ impl RedisSignalSink {
             let mut planned: Vec<Code> = Vec::with_capacity(targets.len());
             let mut hex = String::with_capacity(16);
             let mut entry = 0;
-            for ((item, key), &seen) in items.iter().zip(&keys).zip(&seen) {
+            // Per bucket, the fields of the items published now.
+            let mut remember: Vec<Vec<&str>> = vec![Vec::new(); buckets.len()];
+            for ((item, (at, field)), &seen) in items.iter().zip(&markers).zip(&seen) {
                 let n = item.entries();
                 if seen {
                     planned.extend(std::iter::repeat_n(0, n));
@@ -380,12 +408,20 @@ impl RedisSignalSink {
                         entry += 1;
                     }
                 }
-                tx.cmd("SET")
-                    .arg(key)
-                    .arg(1)
-                    .arg("EX")
-                    .arg(self.ttl_secs)
-                    .ignore();
+                remember[*at].push(field);
+            }
+            for (bucket, fields) in buckets.iter().zip(&remember) {
+                if fields.is_empty() {
+                    continue;
+                }
+                let hset = tx.cmd("HSET").arg(bucket);
+                for field in fields {
+                    hset.arg(*field).arg(1);
+                }
+                hset.ignore();
+                // Refreshed at every write, so each field lives at least
+                // the retention window.
+                tx.cmd("EXPIRE").arg(bucket).arg(self.ttl_secs).ignore();
             }
             for fence in &fences {
                 tx.cmd("INCR").arg(fence).ignore();
