@@ -176,7 +176,8 @@ impl RedisSignalSink {
     /// Where an item is remembered once published: a field of a hash that
     /// holds the ticks of one second of one stream (by entry id), so one
     /// `HSET` and one `EXPIRE` per chunk remember all its ticks, at about
-    /// half the server memory of a key per tick.
+    /// two thirds of the server memory of a key per tick (about 85 bytes a
+    /// tick instead of 130).
     fn marker_of(&self, batch: &SignalBatch, item: &Item<'_>) -> (String, String) {
         let (origin, dead) = match item {
             Item::Tick(start, _) => (batch.signals[*start].origin.as_deref(), ""),
