@@ -401,37 +401,47 @@ async fn ceiling(
     Ok((ticks.len() as f64 / wall, cpu))
 }
 
+/// The entries of an XREAD / XREADGROUP reply: each id and its fields.
+fn reply_entries(reply: &Value) -> impl Iterator<Item = (&[u8], Option<&Value>)> {
+    let streams: &[Value] = match reply {
+        Value::Array(streams) => streams,
+        _ => &[],
+    };
+    streams
+        .iter()
+        .filter_map(|s| match s {
+            Value::Array(kv) => match kv.get(1) {
+                Some(Value::Array(entries)) => Some(entries.iter()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|e| match e {
+            Value::Array(parts) => match parts.first() {
+                Some(Value::BulkString(id)) => Some((id.as_slice(), parts.get(1))),
+                _ => None,
+            },
+            _ => None,
+        })
+}
+
 /// Entry ids of an XREADGROUP reply, each with its `seq` field.
 fn entries_of(reply: &Value) -> Vec<(String, Option<u64>)> {
-    let mut out = Vec::new();
-    let Value::Array(streams) = reply else {
-        return out;
-    };
-    for s in streams {
-        let Value::Array(kv) = s else { continue };
-        let Some(Value::Array(entries)) = kv.get(1) else {
-            continue;
-        };
-        for e in entries {
-            let Value::Array(parts) = e else { continue };
-            let Some(Value::BulkString(id)) = parts.first() else {
-                continue;
-            };
-            let seq = match parts.get(1) {
-                Some(Value::Array(fields)) => {
-                    fields.chunks_exact(2).find_map(|p| match (&p[0], &p[1]) {
-                        (Value::BulkString(k), Value::BulkString(v)) if k == b"seq" => {
-                            std::str::from_utf8(v).ok()?.parse().ok()
-                        }
-                        _ => None,
-                    })
-                }
+    reply_entries(reply)
+        .map(|(id, fields)| {
+            let seq = match fields {
+                Some(Value::Array(fields)) => fields.chunks_exact(2).find_map(|p| match p {
+                    [Value::BulkString(k), Value::BulkString(v)] if k == b"seq" => {
+                        std::str::from_utf8(v).ok()?.parse().ok()
+                    }
+                    _ => None,
+                }),
                 _ => None,
             };
-            out.push((String::from_utf8_lossy(id).into_owned(), seq));
-        }
-    }
-    out
+            (String::from_utf8_lossy(id).into_owned(), seq)
+        })
+        .collect()
 }
 
 /// Follows `signal_stream` and records, per signal entry carrying a `seq`
@@ -465,24 +475,13 @@ async fn spawn_reader(
                 .query_async(&mut conn)
                 .await?;
             let now = epoch.elapsed().as_nanos() as u64;
-            if let Value::Array(streams) = &reply {
-                for s in streams {
-                    let Value::Array(kv) = s else { continue };
-                    let Some(Value::Array(entries)) = kv.get(1) else {
-                        continue;
-                    };
-                    for e in entries {
-                        let Value::Array(parts) = e else { continue };
-                        if let Some(Value::BulkString(id)) = parts.first() {
-                            last = String::from_utf8_lossy(id).into_owned();
-                        }
-                        if let Some(seq) = parts.get(1).and_then(seq_of_entry) {
-                            if let Some(at) = sent.get(seq as usize) {
-                                let at = at.load(Ordering::Relaxed);
-                                latency.saturating_record(now.saturating_sub(at).max(1_000));
-                                seen += 1;
-                            }
-                        }
+            for (id, fields) in reply_entries(&reply) {
+                last = String::from_utf8_lossy(id).into_owned();
+                if let Some(seq) = fields.and_then(seq_of_entry) {
+                    if let Some(at) = sent.get(seq as usize) {
+                        let at = at.load(Ordering::Relaxed);
+                        latency.saturating_record(now.saturating_sub(at).max(1_000));
+                        seen += 1;
                     }
                 }
             }
