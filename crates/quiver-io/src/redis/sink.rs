@@ -95,6 +95,14 @@ impl Item<'_> {
     }
 }
 
+/// The tick stream an origin (`stream/entry-id`) names; `""` for items
+/// without one, which share a fence.
+fn stream_of(origin: Option<&str>) -> &str {
+    origin
+        .and_then(|o| o.rsplit_once('/'))
+        .map_or("", |(stream, _)| stream)
+}
+
 /// Per entry, in batch order: 1 published, 0 duplicate, 2 dead-lettered.
 type Code = u8;
 
@@ -207,15 +215,6 @@ impl RedisSignalSink {
         }
     }
 
-    /// The fence of the tick stream an item's origin (`stream/entry-id`)
-    /// names; items without an origin share one.
-    fn fence_of(&self, origin: Option<&str>) -> String {
-        let stream = origin
-            .and_then(|o| o.rsplit_once('/'))
-            .map_or("", |(stream, _)| stream);
-        format!("{}fence:{stream}", self.config.dedup_key_prefix)
-    }
-
     /// Publishes one chunk of items, appending one code per entry to `codes`.
     async fn publish_chunk(
         &mut self,
@@ -237,17 +236,21 @@ impl RedisSignalSink {
             };
             markers.push((at, field));
         }
-        let mut fences: Vec<String> = Vec::new();
+        let mut tick_streams: Vec<&str> = Vec::new();
         for item in items {
             let origin = match item {
                 Item::Tick(start, _) => batch.signals[*start].origin.as_deref(),
                 Item::Dead(letter) => Some(letter.origin.as_str()),
             };
-            let fence = self.fence_of(origin);
-            if !fences.contains(&fence) {
-                fences.push(fence);
+            let stream = stream_of(origin);
+            if !tick_streams.contains(&stream) {
+                tick_streams.push(stream);
             }
         }
+        let fences: Vec<String> = tick_streams
+            .iter()
+            .map(|stream| format!("{}fence:{stream}", self.config.dedup_key_prefix))
+            .collect();
         // The streams written to (the dead-letter stream first), and each
         // entry's, in entry order, as an index into them.
         let mut names: Vec<String> = vec![self.config.dead_letter_stream.clone()];
