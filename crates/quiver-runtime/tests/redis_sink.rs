@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use quiver_io::live::{OutSignal, Outcome, SignalBatch, SignalSink};
+use quiver_io::live::{DeadLetter, OutSignal, Outcome, SignalBatch, SignalSink};
 use quiver_io::redis::{RedisSignalSink, RedisSinkConfig};
 use redis::Value;
 
@@ -68,13 +68,17 @@ fn batch(ticks: std::ops::Range<u64>, brokers: &[&str]) -> SignalBatch {
     out
 }
 
-/// Every entry's `data` in `stream`, oldest first.
-async fn stream_data(url: &str, stream: &str) -> Vec<String> {
-    let client = redis::Client::open(url).expect("url");
-    let mut conn = client
+async fn connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("url")
         .get_multiplexed_async_connection()
         .await
-        .expect("connect");
+        .expect("connect")
+}
+
+/// Every entry's `field` in `stream`, oldest first.
+async fn stream_field(url: &str, stream: &str, field: &str) -> Vec<String> {
+    let mut conn = connection(url).await;
     let entries: Value = redis::cmd("XRANGE")
         .arg(stream)
         .arg("-")
@@ -90,7 +94,7 @@ async fn stream_data(url: &str, stream: &str) -> Vec<String> {
         .filter_map(|e| match e {
             Value::Array(parts) => match parts.get(1) {
                 Some(Value::Array(fields)) => fields.chunks_exact(2).find_map(|p| match p {
-                    [Value::BulkString(k), Value::BulkString(v)] if k == b"data" => {
+                    [Value::BulkString(k), Value::BulkString(v)] if k == field.as_bytes() => {
                         Some(String::from_utf8_lossy(v).into_owned())
                     }
                     _ => None,
@@ -100,6 +104,10 @@ async fn stream_data(url: &str, stream: &str) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+async fn stream_data(url: &str, stream: &str) -> Vec<String> {
+    stream_field(url, stream, "data").await
 }
 
 fn expected(ticks: std::ops::Range<u64>, broker: &str) -> Vec<String> {
@@ -115,11 +123,23 @@ async fn a_batch_published_twice_adds_each_signal_once() {
     let mut sink = RedisSignalSink::connect(config(&url, &prefix))
         .await
         .expect("sink");
-    let first = sink
-        .publish(&batch(0..20, &["paper", "zerodha"]))
-        .await
-        .expect("publish");
+    let mut with_dead = batch(0..20, &["paper", "zerodha"]);
+    with_dead.dead_letters.push(DeadLetter {
+        category: "malformed_tick",
+        reason: "price: \"abc\" is not a decimal".to_owned(),
+        origin: "ticks/1-99".to_owned(),
+        payload: "price=abc".to_owned(),
+    });
+    let first = sink.publish(&with_dead).await.expect("publish");
     assert!(first.outcomes.iter().all(|o| *o == Outcome::Published));
+    assert_eq!(first.dead_letters_written, 1);
+    let again = sink.publish(&with_dead).await.expect("publish again");
+    assert!(again.outcomes.iter().all(|o| *o == Outcome::Duplicate));
+    assert_eq!(again.dead_letters_written, 0);
+    assert_eq!(
+        stream_field(&url, &format!("{prefix}.dlq"), "source").await,
+        ["ticks/1-99"]
+    );
     // A crash after publishing, before acknowledging: the ticks come again,
     // with some new ones behind them.
     let again = sink
@@ -188,4 +208,71 @@ async fn consumers_publishing_the_same_ticks_at_once_add_them_once() {
         stream_data(&url, &format!("{prefix}.signals.paper")).await,
         expected(0..rounds * 50, "paper")
     );
+}
+
+/// A broker stream that is not a stream: its signals go to the dead-letter
+/// stream with the reason, the other broker's are published, all in one go.
+/// A dead-letter stream that is not a stream refuses the whole batch, which
+/// then publishes nothing.
+#[tokio::test]
+async fn refused_streams_dead_letter_their_signals_or_refuse_the_batch() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("refused");
+    let mut conn = connection(&url).await;
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}.signals.paper"))
+        .arg("not a stream")
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    let mut sink = RedisSignalSink::connect(config(&url, &prefix))
+        .await
+        .expect("sink");
+    let report = sink
+        .publish(&batch(0..5, &["paper", "zerodha"]))
+        .await
+        .expect("publish");
+    for (signal, outcome) in report.outcomes.iter().enumerate() {
+        let expected = if signal % 2 == 0 {
+            Outcome::DeadLettered
+        } else {
+            Outcome::Published
+        };
+        assert_eq!(*outcome, expected, "signal {signal}");
+    }
+    assert_eq!(
+        stream_data(&url, &format!("{prefix}.signals.zerodha")).await,
+        expected(0..5, "zerodha")
+    );
+    assert_eq!(
+        stream_data(&url, &format!("{prefix}.dlq")).await,
+        expected(0..5, "paper")
+    );
+    let reasons = stream_field(&url, &format!("{prefix}.dlq"), "reason").await;
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.starts_with("publish_failed: WRONGTYPE")),
+        "{reasons:?}"
+    );
+
+    let broken = unique_prefix("broken-dlq");
+    let _: () = redis::cmd("SET")
+        .arg(format!("{broken}.dlq"))
+        .arg("not a stream")
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    let mut sink = RedisSignalSink::connect(config(&url, &broken))
+        .await
+        .expect("sink");
+    let err = sink
+        .publish(&batch(0..5, &["paper"]))
+        .await
+        .expect_err("a dead-letter stream that is not a stream");
+    assert!(!err.is_transient(), "{err}");
+    assert!(err.to_string().contains("is not a stream"), "{err}");
+    assert!(stream_data(&url, &format!("{broken}.signals.paper"))
+        .await
+        .is_empty());
 }
