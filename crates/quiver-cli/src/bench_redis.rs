@@ -106,10 +106,11 @@ pub fn run(args: &BenchRedisArgs) -> anyhow::Result<ExitCode> {
     }
     for phase in std::iter::once(moderate).chain(&report.saturations) {
         println!(
-            "  {:<60} {:>8.0} ticks/s  process {:>5}  redis {:>5}  XADD→signal p50 {:.2} ms  p99 {:.2} ms",
+            "  {:<60} {:>8.0} ticks/s  process {:>5} (engine thread {:>4})  redis {:>5}  XADD→signal p50 {:.2} ms  p99 {:.2} ms",
             phase.name,
             phase.ticks_per_s,
             us(phase.cpu.process_us),
+            us(phase.cpu.engine_us),
             us(phase.cpu.redis_us),
             phase.p50_ms,
             phase.p99_ms

@@ -62,19 +62,23 @@ pub struct PhaseReport {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuPerTick {
     pub process_us: Option<f64>,
+    /// Of `process_us`, the runner's engine thread (dispatch and encoding).
+    pub engine_us: Option<f64>,
     pub redis_us: Option<f64>,
 }
 
 /// CPU seconds used so far by this process and by the server.
 struct CpuMeter {
     process: Option<f64>,
+    engine: Option<f64>,
     redis: Option<f64>,
 }
 
 impl CpuMeter {
     async fn read(conn: &mut redis::aio::ConnectionManager) -> CpuMeter {
         CpuMeter {
-            process: process_cpu_seconds(),
+            process: cpu_seconds("/proc/self/stat"),
+            engine: engine_cpu_seconds(),
             redis: redis_cpu_seconds(conn).await,
         }
     }
@@ -88,21 +92,36 @@ impl CpuMeter {
         };
         CpuPerTick {
             process_us: per(self.process, now.process),
+            engine_us: per(self.engine, now.engine),
             redis_us: per(self.redis, now.redis),
         }
     }
 }
 
-/// utime + stime of this process, from `/proc/self/stat` (clock ticks of
-/// 1/100 s, the Linux default).
-fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// utime + stime from a `/proc` stat file (clock ticks of 1/100 s, the
+/// Linux default).
+fn cpu_seconds(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name, which is in parentheses.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / 100.0)
+}
+
+/// CPU of the engine threads of this process (none yet counts as 0).
+fn engine_cpu_seconds() -> Option<f64> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut total = 0.0;
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == "quiver-engine" {
+            total += cpu_seconds(&dir.join("stat").to_string_lossy()).unwrap_or(0.0);
+        }
+    }
+    Some(total)
 }
 
 /// `used_cpu_user + used_cpu_sys` from `INFO cpu`.
