@@ -90,25 +90,29 @@ impl<W: Write> SignalWriter<W> {
 /// because JSON numbers are read as doubles by most consumers and would lose
 /// the id's low bits and the price's exact decimal.
 pub fn encode_signal(record: &SignalRecord<'_>, line: &mut Vec<u8>) -> io::Result<()> {
-    write!(
-        line,
-        "{{\"seq\":{},\"ts_ns\":{},\"signal_id\":\"{:016x}\",\"strategy_id\":",
-        record.seq, record.ts_ns, record.signal_id
-    )?;
+    // Numbers are written without `fmt`: a signal is encoded per broker for
+    // every signal, on the dispatch thread.
+    line.extend_from_slice(b"{\"seq\":");
+    push_int(line, record.seq);
+    line.extend_from_slice(b",\"ts_ns\":");
+    push_int(line, record.ts_ns);
+    line.extend_from_slice(b",\"signal_id\":\"");
+    push_hex16(line, record.signal_id);
+    line.extend_from_slice(b"\",\"strategy_id\":");
     push_json_str(line, record.strategy_id);
-    write!(line, ",\"instrument\":{},\"broker\":", record.instrument)?;
+    line.extend_from_slice(b",\"instrument\":");
+    push_int(line, record.instrument);
+    line.extend_from_slice(b",\"broker\":");
     push_json_str(line, record.broker);
-    write!(
-        line,
-        ",\"side\":\"{}\",\"confidence\":",
-        record.side.as_str()
-    )?;
+    line.extend_from_slice(b",\"side\":\"");
+    line.extend_from_slice(record.side.as_str().as_bytes());
+    line.extend_from_slice(b"\",\"confidence\":");
     push_json_f64(line, record.confidence)?;
-    write!(
-        line,
-        ",\"quantity\":{},\"price\":\"{}\",\"reasoning\":\"",
-        record.quantity, record.price
-    )?;
+    line.extend_from_slice(b",\"quantity\":");
+    push_int(line, record.quantity);
+    line.extend_from_slice(b",\"price\":\"");
+    push_price(line, record.price);
+    line.extend_from_slice(b"\",\"reasoning\":\"");
     write!(JsonStrContents(line), "{}", record.reasoning)
         .map_err(|_| io::Error::other("rendering the signal's reasoning failed"))?;
     line.extend_from_slice(b"\",\"metadata\":{");
@@ -120,7 +124,7 @@ pub fn encode_signal(record: &SignalRecord<'_>, line: &mut Vec<u8>) -> io::Resul
         line.push(b':');
         match value {
             MetaValue::F64(value) => push_json_f64(line, value)?,
-            MetaValue::I64(value) => write!(line, "{value}")?,
+            MetaValue::I64(value) => push_int(line, value),
         }
     }
     if let Some(model) = &record.model {
@@ -131,7 +135,9 @@ pub fn encode_signal(record: &SignalRecord<'_>, line: &mut Vec<u8>) -> io::Resul
         push_json_str(line, model.name);
         line.extend_from_slice(b",\"model_version\":");
         push_json_str(line, model.version);
-        write!(line, ",\"feature_hash\":\"{:016x}\"", model.feature_hash)?;
+        line.extend_from_slice(b",\"feature_hash\":\"");
+        push_hex16(line, model.feature_hash);
+        line.push(b'"');
     }
     line.push(b'}');
     if let Some(correlation_id) = record.correlation_id {
@@ -140,6 +146,47 @@ pub fn encode_signal(record: &SignalRecord<'_>, line: &mut Vec<u8>) -> io::Resul
     }
     line.extend_from_slice(b"}\n");
     Ok(())
+}
+
+fn push_int(line: &mut Vec<u8>, value: impl itoa::Integer) {
+    line.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// 16 lowercase hex digits, as `{:016x}` prints them.
+fn push_hex16(line: &mut Vec<u8>, value: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    for (i, digit) in digits.iter_mut().rev().enumerate() {
+        *digit = HEX[((value >> (4 * i)) & 0xf) as usize];
+    }
+    line.extend_from_slice(&digits);
+}
+
+/// The price's `Display` text (the shortest exact decimal).
+fn push_price(line: &mut Vec<u8>, price: Price) {
+    const SCALE: u64 = 10u64.pow(quiver_core::price::PRICE_DECIMALS);
+    let units = price.units();
+    if units < 0 {
+        line.push(b'-');
+    }
+    let abs = units.unsigned_abs();
+    push_int(line, abs / SCALE);
+    let mut frac = abs % SCALE;
+    if frac == 0 {
+        return;
+    }
+    let mut width = quiver_core::price::PRICE_DECIMALS as usize;
+    while frac.is_multiple_of(10) {
+        frac /= 10;
+        width -= 1;
+    }
+    line.push(b'.');
+    let mut digits = [b'0'; quiver_core::price::PRICE_DECIMALS as usize];
+    for digit in digits[..width].iter_mut().rev() {
+        *digit = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    line.extend_from_slice(&digits[..width]);
 }
 
 /// serde_json's float text: shortest round-trip digits, `null` if not finite.
@@ -218,6 +265,19 @@ mod tests {
         #[test]
         fn escaping_matches_serde_json(text in any::<String>()) {
             prop_assert_eq!(escaped(&text), serde_json::to_string(&text).unwrap());
+        }
+
+        #[test]
+        fn numbers_print_as_fmt_prints_them(units in any::<i64>(), n in any::<u64>(), i in any::<i64>()) {
+            let mut out = Vec::new();
+            push_price(&mut out, Price::from_units(units));
+            prop_assert_eq!(String::from_utf8(out).unwrap(), Price::from_units(units).to_string());
+            let mut out = Vec::new();
+            push_hex16(&mut out, n);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), format!("{n:016x}"));
+            let mut out = Vec::new();
+            push_int(&mut out, i);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), i.to_string());
         }
 
         #[test]
