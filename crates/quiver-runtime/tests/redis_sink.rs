@@ -276,3 +276,33 @@ async fn refused_streams_dead_letter_their_signals_or_refuse_the_batch() {
         .await
         .is_empty());
 }
+
+/// Two consumers publishing different ticks of one stream at the same
+/// moment take turns at its fence: every signal of both gets through, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_sharing_a_stream_both_get_through() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("share");
+    let mut a = RedisSignalSink::connect(config(&url, &prefix))
+        .await
+        .expect("sink a");
+    let mut b = RedisSignalSink::connect(config(&url, &prefix))
+        .await
+        .expect("sink b");
+    let rounds = 40u64;
+    for round in 0..rounds {
+        let (batch_a, batch_b) = (
+            batch(round * 100..round * 100 + 50, &["paper"]),
+            batch(round * 100 + 50..round * 100 + 100, &["paper"]),
+        );
+        let (ra, rb) = tokio::join!(a.publish(&batch_a), b.publish(&batch_b));
+        for report in [ra.expect("publish a"), rb.expect("publish b")] {
+            assert!(report.outcomes.iter().all(|o| *o == Outcome::Published));
+        }
+    }
+    let mut published = stream_data(&url, &format!("{prefix}.signals.paper")).await;
+    published.sort();
+    let mut all = expected(0..rounds * 100, "paper");
+    all.sort();
+    assert_eq!(published, all);
+}
