@@ -44,6 +44,12 @@ fn config(url: &str, prefix: &str) -> RedisSinkConfig {
     }
 }
 
+async fn connect(url: &str, prefix: &str) -> RedisSignalSink {
+    RedisSignalSink::connect(config(url, prefix))
+        .await
+        .expect("sink")
+}
+
 /// `ticks` ticks of stream `ticks`, entry ids `1-<t>`, each with one signal
 /// per broker; a signal's JSON names its tick and broker.
 fn batch(ticks: std::ops::Range<u64>, brokers: &[&str]) -> SignalBatch {
@@ -120,9 +126,7 @@ fn expected(ticks: std::ops::Range<u64>, broker: &str) -> Vec<String> {
 async fn a_batch_published_twice_adds_each_signal_once() {
     let Some(url) = redis_url() else { return };
     let prefix = unique_prefix("twice");
-    let mut sink = RedisSignalSink::connect(config(&url, &prefix))
-        .await
-        .expect("sink");
+    let mut sink = connect(&url, &prefix).await;
     let mut with_dead = batch(0..20, &["paper", "zerodha"]);
     with_dead.dead_letters.push(DeadLetter {
         category: "malformed_tick",
@@ -161,9 +165,7 @@ async fn a_batch_published_twice_adds_each_signal_once() {
 async fn a_batch_larger_than_one_transaction_keeps_every_signal_in_order() {
     let Some(url) = redis_url() else { return };
     let prefix = unique_prefix("large");
-    let mut sink = RedisSignalSink::connect(config(&url, &prefix))
-        .await
-        .expect("sink");
+    let mut sink = connect(&url, &prefix).await;
     // 2 × 5,000 entries: three transactions.
     let report = sink
         .publish(&batch(0..5_000, &["paper", "zerodha"]))
@@ -187,12 +189,7 @@ async fn a_batch_larger_than_one_transaction_keeps_every_signal_in_order() {
 async fn consumers_publishing_the_same_ticks_at_once_add_them_once() {
     let Some(url) = redis_url() else { return };
     let prefix = unique_prefix("race");
-    let mut a = RedisSignalSink::connect(config(&url, &prefix))
-        .await
-        .expect("sink a");
-    let mut b = RedisSignalSink::connect(config(&url, &prefix))
-        .await
-        .expect("sink b");
+    let (mut a, mut b) = (connect(&url, &prefix).await, connect(&url, &prefix).await);
     let rounds = 40u64;
     for round in 0..rounds {
         let ticks = round * 50..round * 50 + 50;
@@ -225,9 +222,7 @@ async fn refused_streams_dead_letter_their_signals_or_refuse_the_batch() {
         .query_async(&mut conn)
         .await
         .expect("SET");
-    let mut sink = RedisSignalSink::connect(config(&url, &prefix))
-        .await
-        .expect("sink");
+    let mut sink = connect(&url, &prefix).await;
     let report = sink
         .publish(&batch(0..5, &["paper", "zerodha"]))
         .await
@@ -263,9 +258,7 @@ async fn refused_streams_dead_letter_their_signals_or_refuse_the_batch() {
         .query_async(&mut conn)
         .await
         .expect("SET");
-    let mut sink = RedisSignalSink::connect(config(&url, &broken))
-        .await
-        .expect("sink");
+    let mut sink = connect(&url, &broken).await;
     let err = sink
         .publish(&batch(0..5, &["paper"]))
         .await
@@ -283,12 +276,7 @@ async fn refused_streams_dead_letter_their_signals_or_refuse_the_batch() {
 async fn consumers_sharing_a_stream_both_get_through() {
     let Some(url) = redis_url() else { return };
     let prefix = unique_prefix("share");
-    let mut a = RedisSignalSink::connect(config(&url, &prefix))
-        .await
-        .expect("sink a");
-    let mut b = RedisSignalSink::connect(config(&url, &prefix))
-        .await
-        .expect("sink b");
+    let (mut a, mut b) = (connect(&url, &prefix).await, connect(&url, &prefix).await);
     let rounds = 40u64;
     for round in 0..rounds {
         let (batch_a, batch_b) = (
