@@ -152,14 +152,19 @@ fn push_int(line: &mut Vec<u8>, value: impl itoa::Integer) {
     line.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
-/// 16 lowercase hex digits, as `{:016x}` prints them.
-fn push_hex16(line: &mut Vec<u8>, value: u64) {
+/// 16 lowercase hex digits, as `{:016x}` prints them (signal ids, feature
+/// hashes).
+pub(crate) fn hex16(value: u64) -> [u8; 16] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 16];
     for (i, digit) in digits.iter_mut().rev().enumerate() {
         *digit = HEX[((value >> (4 * i)) & 0xf) as usize];
     }
-    line.extend_from_slice(&digits);
+    digits
+}
+
+fn push_hex16(line: &mut Vec<u8>, value: u64) {
+    line.extend_from_slice(&hex16(value));
 }
 
 /// The price's `Display` text (the shortest exact decimal).

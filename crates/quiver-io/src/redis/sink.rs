@@ -1,7 +1,5 @@
 //! The idempotent signal sink.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +8,10 @@ use redis::{AsyncConnectionConfig, Value};
 
 use super::classify;
 use super::codec::text;
-use crate::live::{DeadLetter, LiveError, Outcome, PublishReport, SignalBatch, SignalSink};
+use crate::live::{
+    DeadLetter, LiveError, OutSignal, Outcome, PublishReport, SignalBatch, SignalSink,
+};
+use crate::signal::hex16;
 
 /// Where signals and dead letters go, and how long duplicate checks last.
 #[derive(Clone, Debug)]
@@ -75,7 +76,6 @@ pub struct RedisSignalSink {
     /// the same connection (a reconnect in between would silently lose the
     /// watch).
     conn: Option<MultiplexedConnection>,
-    streams: HashMap<Arc<str>, String>,
     ttl_secs: u64,
 }
 
@@ -115,7 +115,6 @@ impl RedisSignalSink {
             config,
             client,
             conn: None,
-            streams: HashMap::new(),
         };
         sink.connection().await?;
         Ok(sink)
@@ -153,13 +152,27 @@ impl RedisSignalSink {
         }
     }
 
-    fn stream_for(&mut self, broker: &Arc<str>) -> String {
-        if let Some(name) = self.streams.get(broker) {
-            return name.clone();
-        }
-        let name = format!("{}{broker}", self.config.signal_stream_prefix);
-        self.streams.insert(Arc::clone(broker), name.clone());
-        name
+    /// Adds to `pipe` the dead letter of a signal its stream refused: the
+    /// signal's own fields plus why and where.
+    fn dead_letter_signal(
+        &self,
+        pipe: &mut redis::Pipeline,
+        reason: &dyn std::fmt::Display,
+        stream: &str,
+        batch: &SignalBatch,
+        signal: &OutSignal,
+    ) {
+        pipe.cmd("XADD")
+            .arg(&self.config.dead_letter_stream)
+            .arg("*")
+            .arg("reason")
+            .arg(format!("publish_failed: {reason}"))
+            .arg("stream")
+            .arg(stream)
+            .arg("signal_id")
+            .arg(&hex16(signal.signal_id)[..])
+            .arg("data")
+            .arg(batch.payload(signal));
     }
 
     /// The runs of consecutive signals of one tick (signals come in tick
@@ -256,22 +269,31 @@ impl RedisSignalSink {
         let mut names: Vec<String> = vec![self.config.dead_letter_stream.clone()];
         let mut brokers: Vec<&Arc<str>> = Vec::new();
         let mut targets: Vec<usize> = Vec::with_capacity(batch.signals.len());
+        // Each entry's signal (`None` for a dead letter), in entry order.
+        let mut entry_signals: Vec<Option<&OutSignal>> = Vec::with_capacity(batch.signals.len());
         for item in items {
             match item {
                 Item::Tick(start, end) => {
                     for signal in &batch.signals[*start..*end] {
+                        entry_signals.push(Some(signal));
                         let at = match brokers.iter().position(|b| **b == signal.broker) {
                             Some(at) => at,
                             None => {
                                 brokers.push(&signal.broker);
-                                names.push(self.stream_for(&signal.broker));
+                                names.push(format!(
+                                    "{}{}",
+                                    self.config.signal_stream_prefix, signal.broker
+                                ));
                                 brokers.len() - 1
                             }
                         };
                         targets.push(at + 1);
                     }
                 }
-                Item::Dead(_) => targets.push(0),
+                Item::Dead(_) => {
+                    targets.push(0);
+                    entry_signals.push(None);
+                }
             }
         }
 
@@ -356,7 +378,6 @@ impl RedisSignalSink {
             let mut tx = redis::pipe();
             tx.atomic().ignore_errors();
             let mut planned: Vec<Code> = Vec::with_capacity(targets.len());
-            let mut hex = String::with_capacity(16);
             let mut entry = 0;
             // Per bucket, the fields of the items published now.
             let mut remember: Vec<Vec<&str>> = vec![Vec::new(); buckets.len()];
@@ -371,28 +392,22 @@ impl RedisSignalSink {
                     Item::Tick(start, end) => {
                         for signal in &batch.signals[*start..*end] {
                             let stream = names[targets[entry]].as_str();
-                            hex.clear();
-                            let _ = write!(hex, "{:016x}", signal.signal_id);
-                            let cmd = match &refused[targets[entry]] {
+                            match &refused[targets[entry]] {
                                 None => {
                                     planned.push(1);
-                                    tx.cmd("XADD").arg(stream).arg("*")
+                                    tx.cmd("XADD")
+                                        .arg(stream)
+                                        .arg("*")
+                                        .arg("signal_id")
+                                        .arg(&hex16(signal.signal_id)[..])
+                                        .arg("data")
+                                        .arg(batch.payload(signal));
                                 }
                                 Some(reason) => {
                                     planned.push(2);
-                                    tx.cmd("XADD")
-                                        .arg(&self.config.dead_letter_stream)
-                                        .arg("*")
-                                        .arg("reason")
-                                        .arg(format!("publish_failed: {reason}"))
-                                        .arg("stream")
-                                        .arg(stream)
+                                    self.dead_letter_signal(&mut tx, reason, stream, batch, signal);
                                 }
-                            };
-                            cmd.arg("signal_id")
-                                .arg(hex.as_str())
-                                .arg("data")
-                                .arg(batch.payload(signal));
+                            }
                             entry += 1;
                         }
                     }
@@ -463,7 +478,7 @@ impl RedisSignalSink {
             // An entry refused after the check (its stream changed type in
             // between) cannot be undone: it is dead-lettered on its own.
             let mut results = results.into_iter();
-            for (code, &target) in planned.iter_mut().zip(&targets) {
+            for ((code, &target), signal) in planned.iter_mut().zip(&targets).zip(&entry_signals) {
                 if *code == 0 {
                     continue;
                 }
@@ -471,14 +486,21 @@ impl RedisSignalSink {
                     let target = &names[target];
                     tracing::warn!(stream = target, %err, "an entry was refused after its check");
                     let mut dead = redis::pipe();
-                    dead.cmd("XADD")
-                        .arg(&self.config.dead_letter_stream)
-                        .arg("*")
-                        .arg("reason")
-                        .arg(format!("publish_failed: {err}"))
-                        .arg("stream")
-                        .arg(target)
-                        .ignore();
+                    match signal {
+                        Some(signal) => {
+                            self.dead_letter_signal(&mut dead, &err, target, batch, signal)
+                        }
+                        None => {
+                            dead.cmd("XADD")
+                                .arg(&self.config.dead_letter_stream)
+                                .arg("*")
+                                .arg("reason")
+                                .arg(format!("publish_failed: {err}"))
+                                .arg("stream")
+                                .arg(target);
+                        }
+                    }
+                    dead.ignore();
                     self.query(&dead, "dead-lettering a refused entry").await?;
                     *code = 2;
                 }
