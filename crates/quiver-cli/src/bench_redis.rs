@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use quiver_bench::redis::{self as bench, BenchOptions};
 use quiver_engine::scenario::Scenario;
-use quiver_runtime::bench::{self, BenchOptions};
+
+use crate::edge::Outcome;
 
 #[derive(clap::Args)]
 pub struct BenchRedisArgs {
@@ -25,7 +27,7 @@ pub struct BenchRedisArgs {
     rounds: usize,
 }
 
-pub fn run(args: &BenchRedisArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &BenchRedisArgs) -> Outcome {
     let scenario = Scenario::STANDARD;
     eprintln!(
         "bench-redis: {} strategies × {} instruments, {} at {} ticks/s, {} unpaced, on {}",
@@ -50,7 +52,9 @@ pub fn run(args: &BenchRedisArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let report = runtime.block_on(bench::run(&options))?;
+    let report = runtime
+        .block_on(bench::run(&options))
+        .context("running the benchmark")?;
     let range = |values: &mut dyn Iterator<Item = f64>| {
         let values: Vec<f64> = values.collect();
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);

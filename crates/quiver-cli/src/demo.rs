@@ -9,9 +9,9 @@ use anyhow::Context;
 use quiver_core::synthetic::{SyntheticSpec, DEFAULT_START_TS_NS};
 use quiver_io::SignalWriter;
 
-use crate::pipeline::{progress_bar, replay, setup, ModelArgs};
+use crate::edge::{invalid, Failure, Outcome};
+use crate::pipeline::{open_replay, progress_bar, ModelArgs};
 use crate::summary::Summary;
-use crate::EXIT_INVALID_INPUT;
 
 /// The bundled config: rules, ML and hybrid strategies over 50 instruments.
 pub const DEMO_CONFIG: &str = include_str!("../../../configs/demo.yaml");
@@ -25,25 +25,24 @@ const DEMO_SEED: u64 = 2026;
 /// 09:15 to 15:30: one NSE session.
 const SESSION_NS: u64 = 22_500 * 1_000_000_000;
 
-pub fn run(out: Option<&Path>, ticks: u64, models: &ModelArgs) -> anyhow::Result<ExitCode> {
+pub fn run(out: Option<&Path>, ticks: u64, models: &ModelArgs) -> Outcome {
     let config = quiver_config::parse_config(DEMO_CONFIG, DEMO_CONFIG_NAME)
         .context("the bundled demo config is invalid")?;
     eprintln!("demo config: {}", config.summary());
-    let mut setup = match setup(Path::new(DEMO_CONFIG_PATH), &config, models)? {
-        Ok(setup) => setup,
-        Err(message) => {
-            eprintln!("{message}");
-            eprintln!("the demo's ML strategies need the models/ directory of a Quiver checkout (or --models REGISTRY)");
-            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-        }
-    };
-    match setup.backend {
+    let mut replay = open_replay(Path::new(DEMO_CONFIG_PATH), &config, models).map_err(|err| match err {
+        Failure::Invalid(message) => invalid(format!(
+            "{message}\nthe demo's ML strategies need the models/ directory of a Quiver checkout (or --models REGISTRY)"
+        )),
+        other => other,
+    })?;
+    let engine = replay.engine();
+    match replay.backend() {
         Some(quiver_infer::Backend::OnnxRuntime) => {
-            eprintln!("ML backend: onnxruntime ({})", setup.engine.models().join(", "))
+            eprintln!("ML backend: onnxruntime ({})", engine.models().join(", "))
         }
         Some(quiver_infer::Backend::Tract) => eprintln!(
             "ML backend: tract, pure Rust ({}); set ORT_DYLIB_PATH (scripts/fetch_onnxruntime.sh) for ONNX Runtime",
-            setup.engine.models().join(", ")
+            engine.models().join(", ")
         ),
         None => {}
     }
@@ -63,15 +62,14 @@ pub fn run(out: Option<&Path>, ticks: u64, models: &ModelArgs) -> anyhow::Result
         None => Box::new(io::sink()),
     };
     let mut writer = SignalWriter::new(sink);
-    let run = replay(
-        &mut setup,
-        spec.iter().map(Ok),
-        false,
-        &mut writer,
-        &progress_bar(Some(ticks)),
-    )
-    .context("writing demo signals")?;
-    eprint!("{}", Summary::new("demo", &setup, &run));
+    let bar = progress_bar(Some(ticks));
+    let run = replay
+        .run(spec.iter().map(Ok), false, &mut writer, &mut |n| {
+            bar.set_position(n)
+        })
+        .context("writing demo signals")?;
+    bar.finish_and_clear();
+    eprint!("{}", Summary::new("demo", &replay, &run));
     if let Some(path) = out {
         eprintln!("signals written to {}", path.display());
     }

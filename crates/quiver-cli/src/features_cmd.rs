@@ -8,32 +8,19 @@ use anyhow::Context;
 use quiver_core::{HistoryRing, InstrumentToken};
 use quiver_features::{FeatureSpec, InstrumentFeatures};
 
-use crate::EXIT_INVALID_INPUT;
+use crate::edge::{invalid, Outcome};
 
 /// Prints `seq,ts_ns,price,<spec>...` for every tick of `instrument` (empty
 /// cells while a feature warms up). `seq` is the tick's index in the file.
-pub fn run(
-    ticks_path: &Path,
-    instrument: InstrumentToken,
-    specs: &[String],
-) -> anyhow::Result<ExitCode> {
+pub fn run(ticks_path: &Path, instrument: InstrumentToken, specs: &[String]) -> Outcome {
     let mut parsed = Vec::with_capacity(specs.len());
     for text in specs {
-        match text.parse::<FeatureSpec>() {
-            Ok(spec) => parsed.push(spec),
-            Err(err) => {
-                eprintln!("error: --spec {err}");
-                return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-            }
-        }
+        let spec = text
+            .parse::<FeatureSpec>()
+            .map_err(|err| invalid(format!("error: --spec {err}")))?;
+        parsed.push(spec);
     }
-    let reader = match quiver_io::open_ticks(ticks_path) {
-        Ok(reader) => reader,
-        Err(err) => {
-            eprintln!("{err}");
-            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-        }
-    };
+    let reader = quiver_io::open_ticks(ticks_path).map_err(invalid)?;
     let mut features = InstrumentFeatures::new(parsed.iter().copied());
     let slots: Vec<usize> = parsed
         .iter()
@@ -52,8 +39,7 @@ pub fn run(
             Ok(tick) => tick,
             Err(err) => {
                 out.flush()?;
-                eprintln!("error: {err}");
-                return Ok(ExitCode::from(EXIT_INVALID_INPUT));
+                return Err(invalid(format!("error: {err}")));
             }
         };
         if tick.instrument != instrument {

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_redis;
 mod demo;
+mod edge;
 mod features_cmd;
 mod models_cmd;
 mod pipeline;
@@ -16,8 +17,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-/// Exit code for input that is not valid (bad tick rows, invalid config).
-const EXIT_INVALID_INPUT: u8 = 2;
+use crate::edge::{invalid, Outcome};
 
 #[derive(Parser)]
 #[command(
@@ -133,18 +133,10 @@ fn main() -> ExitCode {
             specs,
         } => features_cmd::run(&ticks, instrument, &specs),
     };
-    match result {
-        Ok(code) => code,
-        // A closed pipe (`quiver features ... | head`) is the reader's choice.
-        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    edge::exit(result)
 }
 
-fn gen(instruments: u32, ticks: u64, seed: u64, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn gen(instruments: u32, ticks: u64, seed: u64, out: &std::path::Path) -> Outcome {
     let spec = quiver_core::synthetic::SyntheticSpec::new(instruments, ticks, seed);
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let written = quiver_io::write_ticks_csv(spec.iter(), std::io::BufWriter::new(file))
@@ -156,35 +148,17 @@ fn gen(instruments: u32, ticks: u64, seed: u64, out: &std::path::Path) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
-fn validate(config: &std::path::Path) -> anyhow::Result<ExitCode> {
-    match quiver_config::load_config(config) {
-        Ok(cfg) => {
-            // Model names and feature counts are checked against the registry
-            // (nothing is loaded).
-            let options = quiver_infer::StoreOptions {
-                backend: quiver_infer::BackendChoice::Tract,
-                ..Default::default()
-            };
-            if let Err(err) = quiver_runtime::models::Models::open(config, &cfg, None, options) {
-                eprintln!("{err}");
-                return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-            }
-            println!("{}: ok: {}", config.display(), cfg.summary());
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(err) => {
-            eprintln!("{err}");
-            Ok(ExitCode::from(EXIT_INVALID_INPUT))
-        }
-    }
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+fn validate(config: &std::path::Path) -> Outcome {
+    let cfg = quiver_config::load_config(config).map_err(invalid)?;
+    // Model names and feature counts are checked against the registry
+    // (nothing is loaded).
+    let options = quiver_infer::StoreOptions {
+        backend: quiver_infer::BackendChoice::Tract,
+        ..Default::default()
+    };
+    quiver_runtime::models::Models::open(config, &cfg, None, options).map_err(invalid)?;
+    println!("{}: ok: {}", config.display(), cfg.summary());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging() {

@@ -10,7 +10,8 @@ use quiver_infer::{
     sha256_hex, BackendChoice, Loader, ModelGraph, ModelSpec, OutputSpec, Registry,
 };
 
-use crate::EXIT_INVALID_INPUT;
+use crate::edge::{invalid, Outcome, EXIT_INVALID_INPUT};
+use crate::pipeline::BackendArg;
 
 #[derive(Args)]
 pub struct ModelsArgs {
@@ -19,9 +20,9 @@ pub struct ModelsArgs {
     /// Model registry file (YAML).
     #[arg(long, global = true, default_value = "models/registry.yaml")]
     registry: PathBuf,
-    /// Inference backend: auto (ONNX Runtime when its library loads, else tract), onnxruntime, tract.
-    #[arg(long, global = true, default_value = "auto")]
-    backend: String,
+    /// Inference backend.
+    #[arg(long, global = true, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
     /// libonnxruntime.so to load (default: $ORT_DYLIB_PATH; scripts/fetch_onnxruntime.sh fetches it).
     #[arg(long, global = true)]
     ort_dylib: Option<PathBuf>,
@@ -40,29 +41,16 @@ enum ModelsAction {
     },
 }
 
-pub fn run(args: &ModelsArgs) -> anyhow::Result<ExitCode> {
-    let Some(choice) = BackendChoice::parse(&args.backend) else {
-        eprintln!(
-            "error: --backend {:?}: expected one of {}",
-            args.backend,
-            BackendChoice::NAMES.join(", ")
-        );
-        return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-    };
-    let registry = match Registry::load(&args.registry) {
-        Ok(registry) => registry,
-        Err(err) => {
-            eprintln!("{err}");
-            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-        }
-    };
+pub fn run(args: &ModelsArgs) -> Outcome {
+    let choice = BackendChoice::from(args.backend);
+    let registry = Registry::load(&args.registry).map_err(invalid)?;
     match &args.action {
         ModelsAction::List => {
             list(&registry);
             Ok(ExitCode::SUCCESS)
         }
         ModelsAction::Verify => Ok(verify(&registry, choice, args.ort_dylib.as_deref())),
-        ModelsAction::Info { name } => Ok(info(&registry, name.as_deref())),
+        ModelsAction::Info { name } => info(&registry, name.as_deref()),
     }
 }
 
@@ -151,18 +139,17 @@ fn verify(registry: &Registry, choice: BackendChoice, ort_dylib: Option<&Path>) 
     }
 }
 
-fn info(registry: &Registry, name: Option<&str>) -> ExitCode {
+fn info(registry: &Registry, name: Option<&str>) -> Outcome {
     let specs: Vec<&ModelSpec> = match name {
         Some(name) => match registry.get(name) {
             Some(spec) => vec![spec],
             None => {
                 let names: Vec<&str> = registry.models.iter().map(|m| m.name.as_str()).collect();
-                eprintln!(
+                return Err(invalid(format!(
                     "error: no model {name:?} in {} (models: {})",
                     registry.path.display(),
                     names.join(", ")
-                );
-                return ExitCode::from(EXIT_INVALID_INPUT);
+                )));
             }
         },
         None => registry.models.iter().collect(),
@@ -217,5 +204,5 @@ fn info(registry: &Registry, name: Option<&str>) -> ExitCode {
             Err(err) => println!("  graph:      not a valid ONNX model: {err}"),
         }
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use quiver_io::live::LiveError;
 use quiver_io::redis::{connect, publish_ticks, PublishOptions};
 
-use crate::EXIT_INVALID_INPUT;
+use crate::edge::{invalid, Outcome};
 
 #[derive(clap::Args)]
 pub struct PublishArgs {
@@ -29,14 +29,8 @@ pub struct PublishArgs {
     rate: Option<f64>,
 }
 
-pub fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
-    let ticks = match quiver_io::open_ticks(&args.ticks) {
-        Ok(reader) => reader,
-        Err(err) => {
-            eprintln!("{err}");
-            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-        }
-    };
+pub fn run(args: &PublishArgs) -> Outcome {
+    let ticks = quiver_io::open_ticks(&args.ticks).map_err(invalid)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -72,10 +66,7 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<ExitCode> {
                 context: "reading ticks",
                 ..
             },
-        ) => {
-            eprintln!("error: {err}");
-            Ok(ExitCode::from(EXIT_INVALID_INPUT))
-        }
-        Err(err) => Err(err.into()),
+        ) => Err(invalid(format!("error: {err}"))),
+        Err(err) => Err(anyhow::Error::new(err).into()),
     }
 }

@@ -1,14 +1,13 @@
 //! `quiver run`: the live service.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use quiver_io::live::{JsonlSink, ReplaySource, SignalSink, Stop, SyntheticSource, TickSource};
-use quiver_io::redis::{RedisSignalSink, RedisTickSource};
-use quiver_runtime::{RunReport, Service, Settings, SinkKind, SourceKind};
+use quiver_io::live::Stop;
+use quiver_runtime::{AnySink, AnySource, Service, Settings, WiringError};
 
-use crate::EXIT_INVALID_INPUT;
+use crate::edge::{invalid, note, Outcome};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -39,14 +38,9 @@ pub struct RunArgs {
     http: Option<String>,
 }
 
-pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let mut settings = match Settings::load(args.settings.as_deref(), std::env::vars()) {
-        Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-        }
-    };
+pub fn run(args: &RunArgs) -> Outcome {
+    let mut settings = Settings::load(args.settings.as_deref(), std::env::vars())
+        .map_err(|err| invalid(format!("error: {err}")))?;
     let q = &mut settings.quiver;
     if let Some(source) = &args.source {
         q.source = source.clone();
@@ -66,39 +60,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(http) = &args.http {
         q.http_addr = http.clone();
     }
-    if let Err(err) = settings.validate() {
-        eprintln!("error: {err}");
-        return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-    }
-    let config = match quiver_config::load_config(&args.config) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("{err}");
-            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-        }
-    };
+    settings
+        .validate()
+        .map_err(|err| invalid(format!("error: {err}")))?;
+    let config = quiver_config::load_config(&args.config).map_err(invalid)?;
     eprintln!("quiver run: {}", config.summary());
-    let options = match settings.quiver.store_options() {
-        Ok(options) => options,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-        }
-    };
+    let options = settings
+        .quiver
+        .store_options()
+        .map_err(|err| invalid(format!("error: {err}")))?;
     let registry =
         (!settings.quiver.models.is_empty()).then(|| PathBuf::from(&settings.quiver.models));
-    let models = match quiver_runtime::models::Models::open(
-        &args.config,
-        &config,
-        registry.as_deref(),
-        options,
-    ) {
-        Ok(models) => models,
-        Err(err) => {
-            eprintln!("{err}");
-            return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-        }
-    };
+    let models =
+        quiver_runtime::models::Models::open(&args.config, &config, registry.as_deref(), options)
+            .map_err(invalid)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -112,7 +87,7 @@ async fn serve(
     settings: Settings,
     config: &quiver_config::Config,
     models: &quiver_runtime::models::Models,
-) -> anyhow::Result<ExitCode> {
+) -> Outcome {
     let service = Service::new(config, models, settings.clone()).context("starting the service")?;
     let telemetry = service.telemetry();
     let (stop_switch, stop) = Stop::new();
@@ -134,36 +109,15 @@ async fn serve(
         }
         None => None,
     };
-
-    let result = match settings.source_kind().map_err(anyhow::Error::msg)? {
-        SourceKind::Synthetic => {
-            let s = &settings.quiver.synthetic;
-            with_sink(
-                service,
-                SyntheticSource::new(s.instruments, s.seed, s.rate),
-                &settings,
-                stop,
-            )
+    let result = async {
+        let source = AnySource::open(&settings).await.map_err(wiring)?;
+        let sink = AnySink::open(&settings).await.map_err(wiring)?;
+        service
+            .run(source, sink, stop)
             .await
-        }
-        SourceKind::Replay(path) => {
-            let reader = match quiver_io::open_ticks(&path) {
-                Ok(reader) => reader,
-                Err(err) => {
-                    eprintln!("{err}");
-                    return Ok(ExitCode::from(EXIT_INVALID_INPUT));
-                }
-            };
-            let source = ReplaySource::new(reader, settings.quiver.replay.speed);
-            with_sink(service, source, &settings, stop).await
-        }
-        SourceKind::Redis => {
-            let source = RedisTickSource::connect(settings.redis_source_config())
-                .await
-                .context("connecting the redis tick source")?;
-            with_sink(service, source, &settings, stop).await
-        }
-    };
+            .map_err(|err| crate::edge::Failure::from(anyhow::Error::new(err)))
+    }
+    .await;
     let _ = http_done.send(());
     if let Some(task) = http {
         let _ = task.await;
@@ -181,46 +135,12 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn with_sink<S: TickSource>(
-    service: Service,
-    source: S,
-    settings: &Settings,
-    stop: Stop,
-) -> anyhow::Result<RunReport> {
-    match settings.sink_kind().map_err(anyhow::Error::msg)? {
-        SinkKind::Stdout => go(service, source, JsonlSink::stdout(), stop).await,
-        SinkKind::Jsonl(path) => {
-            let file = create(&path)?;
-            go(
-                service,
-                source,
-                JsonlSink::new(path.display().to_string(), file),
-                stop,
-            )
-            .await
-        }
-        SinkKind::Redis => {
-            let sink = RedisSignalSink::connect(settings.redis_sink_config())
-                .await
-                .context("connecting the redis signal sink")?;
-            go(service, source, sink, stop).await
-        }
+/// A source or sink the settings name that cannot be opened.
+fn wiring(err: WiringError) -> crate::edge::Failure {
+    match err {
+        WiringError::Invalid(message) => invalid(message),
+        err => anyhow::Error::new(err).into(),
     }
-}
-
-async fn go<S: TickSource, K: SignalSink>(
-    service: Service,
-    source: S,
-    sink: K,
-    stop: Stop,
-) -> anyhow::Result<RunReport> {
-    Ok(service.run(source, sink, stop).await?)
-}
-
-fn create(path: &Path) -> anyhow::Result<Box<dyn std::io::Write + Send>> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    Ok(Box::new(file))
 }
 
 /// SIGTERM or SIGINT: stop reading, drain, exit 0. A second one exits at once.
@@ -247,10 +167,4 @@ async fn forward_signals(stop: std::sync::Arc<tokio::sync::watch::Sender<bool>>)
     }
     note("quiver run: second signal: exiting without draining (pending ticks are processed again on the next start)");
     std::process::exit(130);
-}
-
-/// A line on stderr that never panics (stderr may be a closed pipe).
-fn note(line: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "{line}");
 }

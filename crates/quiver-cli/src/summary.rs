@@ -6,7 +6,7 @@ use hdrhistogram::Histogram;
 use quiver_engine::Engine;
 use quiver_strategy::DropReason;
 
-use crate::pipeline::{ReplayRun, Setup};
+use quiver_runtime::replay::{Replay, ReplayRun};
 
 pub struct Summary<'a> {
     title: &'a str,
@@ -16,11 +16,11 @@ pub struct Summary<'a> {
 }
 
 impl<'a> Summary<'a> {
-    pub fn new(title: &'a str, setup: &'a Setup, run: &'a ReplayRun) -> Self {
+    pub fn new(title: &'a str, replay: &'a Replay, run: &'a ReplayRun) -> Self {
         Summary {
             title,
-            engine: &setup.engine,
-            backend: setup.backend,
+            engine: replay.engine(),
+            backend: replay.backend(),
             run,
         }
     }
@@ -155,7 +155,7 @@ impl fmt::Display for Summary<'_> {
             min_fill * 100.0
         )?;
         writeln!(f, "  signals per strategy")?;
-        for s in 0..self.engine.strategy_count() as u32 {
+        for s in self.engine.strategies() {
             let st = self.engine.strategy_stats(s);
             writeln!(
                 f,

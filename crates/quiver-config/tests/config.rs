@@ -176,7 +176,7 @@ fn valid_file_round_trips_with_defaults_filled() {
         }
     );
     assert_eq!(
-        hybrid.spec.build(&Vec::new()).unwrap().name(),
+        hybrid.spec.build(&Vec::new()).unwrap().strategy().name(),
         "hybrid:momentum+breakout"
     );
     assert_eq!(hybrid.validator, StandardValidator::default());

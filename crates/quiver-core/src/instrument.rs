@@ -7,8 +7,23 @@
 /// The exchange's instrument identifier.
 pub type InstrumentToken = u64;
 
-/// Dense index of an instrument, assigned at load in first-seen order.
-pub type InstrumentIdx = u32;
+/// Dense index of an instrument, assigned at load in first-seen order. A
+/// type of its own, so it cannot be passed where a strategy or model index
+/// belongs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstrumentIdx(u32);
+
+impl InstrumentIdx {
+    pub const fn new(index: u32) -> Self {
+        InstrumentIdx(index)
+    }
+
+    /// The index as a position in per-instrument vectors.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// Direct-lookup tables beyond this many slots are not worth their memory.
 const DIRECT_TABLE_LIMIT: u64 = 1 << 20;
@@ -69,19 +84,19 @@ impl InstrumentIndex {
     pub fn get(&self, token: InstrumentToken) -> Option<InstrumentIdx> {
         match &self.lookup {
             Lookup::Direct(table) => match table.get(usize::try_from(token).ok()?) {
-                Some(&idx) if idx != ABSENT => Some(idx),
+                Some(&idx) if idx != ABSENT => Some(InstrumentIdx(idx)),
                 _ => None,
             },
             Lookup::Sorted(sorted) => sorted
                 .binary_search_by_key(&token, |&(t, _)| t)
                 .ok()
-                .map(|at| sorted[at].1),
+                .map(|at| InstrumentIdx(sorted[at].1)),
         }
     }
 
     /// The token behind a dense index.
     pub fn token(&self, idx: InstrumentIdx) -> InstrumentToken {
-        self.tokens[idx as usize]
+        self.tokens[idx.index()]
     }
 
     pub fn len(&self) -> usize {
@@ -107,11 +122,11 @@ mod tests {
         for tokens in [vec![256265, 12, 738561, 12], vec![u64::MAX, 5, 1 << 40, 5]] {
             let index = InstrumentIndex::new(tokens.iter().copied());
             assert_eq!(index.len(), 3);
-            assert_eq!(index.get(tokens[0]), Some(0));
-            assert_eq!(index.get(tokens[1]), Some(1));
-            assert_eq!(index.get(tokens[2]), Some(2));
+            assert_eq!(index.get(tokens[0]), Some(InstrumentIdx(0)));
+            assert_eq!(index.get(tokens[1]), Some(InstrumentIdx(1)));
+            assert_eq!(index.get(tokens[2]), Some(InstrumentIdx(2)));
             assert_eq!(index.get(7), None);
-            assert_eq!(index.token(2), tokens[2]);
+            assert_eq!(index.token(InstrumentIdx(2)), tokens[2]);
         }
     }
 }

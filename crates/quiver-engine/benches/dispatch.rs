@@ -4,7 +4,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use quiver_core::Tick;
 use quiver_engine::scenario::Scenario;
-use quiver_engine::Engine;
+use quiver_engine::{Engine, Input, Output};
 
 fn dispatch(c: &mut Criterion) {
     let scenario = Scenario {
@@ -21,16 +21,19 @@ fn dispatch(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let mut engine = Engine::new(scenario.entries()).expect("scenario builds");
-                let mut out = Vec::new();
-                for (seq, t) in warm.iter().enumerate() {
-                    engine.on_tick(seq as u64, t, &mut out);
+                let mut out = Output::default();
+                for (seq, tick) in warm.iter().enumerate() {
+                    let seq = seq as u64;
+                    engine.process(Input::Tick { seq, tick }, &mut out);
                 }
+                out.signals.clear();
                 (engine, out)
             },
             |(mut engine, mut out)| {
-                for (seq, t) in measured.iter().enumerate() {
-                    out.clear();
-                    engine.on_tick(seq as u64, t, &mut out);
+                for (seq, tick) in measured.iter().enumerate() {
+                    out.signals.clear();
+                    let seq = seq as u64;
+                    engine.process(Input::Tick { seq, tick }, &mut out);
                 }
                 engine
             },

@@ -5,10 +5,10 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use quiver_core::synthetic::SyntheticSpec;
 use quiver_core::{Decision, Metadata, Reasoning, Side, Tick};
-use quiver_engine::{Engine, StrategyEntry};
+use quiver_engine::{Engine, Input, Output, StrategyEntry};
 use quiver_features::exact;
 use quiver_strategy::rules::MeanReversion;
-use quiver_strategy::{StandardValidator, Strategy, StrategyKind, TickContext};
+use quiver_strategy::{Logic, StandardValidator, Strategy, StrategyKind, TickContext};
 
 quiver_core::fixed_reason!(own, "own z-score");
 
@@ -48,14 +48,14 @@ fn engine(count: usize, shared: bool) -> Engine {
     let entries = (0..count)
         .map(|s| StrategyEntry {
             id: format!("s{s}"),
-            strategy: if shared {
+            logic: Logic::Rules(if shared {
                 Box::new(MeanReversion::new(20, 2.0, 1)) as Box<dyn Strategy>
             } else {
                 Box::new(OwnZScore {
                     lookback: 20,
                     z_entry: 2.0,
                 })
-            },
+            }),
             instruments: vec![1001],
             brokers: vec!["paper".to_owned()],
             validator: StandardValidator::default(),
@@ -77,11 +77,12 @@ fn shared_vs_own(c: &mut Criterion) {
     ] {
         group.bench_function(name, |b| {
             b.iter_batched(
-                || (engine(count, shared), Vec::with_capacity(count)),
+                || (engine(count, shared), Output::with_capacity(count)),
                 |(mut engine, mut out)| {
-                    for (seq, t) in ticks.iter().enumerate() {
-                        out.clear();
-                        engine.on_tick(seq as u64, t, &mut out);
+                    for (seq, tick) in ticks.iter().enumerate() {
+                        out.signals.clear();
+                        let seq = seq as u64;
+                        engine.process(Input::Tick { seq, tick }, &mut out);
                     }
                     engine
                 },

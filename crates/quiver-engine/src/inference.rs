@@ -10,11 +10,13 @@
 //!
 //! [`Engine::flush`]: crate::Engine::flush
 
+use crate::index::ModelIdx;
+
 /// One inference request: a row of `len` features for engine model `model`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelRequest {
     /// Index into [`ModelBatch::models`].
-    pub model: u32,
+    pub model: ModelIdx,
     /// Range of the row in [`ModelBatch::rows`].
     pub start: u32,
     pub len: u32,
@@ -126,8 +128,8 @@ impl ModelResults {
     }
 
     /// Records the version of engine model `model` that served this batch.
-    pub fn set_version(&mut self, model: usize, version: &str) {
-        if let Some(v) = self.versions.get_mut(model) {
+    pub fn set_version(&mut self, model: ModelIdx, version: &str) {
+        if let Some(v) = self.versions.get_mut(model.index()) {
             v.clear();
             v.push_str(version);
         }
@@ -141,8 +143,8 @@ impl ModelResults {
         }
     }
 
-    pub(crate) fn version(&self, model: usize) -> &str {
-        self.versions.get(model).map_or("", String::as_str)
+    pub(crate) fn version(&self, model: ModelIdx) -> &str {
+        self.versions.get(model.index()).map_or("", String::as_str)
     }
 }
 
@@ -150,6 +152,6 @@ impl ModelResults {
 /// of the version in [`Engine::model_version`](crate::Engine::model_version).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ModelStamp {
-    pub model: u32,
+    pub model: ModelIdx,
     pub version: u32,
 }

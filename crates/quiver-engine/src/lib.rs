@@ -6,20 +6,34 @@
 //! laid out flat; per tick the engine does one index lookup, one history
 //! append, and one call per following strategy, allocating nothing.
 //!
+//! Everything goes in through one door, [`Engine::process`], as an
+//! [`Input`]: a tick, a warm-up tick, a landed flight of model results, or
+//! an operator's [`Control`], applied between two ticks. What comes out —
+//! signals, contained faults, lifecycle [`Transition`]s, refused controls —
+//! is appended to an [`Output`] the caller drains.
+//!
 //! Strategies with a model leave a feature row per evaluation; the caller
 //! runs them all at once with [`Engine::flush`] and a [`ModelRunner`] (see
-//! [`inference`]), which applies the results in (tick, strategy) order.
+//! [`inference`]), or takes them out with [`Engine::detach`] and hands them
+//! back as [`Input::Landed`]; results apply in (tick, strategy) order.
 
+mod control;
 mod engine;
+mod flight;
+mod index;
 pub mod inference;
+mod input;
+pub mod lifecycle;
 pub mod scenario;
 mod stats;
+mod view;
 
-pub use engine::{
-    in_strategy_call, Engine, EngineError, EngineSignal, Fault, Flight, StrategyEntry,
-    StrategyState,
-};
+pub use engine::{in_strategy_call, Engine, EngineError, StrategyEntry};
+pub use flight::Flight;
+pub use index::{ModelIdx, StrategyIdx};
 pub use inference::{ModelBatch, ModelRequest, ModelResults, ModelRunner, ModelStamp, Unavailable};
+pub use input::{EngineSignal, Fault, Input, Output};
+pub use lifecycle::{Cause, Control, ControlError, StrategyState, Transition};
 pub use stats::{EngineStats, StrategyStats};
 
 /// Consecutive panics after which a strategy is quarantined (seed 000/001).

@@ -10,7 +10,7 @@ use quiver_core::synthetic::SyntheticSpec;
 use quiver_core::InstrumentToken;
 use quiver_strategy::hybrid::{HybridStrategy, Policy, PolicyKind};
 use quiver_strategy::rules::{Breakout, MeanReversion, Momentum, Rsi};
-use quiver_strategy::{StandardValidator, Strategy};
+use quiver_strategy::{Logic, StandardValidator, Strategy};
 
 use crate::StrategyEntry;
 
@@ -44,7 +44,7 @@ impl Scenario {
         (0..self.strategies as usize)
             .map(|s| StrategyEntry {
                 id: format!("bench-{s:03}"),
-                strategy: strategy_for(s),
+                logic: Logic::Rules(strategy_for(s)),
                 instruments: tokens
                     .iter()
                     .enumerate()
@@ -76,7 +76,7 @@ pub fn strategy_for(s: usize) -> Box<dyn Strategy> {
             ];
             Box::new(HybridStrategy::new(
                 Box::new(Momentum::new(lookback, 0.004, 100)),
-                Box::new(MeanReversion::new(20, 1.5, 100)),
+                Box::new(MeanReversion::new(20, 1.5, 100)) as Box<dyn Strategy>,
                 Policy::with_defaults(kinds[(s / 5) % kinds.len()]),
             ))
         }

@@ -56,6 +56,22 @@ pub(crate) fn drop_slot(reason: DropReason) -> usize {
 }
 
 impl EngineStats {
+    /// Adds one strategy's counters.
+    pub(crate) fn add(&mut self, s: &StrategyStats) {
+        self.evaluations += s.evaluations;
+        self.signals += s.signals;
+        self.panics += s.panics;
+        for (total, n) in self.dropped.iter_mut().zip(s.dropped) {
+            *total += n;
+        }
+        self.inferences += s.inferences;
+        self.skipped_features += s.skipped_features;
+        self.rejected_outputs += s.rejected_outputs;
+        for (total, n) in self.unavailable.iter_mut().zip(s.unavailable) {
+            *total += n;
+        }
+    }
+
     pub fn dropped_total(&self) -> u64 {
         self.dropped.iter().sum()
     }

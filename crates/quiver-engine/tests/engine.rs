@@ -6,8 +6,11 @@ use std::sync::{Arc, Mutex};
 use quiver_core::synthetic::SyntheticSpec;
 use quiver_core::{Decision, Metadata, Price, Reasoning, Side, Tick};
 use quiver_engine::scenario::{strategy_for, Scenario};
-use quiver_engine::{Engine, EngineSignal, StrategyEntry, StrategyState, QUARANTINE_AFTER};
-use quiver_strategy::{StandardValidator, Strategy, StrategyKind, TickContext};
+use quiver_engine::{
+    Engine, EngineSignal, Input, Output, StrategyEntry, StrategyIdx, StrategyState,
+    QUARANTINE_AFTER,
+};
+use quiver_strategy::{Logic, StandardValidator, Strategy, StrategyKind, TickContext};
 
 /// One recorded call: (timestamp, instrument, history length, history prices).
 type Call = (i64, u64, usize, Vec<f64>);
@@ -99,7 +102,7 @@ quiver_core::fixed_reason!(faulty_reason, "faulty");
 fn entry(id: &str, strategy: Box<dyn Strategy>, instruments: &[u64]) -> StrategyEntry {
     StrategyEntry {
         id: id.to_owned(),
-        strategy,
+        logic: Logic::Rules(strategy),
         instruments: instruments.to_vec(),
         brokers: vec!["paper".to_owned()],
         validator: StandardValidator::default(),
@@ -110,12 +113,27 @@ fn tick(ts: i64, instrument: u64, price: i64) -> Tick {
     Tick::trade(ts, instrument, Price::from_int(price), 1)
 }
 
-fn run(engine: &mut Engine, ticks: &[Tick]) -> Vec<EngineSignal> {
-    let mut out = Vec::new();
+/// Dispatches `ticks` (seq = position); returns everything that came out.
+fn run_all(engine: &mut Engine, ticks: &[Tick]) -> Output {
+    let mut out = Output::default();
     for (seq, t) in ticks.iter().enumerate() {
-        engine.on_tick(seq as u64, t, &mut out);
+        engine.process(
+            Input::Tick {
+                seq: seq as u64,
+                tick: t,
+            },
+            &mut out,
+        );
     }
     out
+}
+
+fn run(engine: &mut Engine, ticks: &[Tick]) -> Vec<EngineSignal> {
+    run_all(engine, ticks).signals
+}
+
+fn s(index: u32) -> StrategyIdx {
+    StrategyIdx::new(index)
 }
 
 #[test]
@@ -186,9 +204,9 @@ fn warmup_state_turns_active() {
     )])
     .unwrap();
     run(&mut engine, &[tick(1, 1, 10)]);
-    assert_eq!(engine.strategy_state(0), StrategyState::Warmup);
+    assert_eq!(engine.strategy_state(s(0)), StrategyState::Warmup);
     run(&mut engine, &[tick(2, 1, 10)]);
-    assert_eq!(engine.strategy_state(0), StrategyState::Active);
+    assert_eq!(engine.strategy_state(s(0)), StrategyState::Active);
 }
 
 fn mixed_entries(n: usize, instruments: &[u64]) -> Vec<StrategyEntry> {
@@ -217,9 +235,10 @@ fn a_panicking_strategy_changes_nobody_elses_output() {
     let mut entries = mixed_entries(20, &tokens);
     entries.insert(7, entry("faulty", faulty(3), &tokens));
     let mut with_fault = Engine::new(entries).unwrap();
-    let got = run(&mut with_fault, &ticks);
+    let out = run_all(&mut with_fault, &ticks);
+    let got = out.signals;
 
-    let faulty_idx = 7;
+    let faulty_idx = s(7);
     let others: Vec<(u64, String, Decision)> = got
         .iter()
         .filter(|s| s.strategy != faulty_idx)
@@ -238,7 +257,7 @@ fn a_panicking_strategy_changes_nobody_elses_output() {
     assert_eq!(others, expected);
 
     // The faulty strategy kept running between its panics, each one recorded.
-    let faults = with_fault.take_faults();
+    let faults = out.faults;
     assert!(faults.len() > 100);
     assert!(faults.iter().all(|f| f.strategy == faulty_idx));
     assert!(faults[0].message.starts_with("deliberate failure at "));
@@ -261,15 +280,44 @@ fn consecutive_panics_quarantine_the_strategy() {
     ])
     .unwrap();
     let ticks: Vec<Tick> = (1..=20).map(|ts| tick(ts, 1, 100)).collect();
-    let signals = run(&mut engine, &ticks);
-    assert_eq!(engine.strategy_state(0), StrategyState::Quarantined);
-    assert_eq!(engine.strategy_stats(0).panics, u64::from(QUARANTINE_AFTER));
+    let out = run_all(&mut engine, &ticks);
+    let signals = out.signals;
+    assert_eq!(engine.strategy_state(s(0)), StrategyState::Quarantined);
+    // Warm at the first tick, quarantined at the fifth panic, with its time.
+    let changes: Vec<_> = out
+        .transitions
+        .iter()
+        .filter(|t| t.strategy == s(0))
+        .map(|t| (t.to, t.cause, t.seq, t.ts_ns))
+        .collect();
+    let quarantined_at = u64::from(QUARANTINE_AFTER) - 1;
     assert_eq!(
-        engine.strategy_stats(0).evaluations,
+        changes,
+        [
+            (
+                StrategyState::Active,
+                quiver_engine::Cause::HistoryReady,
+                Some(0),
+                Some(1)
+            ),
+            (
+                StrategyState::Quarantined,
+                quiver_engine::Cause::Panicked,
+                Some(quarantined_at),
+                Some(quarantined_at as i64 + 1)
+            ),
+        ]
+    );
+    assert_eq!(
+        engine.strategy_stats(s(0)).panics,
+        u64::from(QUARANTINE_AFTER)
+    );
+    assert_eq!(
+        engine.strategy_stats(s(0)).evaluations,
         u64::from(QUARANTINE_AFTER)
     );
     assert_eq!(signals.len(), 20);
-    assert!(signals.iter().all(|s| s.strategy == 1));
+    assert!(signals.iter().all(|signal| signal.strategy == s(1)));
 }
 
 #[test]
@@ -298,12 +346,14 @@ fn one_thousand_ticks_through_one_hundred_strategies_without_cross_talk() {
     // Each instrument alone, through a fresh engine, gives exactly its share.
     for &token in &tokens {
         let mut alone = Engine::new(mixed_entries(100, &tokens)).unwrap();
-        let mut got = Vec::new();
+        let mut out = Output::default();
         for (seq, t) in ticks.iter().enumerate() {
             if t.instrument == token {
-                alone.on_tick(seq as u64, t, &mut got);
+                let seq = seq as u64;
+                alone.process(Input::Tick { seq, tick: t }, &mut out);
             }
         }
+        let got = out.signals;
         let expected: Vec<&EngineSignal> = all.iter().filter(|s| s.instrument == token).collect();
         assert_eq!(
             got.iter().collect::<Vec<_>>(),
@@ -324,14 +374,16 @@ fn standard_scenario_shape() {
     let engine = Engine::new(entries).unwrap();
     assert_eq!(engine.instrument_tokens().len(), 400);
     let mut followers = vec![0; 400];
-    for s in 0..100 {
+    for s in engine.strategies() {
         for t in engine.instruments(s) {
-            followers[engine.instrument_index(*t).unwrap() as usize] += 1;
+            followers[engine.instrument_index(*t).unwrap().index()] += 1;
         }
     }
     assert!(followers.iter().all(|&f| f == 10));
-    let kinds: std::collections::BTreeSet<&str> =
-        (0..100).map(|s| engine.strategy_kind(s).as_str()).collect();
+    let kinds: std::collections::BTreeSet<&str> = engine
+        .strategies()
+        .map(|s| engine.strategy_kind(s).as_str())
+        .collect();
     assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["hybrid", "rules"]);
 }
 
@@ -368,13 +420,16 @@ fn warming_up_history_then_resuming_equals_an_uninterrupted_run() {
     // A restarted engine preloads the last 500 ticks (~100 per instrument,
     // more than any lookback in the mix) before resuming at tick 2,500.
     let mut resumed = Engine::new(mixed_entries(30, &tokens)).unwrap();
+    let mut out = Output::default();
     for t in &ticks[2_000..2_500] {
-        resumed.warm_up(t);
+        resumed.process(Input::WarmUp(t), &mut out);
     }
-    let mut got = Vec::new();
+    // An unfollowed instrument's warm-up tick is ignored.
+    resumed.process(Input::WarmUp(&tick(1, 424_242, 1)), &mut out);
+    assert!(out.signals.is_empty());
     for (seq, t) in ticks.iter().enumerate().skip(2_500) {
-        resumed.on_tick(seq as u64, t, &mut got);
+        let seq = seq as u64;
+        resumed.process(Input::Tick { seq, tick: t }, &mut out);
     }
-    assert_eq!(got, expected);
-    assert!(!resumed.warm_up(&tick(1, 424_242, 1)));
+    assert_eq!(out.signals, expected);
 }

@@ -10,12 +10,14 @@ use proptest::prelude::*;
 use quiver_core::synthetic::SyntheticSpec;
 use quiver_core::{Price, Side, Tick};
 use quiver_engine::{
-    Engine, EngineSignal, Flight, ModelBatch, ModelResults, ModelRunner, ModelStamp, StrategyEntry,
-    Unavailable,
+    Engine, EngineSignal, Flight, Input, ModelBatch, ModelIdx, ModelResults, ModelRunner,
+    ModelStamp, Output, StrategyEntry, StrategyIdx, Unavailable,
 };
 use quiver_strategy::ml::{MlFeature, MlStrategy, ModelInfo, ModelOutput, PostProcessor};
 use quiver_strategy::rules::Momentum;
-use quiver_strategy::{FeatureSpec, HybridStrategy, Policy, StandardValidator, Strategy};
+use quiver_strategy::{
+    FeatureSpec, HybridStrategy, Logic, ModelStrategy, Policy, StandardValidator, Strategy,
+};
 
 /// "Probabilities" from the row: BUY when the price is above its SMA(3),
 /// SELL below, HOLD when equal — a pure function of the row.
@@ -24,7 +26,7 @@ struct Formula {
     calls: usize,
     rows: usize,
     /// Model index whose requests fail with this reason.
-    failing: Option<(u32, Unavailable)>,
+    failing: Option<(ModelIdx, Unavailable)>,
     /// Return out-of-range outputs instead.
     garbage: bool,
 }
@@ -66,7 +68,7 @@ impl ModelRunner for Formula {
             results.set(i, &probabilities);
         }
         for model in 0..batch.models.len() {
-            results.set_version(model, self.version);
+            results.set_version(ModelIdx::new(model as u32), self.version);
         }
     }
 }
@@ -81,7 +83,11 @@ fn model(name: &str) -> ModelInfo {
     }
 }
 
-fn ml(name: &str) -> Box<MlStrategy> {
+fn ml(name: &str) -> Logic {
+    Logic::Model(ml_strategy(name))
+}
+
+fn ml_strategy(name: &str) -> Box<MlStrategy> {
     Box::new(MlStrategy::new(
         "ml",
         &[MlFeature::Shared(FeatureSpec::Sma(3)), MlFeature::Price],
@@ -94,10 +100,10 @@ fn ml(name: &str) -> Box<MlStrategy> {
     ))
 }
 
-fn entry(id: &str, strategy: Box<dyn Strategy>, instruments: &[u64]) -> StrategyEntry {
+fn entry(id: &str, logic: impl Into<Logic>, instruments: &[u64]) -> StrategyEntry {
     StrategyEntry {
         id: id.to_owned(),
-        strategy,
+        logic: logic.into(),
         instruments: instruments.to_vec(),
         brokers: vec!["paper".to_owned()],
         validator: StandardValidator::default(),
@@ -120,15 +126,32 @@ fn replay(
     ticks: &[Tick],
     flush_at: usize,
 ) -> Vec<EngineSignal> {
-    let mut out = Vec::new();
+    replay_all(engine, runner, ticks, flush_at).signals
+}
+
+fn replay_all(
+    engine: &mut Engine,
+    runner: &mut Formula,
+    ticks: &[Tick],
+    flush_at: usize,
+) -> Output {
+    let mut out = Output::default();
     for (seq, tick) in ticks.iter().enumerate() {
-        engine.on_tick(seq as u64, tick, &mut out);
+        dispatch(engine, seq as u64, tick, &mut out);
         if engine.pending_requests() >= flush_at {
             engine.flush(runner, &mut out);
         }
     }
     engine.flush(runner, &mut out);
     out
+}
+
+fn dispatch(engine: &mut Engine, seq: u64, tick: &Tick, out: &mut Output) {
+    engine.process(Input::Tick { seq, tick }, out);
+}
+
+fn land(engine: &mut Engine, flight: Flight, results: &ModelResults, out: &mut Output) {
+    engine.process(Input::Landed { flight, results }, out);
 }
 
 #[test]
@@ -168,11 +191,8 @@ fn signals_come_out_in_tick_then_strategy_order_whatever_the_flush_size() {
     }
 }
 
-fn strategy_index(id: &str) -> u32 {
-    ["mom", "ml-a", "ml-b", "hyb", "mom-late"]
-        .iter()
-        .position(|s| *s == id)
-        .unwrap() as u32
+fn strategy_index(id: &str) -> StrategyIdx {
+    mixed_engine().strategy_index(id).unwrap()
 }
 
 #[test]
@@ -195,7 +215,7 @@ fn ml_decisions_follow_the_model_and_carry_its_stamp() {
     let stamp = out[0].model.unwrap();
     assert_eq!(engine.model_name(stamp), "a");
     assert_eq!(engine.model_version(stamp), "1.0.0");
-    assert_ne!(engine.feature_hash(0), 0);
+    assert_ne!(engine.feature_hash(StrategyIdx::new(0)), 0);
     let stats = engine.stats();
     assert_eq!(stats.inferences, 4);
     // Ticks 0 and 1: SMA(3) not warm yet → required history keeps them out.
@@ -209,17 +229,17 @@ fn ml_decisions_follow_the_model_and_carry_its_stamp() {
         .enumerate()
         .map(|(i, p)| Tick::trade(10 + i as i64, 7, Price::from_int(*p), 1))
         .collect();
-    let mut out = Vec::new();
+    let mut out = Output::default();
     for (i, t) in more.iter().enumerate() {
-        engine.on_tick(100 + i as u64, t, &mut out);
+        dispatch(&mut engine, 100 + i as u64, t, &mut out);
     }
     engine.flush(&mut runner, &mut out);
-    assert_eq!(out.len(), 2);
-    let stamp = out[0].model.unwrap();
+    assert_eq!(out.signals.len(), 2);
+    let stamp = out.signals[0].model.unwrap();
     assert_eq!(
         stamp,
         ModelStamp {
-            model: 0,
+            model: ModelIdx::new(0),
             version: 1
         }
     );
@@ -231,7 +251,7 @@ fn missing_predictions_hold_and_are_counted_while_rules_run_on() {
     for why in Unavailable::ALL {
         let mut engine = mixed_engine();
         let mut runner = Formula {
-            failing: Some((0, why)),
+            failing: Some((ModelIdx::new(0), why)),
             ..Formula::new()
         };
         let out = replay(&mut engine, &mut runner, &ticks(600), 64);
@@ -300,7 +320,10 @@ impl Strategy for Exploding {
     ) -> Option<quiver_core::Decision> {
         None
     }
-    fn model(&self) -> Option<&quiver_strategy::ModelUse> {
+}
+
+impl ModelStrategy for Exploding {
+    fn model(&self) -> &quiver_strategy::ModelUse {
         self.inner.model()
     }
     fn prepare(
@@ -341,28 +364,42 @@ fn panics_in_either_stage_stay_inside_the_strategy() {
         let reference = replay(&mut healthy, &mut Formula::new(), &ticks(400), 32);
         let mut entries = vec![entry(
             "boom",
-            Box::new(Exploding {
-                inner: *ml("a"),
+            Logic::Model(Box::new(Exploding {
+                inner: *ml_strategy("a"),
                 in_complete,
-            }),
+            })),
             &[1001, 1002, 1003],
         )];
         entries.extend(mixed_engine_entries());
         let mut engine = Engine::new(entries).unwrap();
-        let out = replay(&mut engine, &mut Formula::new(), &ticks(400), 32);
-        let others: Vec<(u64, u32, Side)> = out
+        let out = replay_all(&mut engine, &mut Formula::new(), &ticks(400), 32);
+        let boom = StrategyIdx::new(0);
+        let others: Vec<(u64, String, Side)> = out
+            .signals
             .iter()
-            .filter(|s| s.strategy != 0)
-            .map(|s| (s.seq, s.strategy - 1, s.decision.side))
+            .filter(|s| s.strategy != boom)
+            .map(|s| {
+                (
+                    s.seq,
+                    engine.strategy_id(s.strategy).to_owned(),
+                    s.decision.side,
+                )
+            })
             .collect();
-        let expected: Vec<(u64, u32, Side)> = reference
+        let expected: Vec<(u64, String, Side)> = reference
             .iter()
-            .map(|s| (s.seq, s.strategy, s.decision.side))
+            .map(|s| {
+                (
+                    s.seq,
+                    healthy.strategy_id(s.strategy).to_owned(),
+                    s.decision.side,
+                )
+            })
             .collect();
         assert_eq!(others, expected, "in_complete {in_complete}");
-        let faults = engine.take_faults();
+        let faults = out.faults;
         assert!(!faults.is_empty());
-        assert!(faults.iter().all(|f| f.strategy == 0));
+        assert!(faults.iter().all(|f| f.strategy == boom));
         let stage = if in_complete { "complete" } else { "prepare" };
         assert!(faults[0].message.contains(stage), "{}", faults[0].message);
     }
@@ -379,11 +416,11 @@ fn mixed_engine_entries() -> Vec<StrategyEntry> {
         entry("ml-b", ml("b"), &[1002, 1003]),
         entry(
             "hyb",
-            Box::new(HybridStrategy::new(
+            Logic::Model(Box::new(HybridStrategy::new(
                 Box::new(Momentum::new(4, 0.001, 10)),
-                ml("a"),
+                ml_strategy("a") as Box<dyn ModelStrategy>,
                 Policy::majority_vote(0.55),
-            )),
+            ))),
             &[1001, 1003],
         ),
         entry(
@@ -403,12 +440,12 @@ fn an_engine_without_models_never_waits() {
     )])
     .unwrap();
     assert!(engine.models().is_empty());
-    let mut out = Vec::new();
+    let mut out = Output::default();
     for (seq, tick) in ticks(200).iter().enumerate() {
-        engine.on_tick(seq as u64, tick, &mut out);
+        dispatch(&mut engine, seq as u64, tick, &mut out);
         assert!(!engine.has_pending());
     }
-    assert!(!out.is_empty());
+    assert!(!out.signals.is_empty());
 }
 
 proptest! {
@@ -425,21 +462,21 @@ proptest! {
         let reference = replay(&mut once, &mut Formula::new(), &ticks, usize::MAX);
         let mut engine = mixed_engine();
         let mut runner = Formula::new();
-        let mut out = Vec::new();
+        let mut out = Output::default();
         for (seq, tick) in ticks.iter().enumerate() {
-            engine.on_tick(seq as u64, tick, &mut out);
+            dispatch(&mut engine, seq as u64, tick, &mut out);
             if flushes.contains(&seq) {
                 engine.flush(&mut runner, &mut out);
             }
         }
         engine.flush(&mut runner, &mut out);
-        prop_assert_eq!(out, reference);
+        prop_assert_eq!(out.signals, reference);
     }
 }
 
 #[test]
 fn restart_preload_covers_the_whole_past_of_unbounded_features() {
-    let wilder = Box::new(MlStrategy::new(
+    let wilder = Logic::Model(Box::new(MlStrategy::new(
         "ml",
         &[MlFeature::Shared(FeatureSpec::Rsi(14)), MlFeature::Price],
         model("a"),
@@ -448,7 +485,7 @@ fn restart_preload_covers_the_whole_past_of_unbounded_features() {
             quantity: 1,
             temperature: 1.0,
         },
-    ));
+    )));
     let engine = Engine::new(vec![
         entry("mom", Box::new(Momentum::new(30, 0.001, 1)), &[1, 2]),
         entry("wilder", wilder, &[2]),
@@ -469,11 +506,11 @@ fn a_detached_flight_lands_in_order_while_ticks_keep_coming() {
     let reference = replay(&mut mixed_engine(), &mut Formula::new(), &ticks, usize::MAX);
     let mut engine = mixed_engine();
     let mut runner = Formula::new();
-    let mut out = Vec::new();
+    let mut out = Output::default();
     let mut flying: Option<(Flight, ModelResults)> = None;
     for (c, chunk) in ticks.chunks(37).enumerate() {
         for (j, tick) in chunk.iter().enumerate() {
-            engine.on_tick((c * 37 + j) as u64, tick, &mut out);
+            dispatch(&mut engine, (c * 37 + j) as u64, tick, &mut out);
         }
         if flying.is_some() {
             // One flight at a time: the next waits for this one to land.
@@ -482,7 +519,7 @@ fn a_detached_flight_lands_in_order_while_ticks_keep_coming() {
         // The previous chunk's flight lands only after this chunk was
         // dispatched, as in the live service.
         if let Some((flight, results)) = flying.take() {
-            engine.land(flight, &results, &mut out);
+            land(&mut engine, flight, &results, &mut out);
         }
         if let Some(flight) = engine.detach() {
             let mut results = ModelResults::default();
@@ -493,9 +530,9 @@ fn a_detached_flight_lands_in_order_while_ticks_keep_coming() {
         }
     }
     if let Some((flight, results)) = flying.take() {
-        engine.land(flight, &results, &mut out);
+        land(&mut engine, flight, &results, &mut out);
     }
     engine.flush(&mut runner, &mut out);
     assert!(!engine.has_pending());
-    assert_eq!(out, reference);
+    assert_eq!(out.signals, reference);
 }

@@ -7,19 +7,22 @@ use std::time::Instant;
 
 use quiver_core::{Decision, InstrumentToken, Tick};
 use quiver_strategy::{
-    Carry, Completion, FeatureSpec, ModelUse, Prediction, Step, Strategy, StrategyKind, TickContext,
+    AsStrategy, Carry, Completion, FeatureSpec, Logic, ModelStrategy, ModelUse, Prediction, Step,
+    Strategy, StrategyKind, TickContext,
 };
 use quiver_telemetry::Histogram;
 
-/// Wraps one configured strategy.
+/// Wraps one configured strategy; `S` is its rules half alone
+/// (`Box<dyn Strategy>`) or with its model half (`Box<dyn ModelStrategy>`).
 ///
 /// The engine calls it exactly as it would call the strategy: name, kind,
 /// declared features, instruments and decisions are the inner strategy's
-/// (every method of [`Strategy`] must be forwarded here). Only
-/// `required_history` may differ, raised to `STRATEGY__WARMUP_TICKS` when
-/// that is larger (the engine then gates and sizes history by it).
-pub struct Instrumented {
-    inner: Box<dyn Strategy>,
+/// (every method of [`Strategy`] and [`ModelStrategy`] must be forwarded
+/// here). Only `required_history` may differ, raised to
+/// `STRATEGY__WARMUP_TICKS` when that is larger (the engine then gates and
+/// sizes history by it).
+pub struct Instrumented<S> {
+    inner: S,
     id: Arc<str>,
     kind: &'static str,
     required: usize,
@@ -34,17 +37,18 @@ struct Timing {
     own: Histogram,
 }
 
-impl Instrumented {
+impl<S: AsStrategy> Instrumented<S> {
     /// `timing`: (one in `every` calls, the type's histogram, the strategy's).
     pub fn new(
-        inner: Box<dyn Strategy>,
+        inner: S,
         id: &str,
         warmup_ticks: usize,
         timing: Option<(u32, Histogram, Histogram)>,
     ) -> Self {
+        let strategy = inner.as_strategy();
         Instrumented {
-            required: inner.required_history().max(warmup_ticks),
-            kind: inner.kind().as_str(),
+            required: strategy.required_history().max(warmup_ticks),
+            kind: strategy.kind().as_str(),
             inner,
             id: Arc::from(id),
             timing: timing.and_then(|(every, by_type, own)| {
@@ -59,13 +63,26 @@ impl Instrumented {
     }
 }
 
-impl Strategy for Instrumented {
+/// Wraps `logic` in [`Instrumented`], keeping its halves.
+pub fn instrument(
+    logic: Logic,
+    id: &str,
+    warmup_ticks: usize,
+    timing: Option<(u32, Histogram, Histogram)>,
+) -> Logic {
+    match logic {
+        Logic::Rules(s) => Logic::Rules(Box::new(Instrumented::new(s, id, warmup_ticks, timing))),
+        Logic::Model(s) => Logic::Model(Box::new(Instrumented::new(s, id, warmup_ticks, timing))),
+    }
+}
+
+impl<S: AsStrategy> Strategy for Instrumented<S> {
     fn name(&self) -> &str {
-        self.inner.name()
+        self.inner.as_strategy().name()
     }
 
     fn kind(&self) -> StrategyKind {
-        self.inner.kind()
+        self.inner.as_strategy().kind()
     }
 
     fn required_history(&self) -> usize {
@@ -73,19 +90,25 @@ impl Strategy for Instrumented {
     }
 
     fn features(&self) -> Vec<FeatureSpec> {
-        self.inner.features()
+        self.inner.as_strategy().features()
     }
 
     fn supports_instrument(&self, token: InstrumentToken) -> bool {
-        self.inner.supports_instrument(token)
+        self.inner.as_strategy().supports_instrument(token)
     }
 
     #[inline]
     fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision> {
-        self.timed(tick, |inner| inner.on_tick(tick, ctx))
+        self.timed(tick, |inner| inner.as_strategy_mut().on_tick(tick, ctx))
     }
 
-    fn model(&self) -> Option<&ModelUse> {
+    fn reset(&mut self) {
+        self.inner.as_strategy_mut().reset();
+    }
+}
+
+impl ModelStrategy for Instrumented<Box<dyn ModelStrategy>> {
+    fn model(&self) -> &ModelUse {
         self.inner.model()
     }
 
@@ -101,12 +124,12 @@ impl Strategy for Instrumented {
     }
 }
 
-impl Instrumented {
+impl<S> Instrumented<S> {
     /// Runs `call` on the inner strategy inside a `strategy` span, timing
     /// one call in `every`.
     #[inline]
-    fn timed<T>(&mut self, tick: &Tick, call: impl FnOnce(&mut dyn Strategy) -> T) -> T {
-        // A child of the runtime's per-tick span; free unless debug tracing is on.
+    fn timed<T>(&mut self, tick: &Tick, call: impl FnOnce(&mut S) -> T) -> T {
+        // A child of the driver's per-tick span; free unless debug tracing is on.
         let _span = tracing::debug_span!(
             "strategy",
             strategy = &*self.id,
@@ -114,7 +137,7 @@ impl Instrumented {
             kind = self.kind
         )
         .entered();
-        let inner = &mut *self.inner;
+        let inner = &mut self.inner;
         match &mut self.timing {
             Some(t) if t.countdown == 0 => {
                 t.countdown = t.every - 1;

@@ -13,15 +13,16 @@
 //! only after everything it caused is published; with an idempotent sink that
 //! makes a crash at any moment harmless (see `quiver_io::redis`).
 
-pub mod bench;
 mod instrumented;
 pub mod models;
 pub mod publish;
+pub mod replay;
 pub mod service;
 pub mod session;
 pub mod settings;
 
-pub use instrumented::Instrumented;
+pub use instrumented::{instrument, Instrumented};
+pub use service::wiring::{AnySink, AnySource, WiringError};
 pub use service::{RunReport, RuntimeError, Service};
 pub use session::SessionClock;
 pub use settings::{Settings, SettingsError, SinkKind, SourceKind};

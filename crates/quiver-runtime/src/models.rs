@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use quiver_config::{Config, ModelsSource};
-use quiver_engine::{ModelBatch, ModelResults, ModelRunner, StrategyEntry, Unavailable};
+use quiver_engine::{ModelBatch, ModelIdx, ModelResults, ModelRunner, StrategyEntry, Unavailable};
 use quiver_infer::{
     BatchResults, DropReason, InferencePool, MicroBatcher, ModelHandle, ModelSpec, ModelStore,
     Outcome, OutputSpec, PoolConfig, RequestError, StoreOptions,
@@ -138,13 +138,13 @@ impl Models {
         config
             .enabled()
             .map(|row| {
-                let strategy = row
+                let logic = row
                     .spec
                     .build(&self.catalog)
                     .map_err(|e| ModelSetupError::Strategies(format!("{}: {e}", row.id)))?;
                 Ok(StrategyEntry {
                     id: row.id.clone(),
-                    strategy,
+                    logic,
                     instruments: row.instruments.clone(),
                     brokers: row.brokers.clone(),
                     validator: row.validator,
@@ -211,7 +211,7 @@ impl BatchRunner {
 impl ModelRunner for BatchRunner {
     fn run(&mut self, batch: &ModelBatch<'_>, results: &mut ModelResults) {
         for (i, request) in batch.requests.iter().enumerate() {
-            self.batcher.push(request.model as usize, batch.row(i));
+            self.batcher.push(request.model.index(), batch.row(i));
         }
         self.batcher.run(&self.handles, &mut self.results);
         for i in 0..batch.requests.len() {
@@ -222,7 +222,7 @@ impl ModelRunner for BatchRunner {
         }
         for model in 0..self.handles.len() {
             if let Some(used) = self.results.model_used(model) {
-                results.set_version(model, used.version());
+                results.set_version(ModelIdx::new(model as u32), used.version());
             }
         }
     }
@@ -307,7 +307,7 @@ impl PoolRunner {
         self.base += n as u64;
         for (i, request) in batch.requests.iter().enumerate() {
             let tag = submitted.base + i as u64;
-            match self.pool.submit(request.model as usize, batch.row(i), tag) {
+            match self.pool.submit(request.model.index(), batch.row(i), tag) {
                 Ok(ticket) => {
                     submitted.accepted += 1;
                     submitted.deadline = Some(
@@ -358,7 +358,7 @@ impl PoolRunner {
             match answer.outcome {
                 Outcome::Done { outputs, version } => {
                     results.set(i, outputs.as_slice());
-                    results.set_version(answer.model, &version);
+                    results.set_version(ModelIdx::new(answer.model as u32), &version);
                 }
                 Outcome::Dropped(reason) => results.fail(i, dropped(reason)),
             }
@@ -375,6 +375,20 @@ impl ModelRunner for PoolRunner {
     fn run(&mut self, batch: &ModelBatch<'_>, results: &mut ModelResults) {
         let submitted = self.submit(batch);
         self.collect(submitted, results);
+    }
+}
+
+/// Live's way of running a flight: submitted at once, collected while the
+/// driver has dispatched the next batch.
+impl quiver_driver::Inference for PoolRunner {
+    type Ticket = Submitted;
+
+    fn submit(&mut self, batch: &ModelBatch<'_>) -> Submitted {
+        PoolRunner::submit(self, batch)
+    }
+
+    fn collect(&mut self, ticket: Submitted, _batch: &ModelBatch<'_>, results: &mut ModelResults) {
+        PoolRunner::collect(self, ticket, results);
     }
 }
 
@@ -404,7 +418,7 @@ mod tests {
         let row = [100.0, 100.5, 55.0, 0.001, 0.002, -0.003, 0.001, 0.1, 101.0];
         let requests = (0..n)
             .map(|i| ModelRequest {
-                model: 0,
+                model: ModelIdx::new(0),
                 start: (i * 9) as u32,
                 len: 9,
             })

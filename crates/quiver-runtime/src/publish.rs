@@ -1,9 +1,9 @@
 //! What leaves the engine after a tick, handled once for replay and live: the
 //! published record of each signal (one per broker of its strategy, with its
 //! deterministic id), so both write identical lines, and the log of contained
-//! strategy panics.
+//! strategy panics and lifecycle changes.
 
-use quiver_engine::{Engine, EngineSignal};
+use quiver_engine::{Engine, EngineSignal, Output, StrategyState};
 use quiver_io::SignalRecord;
 
 /// The record of `signal` for `broker` (one of its strategy's brokers).
@@ -43,9 +43,10 @@ pub fn signal_record<'a>(
     }
 }
 
-/// Logs and clears the engine's contained strategy panics.
-pub fn log_faults(engine: &mut Engine) {
-    for fault in engine.take_faults() {
+/// Logs what came out of the engine besides signals: contained strategy
+/// panics, lifecycle changes and refused controls.
+pub fn log_events(engine: &Engine, out: &Output) {
+    for fault in &out.faults {
         tracing::warn!(
             strategy = engine.strategy_id(fault.strategy),
             instrument = fault.instrument,
@@ -54,5 +55,36 @@ pub fn log_faults(engine: &mut Engine) {
             "strategy panicked: {}",
             fault.message
         );
+    }
+    for change in &out.transitions {
+        let id = engine.strategy_id(change.strategy);
+        let (from, to, cause) = (
+            change.from.as_str(),
+            change.to.as_str(),
+            change.cause.as_str(),
+        );
+        match change.to {
+            StrategyState::Quarantined | StrategyState::Stopped => {
+                tracing::warn!(
+                    strategy = id,
+                    from,
+                    to,
+                    cause,
+                    seq = change.seq,
+                    "strategy {to}"
+                )
+            }
+            _ => tracing::info!(
+                strategy = id,
+                from,
+                to,
+                cause,
+                seq = change.seq,
+                "strategy {to}"
+            ),
+        }
+    }
+    for refusal in &out.refused {
+        tracing::warn!("control refused: {refusal}");
     }
 }

@@ -4,8 +4,11 @@
 //! names itself, declares the history and the shared features it needs and the
 //! instruments it supports, and turns a tick plus a read-only [`TickContext`]
 //! (that instrument's history and feature values) into an optional
-//! [`Decision`]. Extra capabilities (ML inference, decision policies)
-//! are separate types composed in, never a base class.
+//! [`Decision`]. A strategy with a model adds the model half,
+//! [`ModelStrategy`] (write a feature row, turn the model's outputs into a
+//! decision); [`Logic`] says which halves the engine drives. Extra
+//! capabilities (ML inference, decision policies) are separate types
+//! composed in, never a base class.
 //!
 //! This crate is pure: no I/O, no clock, no globals. Strategies are built from
 //! validated parameter values ([`params`]) by [`spec::StrategySpec::build`].
@@ -56,7 +59,8 @@ pub struct TickContext<'a> {
     pub features: FeatureView<'a>,
 }
 
-/// The one contract every strategy implements.
+/// The one contract every strategy implements: the rules half, which every
+/// strategy has.
 ///
 /// The engine, not the strategy, owns history, features and warm-up: it
 /// updates the shared features once per tick, then calls `on_tick` only once
@@ -64,6 +68,10 @@ pub struct TickContext<'a> {
 /// [`Strategy::required_history`] ticks. A strategy must not panic, but if it
 /// does the engine contains it; it must not read clocks or do I/O, so replay
 /// and live give the same decisions.
+///
+/// A strategy that asks a model for predictions implements
+/// [`ModelStrategy`] as well and is handed to the engine as
+/// [`Logic::Model`]; only such a strategy can ask for a prediction.
 pub trait Strategy: Send {
     /// The strategy's type name, e.g. `momentum` or `hybrid:momentum+rsi`.
     fn name(&self) -> &str;
@@ -90,31 +98,100 @@ pub trait Strategy: Send {
     /// available (HOLD for pure ML).
     fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision>;
 
-    /// The model this strategy asks for predictions, if any. Asked once, at
-    /// load; a strategy with a model is driven through
-    /// [`prepare`](Strategy::prepare) and [`complete`](Strategy::complete)
-    /// instead of `on_tick`.
-    fn model(&self) -> Option<&ModelUse> {
-        None
-    }
+    /// Forgets any state of the strategy's own, as if it had just been
+    /// built (an operator's reset). The built-in strategies keep none: they
+    /// decide from the shared history and features alone.
+    fn reset(&mut self) {}
+}
 
-    /// Stages 1 (and, for a hybrid, its rules part) of a strategy with a
-    /// model: write the feature row into `row` (the model's feature count)
-    /// and return [`Step::Predict`], or decide now.
-    fn prepare(&mut self, tick: &Tick, ctx: TickContext<'_>, row: &mut [f32]) -> Step {
-        let _ = row;
-        Step::Decided(self.on_tick(tick, ctx))
-    }
+/// The model half of a strategy that asks a model for predictions.
+///
+/// The engine drives such a strategy through [`prepare`](Self::prepare) and
+/// [`complete`](Self::complete) instead of [`Strategy::on_tick`].
+pub trait ModelStrategy: Strategy {
+    /// The model this strategy asks for predictions. Asked once, at load.
+    fn model(&self) -> &ModelUse;
+
+    /// Stages 1 (and, for a hybrid, its rules part) of the evaluation: write
+    /// the feature row into `row` (the model's feature count) and return
+    /// [`Step::Predict`], or decide now.
+    fn prepare(&mut self, tick: &Tick, ctx: TickContext<'_>, row: &mut [f32]) -> Step;
 
     /// Stage 3: the decision from the model's result for the row written at
     /// `tick`. Called in (tick, strategy) order but possibly after later
     /// ticks were prepared, so it must depend only on `tick`, `carry` and
     /// `prediction` — never on state a later `prepare` changed.
-    fn complete(&mut self, tick: &Tick, carry: Carry, prediction: Prediction<'_>) -> Completion {
-        let _ = (tick, prediction);
-        Completion {
-            decision: carry.decision,
-            rejected_output: false,
+    fn complete(&mut self, tick: &Tick, carry: Carry, prediction: Prediction<'_>) -> Completion;
+}
+
+/// A built strategy, as the engine drives it: by its rules half alone, or
+/// through its model half.
+pub enum Logic {
+    Rules(Box<dyn Strategy>),
+    Model(Box<dyn ModelStrategy>),
+}
+
+impl Logic {
+    /// The rules half, which every strategy has.
+    pub fn strategy(&self) -> &dyn Strategy {
+        match self {
+            Logic::Rules(s) => &**s,
+            Logic::Model(s) => &**s,
         }
+    }
+
+    pub fn strategy_mut(&mut self) -> &mut dyn Strategy {
+        match self {
+            Logic::Rules(s) => &mut **s,
+            Logic::Model(s) => &mut **s,
+        }
+    }
+
+    /// The model asked for predictions, when there is one.
+    pub fn model(&self) -> Option<&ModelUse> {
+        match self {
+            Logic::Rules(_) => None,
+            Logic::Model(s) => Some(s.model()),
+        }
+    }
+
+    /// The rules half alone, dropping the model half (a hybrid's `rules`
+    /// part is always driven this way).
+    pub fn into_strategy(self) -> Box<dyn Strategy> {
+        match self {
+            Logic::Rules(s) => s,
+            Logic::Model(s) => s,
+        }
+    }
+}
+
+impl<S: Strategy + 'static> From<Box<S>> for Logic {
+    fn from(strategy: Box<S>) -> Logic {
+        Logic::Rules(strategy)
+    }
+}
+
+/// A part of a composite strategy ([`HybridStrategy`], runtime wrappers):
+/// gives access to the rules half whatever the part's type.
+pub trait AsStrategy: Send {
+    fn as_strategy(&self) -> &dyn Strategy;
+    fn as_strategy_mut(&mut self) -> &mut dyn Strategy;
+}
+
+impl AsStrategy for Box<dyn Strategy> {
+    fn as_strategy(&self) -> &dyn Strategy {
+        &**self
+    }
+    fn as_strategy_mut(&mut self) -> &mut dyn Strategy {
+        &mut **self
+    }
+}
+
+impl AsStrategy for Box<dyn ModelStrategy> {
+    fn as_strategy(&self) -> &dyn Strategy {
+        &**self
+    }
+    fn as_strategy_mut(&mut self) -> &mut dyn Strategy {
+        &mut **self
     }
 }

@@ -1,10 +1,10 @@
 //! ML strategies: feature extractor → model → post-processor (seed 001).
 //!
 //! An ML strategy never runs a model itself. On a tick it writes one row of
-//! `f32` features ([`Strategy::prepare`]) and asks the engine for a
+//! `f32` features ([`ModelStrategy::prepare`]) and asks the engine for a
 //! prediction; the engine batches the rows of many strategies and ticks, runs
 //! each model once per batch through an adapter, and hands every result back
-//! through [`Strategy::complete`], which turns the model's outputs into a
+//! through [`ModelStrategy::complete`], which turns the model's outputs into a
 //! decision. The decision on a tick depends only on that tick's features and
 //! the model's outputs for them, so results may come back many ticks later
 //! without changing a single decision.
@@ -20,7 +20,7 @@ use quiver_core::{Decision, MetaValue, Metadata, Reasoning, Side, Tick};
 
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
 use crate::rules::POSITION_SIZE;
-use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
+use crate::{FeatureSpec, ModelStrategy, Strategy, StrategyKind, TickContext};
 use quiver_features::{SpecError, MAX_WINDOW};
 
 /// What a model's outputs mean, as the post-processor needs it.
@@ -164,17 +164,21 @@ pub struct ModelUse {
     pub feature_hash: u64,
 }
 
-/// What a strategy hands back to the engine between [`Strategy::prepare`] and
-/// [`Strategy::complete`]: anything decided at the tick that the final
-/// decision still needs (a hybrid keeps its rules decision and the policy's
-/// volatility here), so no per-tick state lives in the strategy.
+/// What a strategy hands back to the engine between
+/// [`ModelStrategy::prepare`] and [`ModelStrategy::complete`]: what was
+/// decided at the tick that the final decision still needs, so no per-tick
+/// state lives in the strategy. Pure ML carries nothing; a hybrid carries its
+/// rules part's decision and the volatility its policy read at the tick.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Carry {
-    pub decision: Option<Decision>,
-    pub value: f64,
+    /// The decision of a hybrid's rules part at the tick.
+    pub rules_decision: Option<Decision>,
+    /// The volatility a hybrid's policy measured at the tick (0 when the
+    /// policy reads none).
+    pub volatility: f64,
 }
 
-/// The outcome of [`Strategy::prepare`].
+/// The outcome of [`ModelStrategy::prepare`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Step {
     /// Decided without a model.
@@ -186,7 +190,7 @@ pub enum Step {
     Predict(Carry),
 }
 
-/// A model's result for one row, as handed to [`Strategy::complete`].
+/// A model's result for one row, as handed to [`ModelStrategy::complete`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Prediction<'a> {
     /// Class probabilities or the regression value.
@@ -196,7 +200,7 @@ pub enum Prediction<'a> {
     Unavailable,
 }
 
-/// The outcome of [`Strategy::complete`].
+/// The outcome of [`ModelStrategy::complete`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Completion {
     pub decision: Option<Decision>,
@@ -492,9 +496,11 @@ impl Strategy for MlStrategy {
     fn on_tick(&mut self, _tick: &Tick, _ctx: TickContext<'_>) -> Option<Decision> {
         None
     }
+}
 
-    fn model(&self) -> Option<&ModelUse> {
-        Some(&self.model)
+impl ModelStrategy for MlStrategy {
+    fn model(&self) -> &ModelUse {
+        &self.model
     }
 
     #[inline]
@@ -761,6 +767,6 @@ mod tests {
             s.complete(&tick(), Carry::default(), Prediction::Unavailable),
             Completion::default()
         );
-        assert_eq!(s.model().unwrap().feature_hash, feature_hash(&features));
+        assert_eq!(s.model().feature_hash, feature_hash(&features));
     }
 }

@@ -5,7 +5,7 @@ use crate::hybrid::{self, HybridStrategy, Policy};
 use crate::ml::{self, MlFeature, MlStrategy, ModelCatalog, PostProcessor};
 use crate::params::{ParamDef, ParamValues};
 use crate::rules::{self, Breakout, MeanReversion, Momentum, Rsi};
-use crate::{Strategy, StrategyKind};
+use crate::{Logic, StrategyKind};
 
 /// Every `strategy_type` a config row may name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -222,13 +222,16 @@ impl StrategySpec {
         }
     }
 
-    pub fn build(&self, models: &dyn ModelCatalog) -> Result<Box<dyn Strategy>, BuildError> {
+    /// Builds the strategy: [`Logic::Model`] when it asks a model for
+    /// predictions (`ml`, `ml_momentum`, a hybrid whose `ml` part does),
+    /// [`Logic::Rules`] otherwise.
+    pub fn build(&self, models: &dyn ModelCatalog) -> Result<Logic, BuildError> {
         Ok(match self {
             StrategySpec::Rules(ty, p) => match ty {
-                RulesType::Momentum => Box::new(Momentum::from_params(p)),
-                RulesType::MeanReversion => Box::new(MeanReversion::from_params(p)),
-                RulesType::Rsi => Box::new(Rsi::from_params(p)),
-                RulesType::Breakout => Box::new(Breakout::from_params(p)),
+                RulesType::Momentum => Logic::Rules(Box::new(Momentum::from_params(p))),
+                RulesType::MeanReversion => Logic::Rules(Box::new(MeanReversion::from_params(p))),
+                RulesType::Rsi => Logic::Rules(Box::new(Rsi::from_params(p))),
+                RulesType::Breakout => Logic::Rules(Box::new(Breakout::from_params(p))),
             },
             StrategySpec::Ml(spec) => {
                 let Some(model) = models.model(&spec.model) else {
@@ -244,18 +247,24 @@ impl StrategySpec {
                         got: spec.features.len(),
                     });
                 }
-                Box::new(MlStrategy::new(
+                Logic::Model(Box::new(MlStrategy::new(
                     spec.name,
                     &spec.features,
                     model.clone(),
                     PostProcessor::from_params(&spec.params),
-                ))
+                )))
             }
-            StrategySpec::Hybrid { rules, ml, policy } => Box::new(HybridStrategy::new(
-                rules.build(models)?,
-                ml.build(models)?,
-                *policy,
-            )),
+            StrategySpec::Hybrid { rules, ml, policy } => {
+                let rules = rules.build(models)?.into_strategy();
+                match ml.build(models)? {
+                    Logic::Rules(ml) => {
+                        Logic::Rules(Box::new(HybridStrategy::new(rules, ml, *policy)))
+                    }
+                    Logic::Model(ml) => {
+                        Logic::Model(Box::new(HybridStrategy::new(rules, ml, *policy)))
+                    }
+                }
+            }
         })
     }
 }

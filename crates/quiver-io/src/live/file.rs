@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use quiver_core::Tick;
 
 use super::{
-    LiveError, LiveTick, NoAck, NoLag, Outcome, PublishReport, SignalBatch, SignalSink, Stop,
+    Ack, LiveError, LiveTick, NoAck, NoLag, Outcome, PublishReport, SignalBatch, SignalSink, Stop,
     TickBatch, TickSource,
 };
 use crate::TickReader;
@@ -71,7 +71,6 @@ impl ReplaySource {
 }
 
 impl TickSource for ReplaySource {
-    type Ack = ();
     type Acker = NoAck;
     type Probe = NoLag;
 
@@ -95,7 +94,7 @@ impl TickSource for ReplaySource {
         &mut self,
         max: usize,
         stop: &mut Stop,
-    ) -> Result<Option<TickBatch<()>>, LiveError> {
+    ) -> Result<Option<TickBatch>, LiveError> {
         let mut ticks = Vec::with_capacity(max.min(1024));
         while ticks.len() < max.max(1) {
             if stop.is_stopped() {
@@ -123,7 +122,7 @@ impl TickSource for ReplaySource {
         Ok(Some(TickBatch {
             ticks,
             rejected: Vec::new(),
-            ack: (),
+            ack: Ack::default(),
             arrived: Instant::now(),
         }))
     }

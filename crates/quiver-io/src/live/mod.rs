@@ -108,15 +108,46 @@ pub struct DeadLetter {
     pub payload: String,
 }
 
+/// What acknowledges a batch: per stream of the source (by index), the
+/// entry ids read from it. Empty for sources without acknowledgement (files,
+/// generators). One type for every source, so no stage depends on which
+/// source feeds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ack(pub Vec<(usize, Vec<String>)>);
+
+impl Ack {
+    pub fn push(&mut self, stream: usize, id: String) {
+        match self.0.iter_mut().find(|(s, _)| *s == stream) {
+            Some((_, ids)) => ids.push(id),
+            None => self.0.push((stream, vec![id])),
+        }
+    }
+
+    /// Adds `more`, so several batches are acknowledged in one call once
+    /// all of them are published.
+    pub fn merge(&mut self, more: Ack) {
+        for (stream, ids) in more.0 {
+            match self.0.iter_mut().find(|(s, _)| *s == stream) {
+                Some((_, have)) => have.extend(ids),
+                None => self.0.push((stream, ids)),
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|(_, ids)| ids.is_empty())
+    }
+}
+
 /// Ticks read together, acknowledged together once all their signals are
 /// published.
 #[derive(Debug)]
-pub struct TickBatch<A> {
+pub struct TickBatch {
     pub ticks: Vec<LiveTick>,
     /// Entries that could not be read as ticks; they are dead-lettered and
     /// acknowledged with the batch.
     pub rejected: Vec<DeadLetter>,
-    pub ack: A,
+    pub ack: Ack,
     /// When the batch arrived, for the arrival → published latency.
     pub arrived: Instant,
 }
@@ -164,10 +195,7 @@ pub struct SourceLag {
 
 /// A stream of ticks with at-least-once delivery.
 pub trait TickSource: Send + 'static {
-    /// What acknowledges a batch (entry ids for Redis, nothing for files).
-    /// Cloned so an acknowledgement can be retried after a timeout.
-    type Ack: Clone + Send + 'static;
-    type Acker: Acker<Ack = Self::Ack>;
+    type Acker: Acker;
     type Probe: LagProbe;
 
     /// One line for logs: what is being read.
@@ -199,17 +227,14 @@ pub trait TickSource: Send + 'static {
         &mut self,
         max: usize,
         stop: &mut Stop,
-    ) -> impl Future<Output = Result<Option<TickBatch<Self::Ack>>, LiveError>> + Send;
+    ) -> impl Future<Output = Result<Option<TickBatch>, LiveError>> + Send;
 }
 
 /// Acknowledges batches, in the order they were read.
 pub trait Acker: Send + 'static {
-    type Ack: Clone + Send + 'static;
-    fn ack(&mut self, ack: Self::Ack) -> impl Future<Output = Result<(), LiveError>> + Send;
-
-    /// Adds `more` to `into`, so several batches are acknowledged in one
-    /// call once all of them are published.
-    fn merge(into: &mut Self::Ack, more: Self::Ack);
+    /// Acknowledges `ack`; the runtime keeps it until this succeeds and
+    /// sends it again after a timeout (acknowledging twice is harmless).
+    fn ack(&mut self, ack: &Ack) -> impl Future<Output = Result<(), LiveError>> + Send;
 }
 
 /// Reports a source's lag when polled.
@@ -222,12 +247,9 @@ pub trait LagProbe: Send + 'static {
 pub struct NoAck;
 
 impl Acker for NoAck {
-    type Ack = ();
-    async fn ack(&mut self, _ack: ()) -> Result<(), LiveError> {
+    async fn ack(&mut self, _ack: &Ack) -> Result<(), LiveError> {
         Ok(())
     }
-
-    fn merge(_into: &mut (), _more: ()) {}
 }
 
 /// No lag to report.

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quiver_core::synthetic::{SyntheticSpec, SyntheticTicks};
 
-use super::{LiveError, LiveTick, NoAck, NoLag, Stop, TickBatch, TickSource};
+use super::{Ack, LiveError, LiveTick, NoAck, NoLag, Stop, TickBatch, TickSource};
 
 /// Emits the seeded random walk of [`SyntheticSpec`] at `rate` ticks per
 /// second, stamped with the wall clock (strictly increasing), for ever.
@@ -48,7 +48,6 @@ impl SyntheticSource {
 }
 
 impl TickSource for SyntheticSource {
-    type Ack = ();
     type Acker = NoAck;
     type Probe = NoLag;
 
@@ -76,7 +75,7 @@ impl TickSource for SyntheticSource {
         &mut self,
         max: usize,
         stop: &mut Stop,
-    ) -> Result<Option<TickBatch<()>>, LiveError> {
+    ) -> Result<Option<TickBatch>, LiveError> {
         let started = *self.started.get_or_insert_with(Instant::now);
         let max = max.max(1) as u64;
         let count = if self.rate == 0.0 {
@@ -114,7 +113,7 @@ impl TickSource for SyntheticSource {
         Ok(Some(TickBatch {
             ticks,
             rejected: Vec::new(),
-            ack: (),
+            ack: Ack::default(),
             arrived: Instant::now(),
         }))
     }

@@ -38,7 +38,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use codec::{parse_tick_fields, TickFields};
 pub use publish::{add_tick_command, publish_ticks, PublishOptions, PublishProgress};
 pub use sink::{RedisSignalSink, RedisSinkConfig};
-pub use source::{RedisAck, RedisAcker, RedisLagProbe, RedisSourceConfig, RedisTickSource};
+pub use source::{RedisAcker, RedisLagProbe, RedisSourceConfig, RedisTickSource};
 
 use crate::live::LiveError;
 

@@ -11,7 +11,7 @@ use redis::Value;
 use super::codec::{parse_tick_fields, rejected, text};
 use super::{classify, connect};
 use crate::live::{
-    partition_of, Acker, DeadLetter, LagProbe, LiveError, PreloadRequest, SourceLag, Stop,
+    partition_of, Ack, Acker, DeadLetter, LagProbe, LiveError, PreloadRequest, SourceLag, Stop,
     TickBatch, TickSource,
 };
 
@@ -33,19 +33,6 @@ pub struct RedisSourceConfig {
     /// Where a newly created group starts (`0`: the whole stream; `$`: only
     /// entries added from now on).
     pub start_id: String,
-}
-
-/// Entry ids to acknowledge, per stream index.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RedisAck(pub Vec<(usize, Vec<String>)>);
-
-impl RedisAck {
-    fn push(&mut self, stream: usize, id: String) {
-        match self.0.iter_mut().find(|(s, _)| *s == stream) {
-            Some((_, ids)) => ids.push(id),
-            None => self.0.push((stream, vec![id])),
-        }
-    }
 }
 
 enum Phase {
@@ -116,7 +103,7 @@ impl RedisTickSource {
     }
 
     /// Turns `[[id, [field, value, ...] | nil], ...]` from `stream` into a batch.
-    fn batch_of(&self, stream: usize, entries: &[Value], batch: &mut TickBatch<RedisAck>) {
+    fn batch_of(&self, stream: usize, entries: &[Value], batch: &mut TickBatch) {
         for entry in entries {
             let Value::Array(parts) = entry else { continue };
             let Some(id) = parts.first().and_then(text) else {
@@ -151,11 +138,11 @@ impl RedisTickSource {
         }
     }
 
-    fn empty_batch() -> TickBatch<RedisAck> {
+    fn empty_batch() -> TickBatch {
         TickBatch {
             ticks: Vec::new(),
             rejected: Vec::new(),
-            ack: RedisAck::default(),
+            ack: Ack::default(),
             arrived: Instant::now(),
         }
     }
@@ -241,7 +228,6 @@ fn streams_of(reply: &Value) -> Vec<(&str, &[Value])> {
 const PRELOAD_CHUNK: usize = 5_000;
 
 impl TickSource for RedisTickSource {
-    type Ack = RedisAck;
     type Acker = RedisAcker;
     type Probe = RedisLagProbe;
 
@@ -347,7 +333,7 @@ impl TickSource for RedisTickSource {
         &mut self,
         max: usize,
         stop: &mut Stop,
-    ) -> Result<Option<TickBatch<RedisAck>>, LiveError> {
+    ) -> Result<Option<TickBatch>, LiveError> {
         let max = max.max(1);
         loop {
             if stop.is_stopped() {
@@ -489,9 +475,7 @@ pub struct RedisAcker {
 }
 
 impl Acker for RedisAcker {
-    type Ack = RedisAck;
-
-    async fn ack(&mut self, ack: RedisAck) -> Result<(), LiveError> {
+    async fn ack(&mut self, ack: &Ack) -> Result<(), LiveError> {
         if ack.0.is_empty() {
             return Ok(());
         }
@@ -509,15 +493,6 @@ impl Acker for RedisAcker {
         pipe.query_async::<()>(&mut self.conn)
             .await
             .map_err(|e| classify("XACK", &e))
-    }
-
-    fn merge(into: &mut RedisAck, more: RedisAck) {
-        for (stream, ids) in more.0 {
-            match into.0.iter_mut().find(|(s, _)| *s == stream) {
-                Some((_, have)) => have.extend(ids),
-                None => into.0.push((stream, ids)),
-            }
-        }
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! When the `ml` part has a model, the hybrid takes the model path: at the
 //! tick it decides its rules part, computes the policy's volatility and
-//! carries both to [`Strategy::complete`], where the model's decision joins
+//! carries both to [`ModelStrategy::complete`], where the model's decision joins
 //! them. Unlike the seed's reference hybrid, whose inner model is never
 //! loaded, the model really runs; without a result (model out of service,
 //! timeout) the policy decides on the rules part alone.
@@ -18,12 +18,14 @@ pub use policy::{Policy, PolicyKind, PARAMS};
 use quiver_core::{Decision, InstrumentToken, Tick};
 
 use crate::ml::{Carry, Completion, ModelUse, Prediction, Step};
-use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
+use crate::{AsStrategy, FeatureSpec, ModelStrategy, Strategy, StrategyKind, TickContext};
 
-/// `rules` + `ml` + a [`Policy`].
-pub struct HybridStrategy {
+/// `rules` + `ml` + a [`Policy`]. `M` is the `ml` part: a plain strategy
+/// (`Box<dyn Strategy>`), or one with a model (`Box<dyn ModelStrategy>`),
+/// which makes the hybrid a [`ModelStrategy`] too.
+pub struct HybridStrategy<M = Box<dyn Strategy>> {
     rules: Box<dyn Strategy>,
-    ml: Box<dyn Strategy>,
+    ml: M,
     policy: Policy,
     name: String,
     /// How many of the hybrid's declared features belong to `rules` (the
@@ -32,11 +34,11 @@ pub struct HybridStrategy {
     ml_features: usize,
 }
 
-impl HybridStrategy {
-    pub fn new(rules: Box<dyn Strategy>, ml: Box<dyn Strategy>, policy: Policy) -> Self {
-        let name = format!("hybrid:{}+{}", rules.name(), ml.name());
+impl<M: AsStrategy> HybridStrategy<M> {
+    pub fn new(rules: Box<dyn Strategy>, ml: M, policy: Policy) -> Self {
+        let name = format!("hybrid:{}+{}", rules.name(), ml.as_strategy().name());
         let rules_features = rules.features().len();
-        let ml_features = ml.features().len();
+        let ml_features = ml.as_strategy().features().len();
         HybridStrategy {
             rules,
             ml,
@@ -52,7 +54,7 @@ impl HybridStrategy {
     }
 }
 
-impl Strategy for HybridStrategy {
+impl<M: AsStrategy> Strategy for HybridStrategy<M> {
     fn name(&self) -> &str {
         &self.name
     }
@@ -64,38 +66,47 @@ impl Strategy for HybridStrategy {
     fn required_history(&self) -> usize {
         self.rules
             .required_history()
-            .max(self.ml.required_history())
+            .max(self.ml.as_strategy().required_history())
             .max(self.policy.required_history())
     }
 
     fn features(&self) -> Vec<FeatureSpec> {
         let mut specs = self.rules.features();
-        specs.extend(self.ml.features());
+        specs.extend(self.ml.as_strategy().features());
         specs
     }
 
     fn supports_instrument(&self, token: InstrumentToken) -> bool {
-        self.rules.supports_instrument(token) && self.ml.supports_instrument(token)
+        self.rules.supports_instrument(token) && self.ml.as_strategy().supports_instrument(token)
     }
 
     #[inline]
     fn on_tick(&mut self, tick: &Tick, ctx: TickContext<'_>) -> Option<Decision> {
         let rules = self.rules.on_tick(tick, self.rules_context(ctx));
-        let ml = self.ml.on_tick(tick, self.ml_context(ctx));
+        let ml_ctx = self.ml_context(ctx);
+        let ml = self.ml.as_strategy_mut().on_tick(tick, ml_ctx);
         self.policy.decide(rules, ml, self.volatility(ctx))
     }
 
-    fn model(&self) -> Option<&ModelUse> {
+    fn reset(&mut self) {
+        self.rules.reset();
+        self.ml.as_strategy_mut().reset();
+    }
+}
+
+impl ModelStrategy for HybridStrategy<Box<dyn ModelStrategy>> {
+    fn model(&self) -> &ModelUse {
         self.ml.model()
     }
 
     fn prepare(&mut self, tick: &Tick, ctx: TickContext<'_>, row: &mut [f32]) -> Step {
         let rules = self.rules.on_tick(tick, self.rules_context(ctx));
         let volatility = self.volatility(ctx);
-        match self.ml.prepare(tick, self.ml_context(ctx), row) {
+        let ml_ctx = self.ml_context(ctx);
+        match self.ml.prepare(tick, ml_ctx, row) {
             Step::Predict(_) => Step::Predict(Carry {
-                decision: rules,
-                value: volatility,
+                rules_decision: rules,
+                volatility,
             }),
             Step::Decided(ml) => Step::Decided(self.policy.decide(rules, ml, volatility)),
             Step::SkippedFeatures(ml) => {
@@ -107,13 +118,15 @@ impl Strategy for HybridStrategy {
     fn complete(&mut self, tick: &Tick, carry: Carry, prediction: Prediction<'_>) -> Completion {
         let ml = self.ml.complete(tick, Carry::default(), prediction);
         Completion {
-            decision: self.policy.decide(carry.decision, ml.decision, carry.value),
+            decision: self
+                .policy
+                .decide(carry.rules_decision, ml.decision, carry.volatility),
             rejected_output: ml.rejected_output,
         }
     }
 }
 
-impl HybridStrategy {
+impl<M> HybridStrategy<M> {
     fn rules_context<'a>(&self, ctx: TickContext<'a>) -> TickContext<'a> {
         TickContext {
             history: ctx.history,
@@ -146,7 +159,7 @@ mod tests {
     fn composes_requirements_and_names() {
         let hybrid = HybridStrategy::new(
             Box::new(Momentum::new(5, 0.01, 1)),
-            Box::new(Breakout::new(20, 0.0, 1)),
+            Box::new(Breakout::new(20, 0.0, 1)) as Box<dyn Strategy>,
             Policy::majority_vote(0.55),
         );
         assert_eq!(hybrid.name(), "hybrid:momentum+breakout");

@@ -23,8 +23,7 @@ use quiver_io::live::{partition_stream, Stop};
 use quiver_io::redis::{add_tick_command, connect, RedisSignalSink, RedisTickSource};
 use redis::Value;
 
-use crate::service::{RuntimeError, Service};
-use crate::settings::Settings;
+use quiver_runtime::{RuntimeError, Service, Settings};
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -254,7 +253,7 @@ impl SignalPlan {
     fn of(options: &BenchOptions, ticks: &[Tick]) -> Result<SignalPlan, BenchError> {
         let mut engine = quiver_engine::Engine::new(options.scenario.entries())
             .map_err(|e| BenchError::Stalled(e.to_string()))?;
-        let mut signals = Vec::new();
+        let mut out = quiver_engine::Output::default();
         let mut line = Vec::new();
         let mut plan = SignalPlan {
             starts: Vec::with_capacity(ticks.len() + 1),
@@ -263,11 +262,13 @@ impl SignalPlan {
         };
         for (seq, tick) in ticks.iter().enumerate() {
             plan.starts.push(plan.lengths.len() as u32);
-            engine.on_tick(seq as u64, tick, &mut signals);
-            for signal in signals.drain(..) {
+            let seq = seq as u64;
+            engine.process(quiver_engine::Input::Tick { seq, tick }, &mut out);
+            for signal in out.signals.drain(..) {
                 for broker in engine.brokers(signal.strategy) {
                     line.clear();
-                    let record = crate::publish::signal_record(&engine, &signal, broker, None);
+                    let record =
+                        quiver_runtime::publish::signal_record(&engine, &signal, broker, None);
                     quiver_io::encode_signal(&record, &mut line)
                         .map_err(|e| BenchError::Stalled(e.to_string()))?;
                     plan.lengths.push(line.len().saturating_sub(1) as u32);

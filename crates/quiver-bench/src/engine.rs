@@ -1,0 +1,111 @@
+//! `quiver bench`: the standard scenario through the engine alone, measured.
+
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use quiver_core::Tick;
+use quiver_engine::scenario::Scenario;
+use quiver_engine::{Engine, EngineError, EngineStats, Input, Output, StrategyEntry};
+use quiver_strategy::rules::MeanReversion;
+use quiver_strategy::{Logic, StandardValidator};
+
+/// What one run of the scenario measured.
+pub struct EngineBench {
+    pub stats: EngineStats,
+    pub wall_seconds: f64,
+    /// Per-tick dispatch time, nanoseconds.
+    pub latency: Histogram<u64>,
+    pub signals: u64,
+    pub heap_bytes: usize,
+    pub features_maintained: usize,
+    pub instruments: usize,
+    /// Per lookback: engine bytes added by one more strategy following every
+    /// instrument when its `zscore(lookback)` is new, and once it is
+    /// maintained.
+    pub added_strategy_bytes: Vec<(usize, usize, usize)>,
+    /// KiB: RSS before the engine was built, after, and the peak.
+    pub rss_kib: Option<(u64, u64, u64)>,
+}
+
+/// Generates the scenario's ticks, builds its engine and dispatches every
+/// tick through [`Engine::process`], timing each.
+pub fn run(scenario: &Scenario) -> Result<EngineBench, EngineError> {
+    let ticks: Vec<Tick> = scenario.ticks().iter().collect();
+    let rss_before = rss_kib("VmRSS");
+    let mut engine = Engine::new(scenario.entries())?;
+    let rss_engine = rss_kib("VmRSS");
+    let mut latency = latency_histogram();
+    let mut out = Output::with_capacity(scenario.strategies as usize);
+    let mut signals = 0u64;
+    let started = Instant::now();
+    for (seq, tick) in ticks.iter().enumerate() {
+        let t0 = Instant::now();
+        let seq = seq as u64;
+        engine.process(Input::Tick { seq, tick }, &mut out);
+        latency.saturating_record(t0.elapsed().as_nanos() as u64);
+        signals += out.signals.len() as u64;
+        out.signals.clear();
+    }
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let mut added_strategy_bytes = Vec::new();
+    for lookback in [12, 33] {
+        let (new, shared) = added_bytes(scenario, lookback)?;
+        added_strategy_bytes.push((lookback, new, shared));
+    }
+    Ok(EngineBench {
+        stats: engine.stats(),
+        wall_seconds,
+        latency,
+        signals,
+        heap_bytes: engine.heap_bytes(),
+        features_maintained: engine.features_maintained(),
+        instruments: engine.instrument_tokens().len(),
+        added_strategy_bytes,
+        rss_kib: match (rss_before, rss_engine, rss_kib("VmHWM")) {
+            (Some(before), Some(after), Some(peak)) => Some((before, after, peak)),
+            _ => None,
+        },
+    })
+}
+
+/// Engine bytes added by one more strategy that follows every instrument:
+/// first one whose `zscore(lookback)` is new to the store (a lookback longer
+/// than the rings also grows them), then a second identical one that only adds
+/// routes onto features already maintained.
+fn added_bytes(scenario: &Scenario, lookback: usize) -> Result<(usize, usize), EngineError> {
+    let tokens: Vec<u64> = scenario.ticks().tokens().collect();
+    let extra = |id: &str| StrategyEntry {
+        id: id.to_owned(),
+        logic: Logic::Rules(Box::new(MeanReversion::new(lookback, 2.0, 100))),
+        instruments: tokens.clone(),
+        brokers: vec!["paper".to_owned()],
+        validator: StandardValidator::default(),
+    };
+    let base = Engine::new(scenario.entries())?.heap_bytes();
+    let mut entries = scenario.entries();
+    entries.push(extra("added-1"));
+    let one = Engine::new(entries)?.heap_bytes();
+    let mut entries = scenario.entries();
+    entries.push(extra("added-1"));
+    entries.push(extra("added-2"));
+    let two = Engine::new(entries)?.heap_bytes();
+    Ok((one.saturating_sub(base), two.saturating_sub(one)))
+}
+
+/// 1 ns .. 60 s at 3 significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    quiver_runtime::replay::latency_histogram()
+}
+
+/// A `Vm*` line of /proc/self/status, in KiB.
+fn rss_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}

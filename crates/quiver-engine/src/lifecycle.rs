@@ -1,0 +1,170 @@
+//! A strategy's lifecycle inside the engine, and the controls an operator
+//! applies to it between two ticks.
+//!
+//! ```text
+//!            history long enough          pause
+//!   Warmup ───────────────────────► Active ◄──────► Paused
+//!      │                              │    resume     │
+//!      │   QUARANTINE_AFTER panics    ▼               │
+//!      └────────────────────────► Quarantined         │
+//!                  reset ──► Active (or Warmup)        │
+//!   any ─────────────────────── stop ─────────────────┴──► Stopped (final)
+//! ```
+//!
+//! Every change is recorded as a [`Transition`] with the tick time of the
+//! tick that caused it — or, for a control, of the last tick dispatched
+//! before it — so replay records the same transitions at the same times.
+
+use crate::index::StrategyIdx;
+use crate::StrategyEntry;
+
+/// Lifecycle of a strategy inside the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StrategyState {
+    /// No followed instrument has enough history yet.
+    Warmup,
+    Active,
+    /// Held by an operator: not evaluated, history and features still kept.
+    Paused,
+    /// Taken out after [`QUARANTINE_AFTER`](crate::QUARANTINE_AFTER)
+    /// consecutive panics; a reset brings it back.
+    Quarantined,
+    /// Stopped for good; only a replacement brings the id back.
+    Stopped,
+}
+
+impl StrategyState {
+    pub const ALL: [StrategyState; 5] = [
+        StrategyState::Warmup,
+        StrategyState::Active,
+        StrategyState::Paused,
+        StrategyState::Quarantined,
+        StrategyState::Stopped,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StrategyState::Warmup => "warmup",
+            StrategyState::Active => "active",
+            StrategyState::Paused => "paused",
+            StrategyState::Quarantined => "quarantined",
+            StrategyState::Stopped => "stopped",
+        }
+    }
+
+    /// Position in [`StrategyState::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Why a strategy changed state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// A followed instrument's history reached the strategy's requirement.
+    HistoryReady,
+    /// [`QUARANTINE_AFTER`](crate::QUARANTINE_AFTER) consecutive panics.
+    Panicked,
+    Paused,
+    Resumed,
+    Stopped,
+    /// Failure count and the strategy's own state cleared.
+    Reset,
+    /// A new instance took the strategy's place.
+    Replaced,
+}
+
+impl Cause {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Cause::HistoryReady => "history_ready",
+            Cause::Panicked => "panicked",
+            Cause::Paused => "paused",
+            Cause::Resumed => "resumed",
+            Cause::Stopped => "stopped",
+            Cause::Reset => "reset",
+            Cause::Replaced => "replaced",
+        }
+    }
+}
+
+/// One lifecycle change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub strategy: StrategyIdx,
+    pub from: StrategyState,
+    pub to: StrategyState,
+    pub cause: Cause,
+    /// The tick that caused it, or the last tick dispatched before a
+    /// control; `None` before the first tick.
+    pub seq: Option<u64>,
+    pub ts_ns: Option<i64>,
+}
+
+/// What an operator can do to the running strategies, applied between two
+/// ticks ([`Input::Control`](crate::Input::Control)).
+pub enum Control {
+    /// Active or warming up → Paused: no evaluations until resumed.
+    Pause(StrategyIdx),
+    /// Paused → Active (Warmup while no followed instrument has enough
+    /// history).
+    Resume(StrategyIdx),
+    /// Any state → Stopped, for good.
+    Stop(StrategyIdx),
+    /// Clears the failure count and the strategy's own state
+    /// ([`Strategy::reset`](quiver_strategy::Strategy::reset)); a
+    /// quarantined strategy goes back to work.
+    Reset(StrategyIdx),
+    /// New instances for existing ids, all or none. Each starts fresh
+    /// (Warmup, then Active from the shared history, usually at its next
+    /// tick) and keeps its counters; the others are untouched. A
+    /// replacement must follow the same instruments, declare the same
+    /// features and model and fit the history already kept; anything else
+    /// needs the routing rebuilt and is refused.
+    Replace(Vec<StrategyEntry>),
+}
+
+impl Control {
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Control::Pause(_) => "pause",
+            Control::Resume(_) => "resume",
+            Control::Stop(_) => "stop",
+            Control::Reset(_) => "reset",
+            Control::Replace(_) => "replace",
+        }
+    }
+}
+
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Control::Pause(s) | Control::Resume(s) | Control::Stop(s) | Control::Reset(s) => {
+                write!(f, "{}({})", self.name(), s.index())
+            }
+            Control::Replace(entries) => {
+                let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+                write!(f, "replace({ids:?})")
+            }
+        }
+    }
+}
+
+/// Why a control was refused; the engine is left as it was.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("no strategy with index {0}")]
+    NoSuchIndex(usize),
+    #[error("no strategy with id {0:?}")]
+    UnknownId(String),
+    #[error("cannot {control} strategy {id:?}: it is {}", state.as_str())]
+    NotAllowed {
+        control: &'static str,
+        id: String,
+        state: StrategyState,
+    },
+    #[error("cannot replace strategies while evaluations wait for a model; land them first")]
+    Busy,
+    #[error("cannot replace strategy {id:?} in place: {why}")]
+    NeedsRebuild { id: String, why: String },
+}

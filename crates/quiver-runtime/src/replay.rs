@@ -1,0 +1,269 @@
+//! Replay: a tick file (or any stream of ticks) through the driver with the
+//! deterministic batch runner, every signal written as one JSONL line per
+//! broker. `quiver replay` and `quiver demo` run it; a backtest is the same
+//! replay with another consumer.
+
+use std::io::{self, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use quiver_core::Tick;
+use quiver_driver::{Batch, Cadence, Consumer, Driver, Feed, Finish, InLine, Next};
+use quiver_engine::{Engine, EngineError, Output};
+use quiver_infer::{Backend, BackendChoice, MicroBatcher, StoreOptions};
+use quiver_io::{RowError, SignalWriter, SkipReport};
+
+use crate::models::{BatchRunner, ModelSetupError, Models};
+
+/// Rows per model call in replay unless told otherwise. Fixed, whatever the
+/// batch size: ONNX Runtime's kernels depend on a call's row count, so
+/// padding every call to the same size keeps results bit-identical however
+/// requests are grouped.
+pub const CALL_ROWS: usize = 64;
+
+/// How a replay runs its ML strategies' models.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// Model registry; `None`: the config's `models:` section.
+    pub registry: Option<PathBuf>,
+    pub backend: BackendChoice,
+    /// Model requests collected (over consecutive ticks) before one batched
+    /// inference. Any value gives the same signals.
+    pub batch_size: usize,
+    /// Rows per model call on ONNX Runtime (every call padded to it; tract
+    /// runs row by row).
+    pub call_rows: usize,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            registry: None,
+            backend: BackendChoice::Auto,
+            batch_size: 256,
+            call_rows: CALL_ROWS,
+        }
+    }
+}
+
+/// Why a replay could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// An invalid registry or a strategy naming an unknown model: the
+    /// user's input (`file:line` messages).
+    #[error("{0}")]
+    Models(#[from] ModelSetupError),
+    #[error("building the engine: {0}")]
+    Engine(#[from] EngineError),
+}
+
+/// What a finished (or stopped) replay measured.
+pub struct ReplayRun {
+    pub ticks: u64,
+    pub lines: u64,
+    pub skipped: SkipReport,
+    pub wall: Duration,
+    /// Per-tick latency, nanoseconds: from dispatch to the moment the tick's
+    /// signals are out, inference included.
+    pub latency: Histogram<u64>,
+    /// The first bad row, when the replay stopped at it.
+    pub stopped_at: Option<RowError>,
+}
+
+/// The engine of a config and the runner of its models, ready to replay.
+pub struct Replay {
+    driver: Driver<InLine<BatchRunner>>,
+    backend: Option<Backend>,
+}
+
+impl Replay {
+    /// Builds the engine of `config` (read from `config_path`) and loads the
+    /// models its strategies use.
+    pub fn open(
+        config_path: &Path,
+        config: &quiver_config::Config,
+        options: &ReplayOptions,
+    ) -> Result<Replay, ReplayError> {
+        let store = StoreOptions {
+            backend: options.backend,
+            ..Default::default()
+        };
+        let models = Models::open(config_path, config, options.registry.as_deref(), store)?;
+        let engine = Engine::new(models.engine_entries(config)?)?;
+        let used = engine.models();
+        let backend = (!used.is_empty()).then(|| models.backend().unwrap_or(Backend::Tract));
+        let runner = BatchRunner::new(
+            models.handles(used),
+            MicroBatcher::deterministic(backend.unwrap_or(Backend::Tract), options.call_rows),
+        );
+        let cadence = Cadence::EveryRequests(options.batch_size.max(1));
+        Ok(Replay {
+            driver: Driver::new(engine, InLine(runner), cadence),
+            backend,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.driver.engine()
+    }
+
+    /// The backend models run on, when any strategy uses one.
+    pub fn backend(&self) -> Option<Backend> {
+        self.backend
+    }
+
+    /// Replays `ticks`, writing every signal to `out`; `progress` is told
+    /// the ticks dispatched every 65,536 ticks. Bad rows stop the replay
+    /// (reported in [`ReplayRun::stopped_at`]) unless `skip_bad_rows`, in
+    /// which case they are counted by reason and skipped.
+    pub fn run<W: Write>(
+        &mut self,
+        ticks: impl Iterator<Item = Result<Tick, RowError>>,
+        skip_bad_rows: bool,
+        out: &mut SignalWriter<W>,
+        progress: &mut dyn FnMut(u64),
+    ) -> io::Result<ReplayRun> {
+        let mut feed = RowFeed {
+            rows: ticks,
+            skip_bad_rows,
+            seq: 0,
+            skipped: SkipReport::new(),
+            stopped_at: None,
+            failed: None,
+            progress,
+        };
+        let mut consumer = LineWriter {
+            out,
+            lines: 0,
+            latency: latency_histogram(),
+            failed: None,
+        };
+        let started = Instant::now();
+        let finish = self.driver.run(&mut feed, &mut consumer);
+        let LineWriter {
+            lines,
+            latency,
+            failed,
+            ..
+        } = consumer;
+        if let Some(err) = feed.failed.or(failed) {
+            return Err(err);
+        }
+        debug_assert_eq!(finish, Finish::Exhausted);
+        out.flush()?;
+        Ok(ReplayRun {
+            ticks: feed.seq,
+            lines,
+            skipped: feed.skipped,
+            wall: started.elapsed(),
+            latency,
+            stopped_at: feed.stopped_at,
+        })
+    }
+}
+
+/// One tick, dispatched alone: replay's latency is per tick.
+pub struct OneTick {
+    seq: u64,
+    tick: Tick,
+    dispatched: Instant,
+}
+
+impl Batch for OneTick {
+    fn ticks(&self) -> impl Iterator<Item = (u64, &Tick)> {
+        std::iter::once((self.seq, &self.tick))
+    }
+}
+
+/// Rows of a tick file; seq = the tick's index among the good rows.
+struct RowFeed<'p, I> {
+    rows: I,
+    skip_bad_rows: bool,
+    seq: u64,
+    skipped: SkipReport,
+    stopped_at: Option<RowError>,
+    failed: Option<io::Error>,
+    progress: &'p mut dyn FnMut(u64),
+}
+
+impl<I: Iterator<Item = Result<Tick, RowError>>> Feed for RowFeed<'_, I> {
+    type Batch = OneTick;
+
+    fn next(&mut self, _wait: bool) -> Next<OneTick> {
+        loop {
+            let tick = match self.rows.next() {
+                None => return Next::End,
+                Some(Ok(tick)) => tick,
+                Some(Err(err)) if err.is_io() => {
+                    self.failed = Some(io::Error::other(err.to_string()));
+                    return Next::End;
+                }
+                Some(Err(err)) if self.skip_bad_rows => {
+                    tracing::debug!(%err, "skipping bad row");
+                    self.skipped.record(&err);
+                    continue;
+                }
+                Some(Err(err)) => {
+                    self.stopped_at = Some(err);
+                    return Next::End;
+                }
+            };
+            let seq = self.seq;
+            self.seq += 1;
+            if self.seq.is_multiple_of(65_536) {
+                (self.progress)(self.seq);
+            }
+            return Next::Batch(OneTick {
+                seq,
+                tick,
+                dispatched: Instant::now(),
+            });
+        }
+    }
+}
+
+/// Writes each signal as one line per broker of its strategy.
+struct LineWriter<'w, W: Write> {
+    out: &'w mut SignalWriter<W>,
+    lines: u64,
+    latency: Histogram<u64>,
+    failed: Option<io::Error>,
+}
+
+impl<W: Write> Consumer<OneTick> for LineWriter<'_, W> {
+    fn complete(
+        &mut self,
+        engine: &Engine,
+        batches: std::vec::Drain<'_, OneTick>,
+        out: &mut Output,
+    ) -> ControlFlow<()> {
+        let now = Instant::now();
+        for batch in batches {
+            self.latency
+                .saturating_record(now.duration_since(batch.dispatched).as_nanos() as u64);
+        }
+        crate::publish::log_events(engine, out);
+        for signal in &out.signals {
+            let brokers = engine.brokers(signal.strategy);
+            for broker in brokers {
+                let record = crate::publish::signal_record(engine, signal, broker, None);
+                if let Err(err) = self.out.write(&record) {
+                    self.failed = Some(err);
+                    return ControlFlow::Break(());
+                }
+            }
+            self.lines += brokers.len() as u64;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// 1 ns .. 60 s at 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    // Creation cannot fail for these bounds.
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap_or_else(|_| {
+        Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"))
+    })
+}

@@ -1,0 +1,338 @@
+//! The engine thread: the driver fed by the source task's queue, its model
+//! requests overlapped with the next batch on the inference pool, and each
+//! finished batch encoded and handed to the sink task.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quiver_core::{Side, Tick};
+use quiver_driver::{Batch, Cadence, Consumer, ControlReceiver, Driver, Feed, Inference, Next};
+use quiver_engine::{Engine, EngineSignal, ModelBatch, ModelResults, Output};
+use quiver_io::encode_signal;
+use quiver_io::live::{LiveTick, OutSignal, SignalBatch, TickBatch};
+use quiver_telemetry::{Histogram, ServiceMetrics, Telemetry};
+use tokio::sync::{mpsc, oneshot};
+
+use super::sink::Published;
+use super::source::ToEngine;
+use super::stats::{ModelSync, StatsSync};
+use super::{Gate, RuntimeError};
+use crate::models::{PoolRunner, Submitted};
+
+/// How often engine-side counters are copied into metrics.
+const SYNC_EVERY: Duration = Duration::from_millis(250);
+
+/// What the engine thread needs besides the engine.
+pub(super) struct EngineStage {
+    pub(super) gate: Gate,
+    /// Per strategy: trades ticks outside the session.
+    pub(super) allow_outside: Vec<bool>,
+    /// Per strategy: (broker index, broker).
+    pub(super) brokers: Vec<Vec<(u32, Arc<str>)>>,
+    pub(super) timings: Vec<Histogram>,
+    pub(super) runner: Option<PoolRunner>,
+    pub(super) control: ControlReceiver,
+}
+
+impl EngineStage {
+    /// Starts the engine thread; the receiver gets its result once every
+    /// batch it read is handed to the sink (or the sink stopped).
+    pub(super) fn spawn(
+        self,
+        engine: Engine,
+        from_source: mpsc::Receiver<ToEngine>,
+        to_sink: mpsc::Sender<Published>,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<oneshot::Receiver<Result<(), RuntimeError>>, RuntimeError> {
+        let EngineStage {
+            gate,
+            allow_outside,
+            brokers,
+            timings,
+            runner,
+            control,
+        } = self;
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("quiver-engine".to_owned())
+            .spawn(move || {
+                let strategies = engine.strategy_count();
+                let inference = PoolInference {
+                    runner,
+                    sync: ModelSync::default(),
+                    telemetry: Arc::clone(&telemetry),
+                    last_sync: Instant::now(),
+                };
+                let mut driver =
+                    Driver::new(engine, inference, Cadence::Overlapped).with_control(control);
+                let mut feed = LiveFeed {
+                    from_source,
+                    gate: gate.clone(),
+                    telemetry: Arc::clone(&telemetry),
+                };
+                let mut consumer = Encoder {
+                    gate,
+                    allow_outside,
+                    brokers,
+                    timings,
+                    to_sink,
+                    telemetry,
+                    sync: StatsSync::new(strategies),
+                    last_sync: Instant::now(),
+                };
+                // A stop here means the sink stopped; it reports why.
+                let _ = driver.run(&mut feed, &mut consumer);
+                consumer.sync_stats(driver.engine());
+                let _ = done_tx.send(Ok(()));
+            })
+            .map_err(|_| RuntimeError::EngineThread)?;
+        Ok(done_rx)
+    }
+}
+
+/// The source task's batches, with the session gate applied.
+struct LiveFeed {
+    from_source: mpsc::Receiver<ToEngine>,
+    gate: Gate,
+    telemetry: Arc<Telemetry>,
+}
+
+impl Feed for LiveFeed {
+    type Batch = LiveBatch;
+
+    fn next(&mut self, wait: bool) -> Next<LiveBatch> {
+        let next = if wait {
+            self.from_source.blocking_recv()
+        } else {
+            match self.from_source.try_recv() {
+                Ok(next) => Some(next),
+                Err(mpsc::error::TryRecvError::Empty) => return Next::Idle,
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            }
+        };
+        match next {
+            Some(ToEngine::Batch(batch)) => {
+                self.telemetry
+                    .metrics
+                    .queue_depth_engine
+                    .set(self.from_source.len() as f64);
+                Next::Batch(LiveBatch::new(batch, &self.gate))
+            }
+            Some(ToEngine::Wake) => Next::Idle,
+            None => Next::End,
+        }
+    }
+}
+
+/// A source batch and which of its ticks the session gate lets through.
+struct LiveBatch {
+    batch: TickBatch,
+    admitted: Vec<bool>,
+}
+
+impl LiveBatch {
+    fn new(batch: TickBatch, gate: &Gate) -> Self {
+        let admitted = batch.ticks.iter().map(|t| gate.admits(&t.tick)).collect();
+        LiveBatch { batch, admitted }
+    }
+}
+
+impl Batch for LiveBatch {
+    fn ticks(&self) -> impl Iterator<Item = (u64, &Tick)> {
+        self.batch
+            .ticks
+            .iter()
+            .zip(&self.admitted)
+            .filter(|(_, admitted)| **admitted)
+            .map(|(live, _)| (live.seq, &live.tick))
+    }
+}
+
+/// The inference pool, overlapped with dispatch, and its metrics.
+struct PoolInference {
+    /// `None` without ML strategies: nothing ever asks for a model.
+    runner: Option<PoolRunner>,
+    sync: ModelSync,
+    telemetry: Arc<Telemetry>,
+    last_sync: Instant,
+}
+
+impl Inference for PoolInference {
+    type Ticket = Option<Submitted>;
+
+    fn submit(&mut self, batch: &ModelBatch<'_>) -> Option<Submitted> {
+        self.runner.as_mut().map(|runner| runner.submit(batch))
+    }
+
+    fn collect(
+        &mut self,
+        ticket: Option<Submitted>,
+        _batch: &ModelBatch<'_>,
+        results: &mut ModelResults,
+    ) {
+        // Without a runner there is nothing to collect: any request counts
+        // as failed.
+        if let (Some(runner), Some(submitted)) = (&mut self.runner, ticket) {
+            runner.collect(submitted, results);
+            if self.last_sync.elapsed() >= SYNC_EVERY {
+                self.sync.sync(runner, &self.telemetry);
+                self.last_sync = Instant::now();
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(runner) = &self.runner {
+            self.sync.sync(runner, &self.telemetry);
+        }
+    }
+}
+
+/// Counts and encodes each finished batch's signals, one JSON line per
+/// broker, and hands the batch to the sink.
+struct Encoder {
+    gate: Gate,
+    allow_outside: Vec<bool>,
+    brokers: Vec<Vec<(u32, Arc<str>)>>,
+    timings: Vec<Histogram>,
+    to_sink: mpsc::Sender<Published>,
+    telemetry: Arc<Telemetry>,
+    sync: StatsSync,
+    last_sync: Instant,
+}
+
+impl Consumer<LiveBatch> for Encoder {
+    fn dispatched(&mut self, _engine: &Engine, batch: &LiveBatch) {
+        let metrics = &self.telemetry.metrics;
+        let dispatched = batch.admitted.iter().filter(|a| **a).count() as u64;
+        metrics.ticks_processed.inc_by(dispatched);
+        metrics
+            .ticks_outside_session
+            .inc_by(batch.admitted.len() as u64 - dispatched);
+        for letter in &batch.batch.rejected {
+            if let Some(counter) = metrics.rejected(letter.category) {
+                counter.inc();
+            }
+            tracing::warn!(
+                category = letter.category,
+                origin = letter.origin,
+                "dead-lettering an entry: {}",
+                letter.reason
+            );
+        }
+    }
+
+    fn complete(
+        &mut self,
+        engine: &Engine,
+        batches: std::vec::Drain<'_, LiveBatch>,
+        out: &mut Output,
+    ) -> ControlFlow<()> {
+        crate::publish::log_events(engine, out);
+        let mut signals = out.signals.iter().peekable();
+        for LiveBatch { batch, .. } in batches {
+            let mut encoded = SignalBatch::default();
+            // Ticks of a batch need not be in seq order (several partition
+            // streams), but signals follow dispatch order: scan forward.
+            let mut cursor = 0;
+            while let Some(signal) = signals.peek() {
+                while cursor < batch.ticks.len() && batch.ticks[cursor].seq != signal.seq {
+                    cursor += 1;
+                }
+                let Some(live) = batch.ticks.get(cursor) else {
+                    break; // a later batch's signal
+                };
+                self.count_and_encode(engine, signal, live, &mut encoded);
+                signals.next();
+            }
+            encoded.dead_letters = batch.rejected;
+            let published = Published {
+                signals: encoded,
+                ack: batch.ack,
+                arrived: batch.arrived,
+                ticks: batch.ticks.len() as u64,
+            };
+            if self.to_sink.blocking_send(published).is_err() {
+                return ControlFlow::Break(()); // the sink stopped; it reports why
+            }
+            self.telemetry
+                .metrics
+                .queue_depth_sink
+                .set((self.to_sink.max_capacity() - self.to_sink.capacity()) as f64);
+        }
+        if let Some(signal) = signals.next() {
+            tracing::error!(seq = signal.seq, "a signal's tick is not in its batch");
+        }
+        if self.last_sync.elapsed() >= SYNC_EVERY {
+            self.sync_stats(engine);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl Encoder {
+    fn sync_stats(&mut self, engine: &Engine) {
+        self.sync.sync(engine, &self.telemetry, &self.timings);
+        self.last_sync = Instant::now();
+    }
+
+    fn count_and_encode(
+        &self,
+        engine: &Engine,
+        signal: &EngineSignal,
+        live: &LiveTick,
+        out: &mut SignalBatch,
+    ) {
+        let metrics: &ServiceMetrics = &self.telemetry.metrics;
+        let s = signal.strategy.index();
+        if !self.gate.is_open(live.tick.ts_ns) && !self.allow_outside[s] {
+            metrics.dropped_outside_session().inc();
+            return;
+        }
+        let side = match signal.decision.side {
+            Side::Buy => 0,
+            Side::Sell => 1,
+        };
+        metrics.signals[s][side].inc();
+        self.encode(engine, signal, live, out);
+    }
+
+    /// One JSON line per broker of the signal's strategy, as `quiver replay`
+    /// writes them, plus the tick's correlation id.
+    fn encode(
+        &self,
+        engine: &Engine,
+        signal: &EngineSignal,
+        live: &LiveTick,
+        out: &mut SignalBatch,
+    ) {
+        let strategy_id = engine.strategy_id(signal.strategy);
+        for (broker_idx, broker) in &self.brokers[signal.strategy.index()] {
+            let start = out.buf.len();
+            let record = crate::publish::signal_record(
+                engine,
+                signal,
+                broker,
+                live.correlation_id.as_deref(),
+            );
+            let signal_id = record.signal_id;
+            // Writing into a Vec cannot fail; a rendering error drops only
+            // this line and is logged.
+            if let Err(err) = encode_signal(&record, &mut out.buf) {
+                out.buf.truncate(start);
+                tracing::error!(%err, strategy = strategy_id, "could not encode a signal");
+                continue;
+            }
+            let end = out.buf.len() - 1; // without the newline
+            out.signals.push(OutSignal {
+                broker: Arc::clone(broker),
+                broker_idx: *broker_idx,
+                signal_id,
+                seq: live.seq,
+                origin: live.origin.clone(),
+                payload: start..end,
+            });
+        }
+    }
+}

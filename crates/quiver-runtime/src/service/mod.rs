@@ -1,0 +1,227 @@
+//! The live service: source task → engine thread → sink task.
+//!
+//! Each stage has a module of its own: [`build`] (the engine and its
+//! telemetry from a config), [`source`] (restart preload and the reading
+//! task), [`engine_stage`] (the driver's feed, inference and consumer on the
+//! engine thread), [`sink`] (publish, then acknowledge), [`stats`] (engine
+//! and model counters into metrics), [`watcher`] (model hot swap) and
+//! [`wiring`] (which source and sink the settings name). [`Service::run`]
+//! only connects them.
+
+mod backoff;
+mod build;
+mod engine_stage;
+mod sink;
+mod source;
+mod stats;
+mod watcher;
+pub mod wiring;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quiver_core::{InstrumentToken, Tick};
+use quiver_driver::{ControlHandle, ControlReceiver};
+use quiver_engine::{Engine, EngineError};
+use quiver_io::live::{LiveError, SignalSink, Stop, TickSource};
+use quiver_telemetry::{Histogram, Telemetry};
+use tokio::sync::mpsc;
+
+use crate::models::{ModelSetupError, PoolRunner};
+use crate::session::SessionClock;
+use crate::settings::Settings;
+
+pub use stats::feature_cache_hit_ratio;
+
+/// Why the service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("strategy {id:?} declares {required} ticks of history, above STRATEGY__HISTORY_STORE_SIZE ({limit})")]
+    HistoryTooLong {
+        id: String,
+        required: usize,
+        limit: usize,
+    },
+    #[error("building the engine: {0}")]
+    Engine(#[from] EngineError),
+    #[error("registering metrics: {0}")]
+    Metrics(#[from] quiver_telemetry::RegistryError),
+    #[error("settings: {0}")]
+    Settings(String),
+    #[error("tick source: {0}")]
+    Source(LiveError),
+    #[error("signal sink: {0}")]
+    Sink(LiveError),
+    #[error("acknowledging ticks: {0}")]
+    Ack(LiveError),
+    #[error("could not publish and acknowledge in-flight ticks within the drain timeout ({0:?}); they stay pending and are processed again on the next start")]
+    DrainTimeout(Duration),
+    #[error("the engine thread stopped unexpectedly")]
+    EngineThread,
+    #[error("{0}")]
+    Models(#[from] ModelSetupError),
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Ticks appended to history before the first batch (restart preload).
+    pub preloaded: u64,
+    /// Ticks dispatched to the engine.
+    pub ticks: u64,
+    pub outside_session: u64,
+    pub signals_published: u64,
+    pub duplicates: u64,
+    pub dead_lettered: u64,
+}
+
+/// Which ticks the live path dispatches: inside the session, or outside it
+/// for instruments with a follower that trades outside it.
+#[derive(Clone)]
+struct Gate {
+    session: Option<SessionClock>,
+    outside_instruments: Arc<HashMap<InstrumentToken, bool>>,
+}
+
+impl Gate {
+    fn is_open(&self, ts_ns: i64) -> bool {
+        self.session.as_ref().is_none_or(|c| c.is_open(ts_ns))
+    }
+
+    fn admits(&self, tick: &Tick) -> bool {
+        self.is_open(tick.ts_ns)
+            || self
+                .outside_instruments
+                .get(&tick.instrument)
+                .copied()
+                .unwrap_or(false)
+    }
+}
+
+/// An engine with its telemetry, ready to run.
+pub struct Service {
+    engine: Engine,
+    telemetry: Arc<Telemetry>,
+    settings: Settings,
+    gate: Gate,
+    /// Per strategy: trades ticks outside the session.
+    allow_outside: Vec<bool>,
+    /// Per strategy: (broker index, broker).
+    brokers: Vec<Vec<(u32, Arc<str>)>>,
+    /// Per strategy: evaluation times, for `/strategies` p99.
+    timings: Vec<Histogram>,
+    /// Runs the engine's model requests; `None` without ML strategies.
+    runner: Option<PoolRunner>,
+    models: Option<Arc<quiver_infer::ModelStore>>,
+    control: (ControlHandle, ControlReceiver),
+}
+
+impl Service {
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        Arc::clone(&self.telemetry)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Sends operators' commands (pause, resume, stop, reset, replace) to
+    /// the running engine; they apply between two batches.
+    pub fn control(&self) -> ControlHandle {
+        self.control.0.clone()
+    }
+
+    /// Runs until the source is exhausted or `stop` is raised, then drains:
+    /// every tick read is dispatched, its signals published and the tick
+    /// acknowledged before this returns.
+    pub async fn run<S: TickSource, K: SignalSink>(
+        self,
+        mut source: S,
+        mut sink: K,
+        stop: Stop,
+    ) -> Result<RunReport, RuntimeError> {
+        let Service {
+            mut engine,
+            telemetry,
+            settings,
+            gate,
+            allow_outside,
+            brokers,
+            timings,
+            runner,
+            models,
+            control: (_, control),
+        } = self;
+        let _watcher = models.map(watcher::ModelWatcher::start);
+        tracing::info!(
+            source = source.describe(),
+            sink = sink.describe(),
+            "starting"
+        );
+        let mut report = RunReport::default();
+        report.preloaded = source::preload(&mut source, &mut engine, &gate, &settings).await?;
+        let acker = source.acker().await.map_err(RuntimeError::Source)?;
+        let probe = source.lag_probe().await.map_err(RuntimeError::Source)?;
+        telemetry.status.set_source_connected(true);
+
+        let capacity = settings.quiver.queue_capacity;
+        let (to_engine, from_source) = mpsc::channel(capacity);
+        let (to_sink, from_engine) = mpsc::channel(capacity);
+        // Weak: the queue must close when the source task ends, or the
+        // engine thread would wait for a batch forever.
+        let waker = to_engine.downgrade();
+        control.wake_with(move || {
+            // A full queue wakes the engine anyway.
+            if let Some(to_engine) = waker.upgrade() {
+                let _ = to_engine.try_send(source::ToEngine::Wake);
+            }
+        });
+        let source_task = source::spawn(
+            source,
+            to_engine,
+            Arc::clone(&telemetry),
+            stop.clone(),
+            settings.quiver.batch_size,
+        );
+        let stage = engine_stage::EngineStage {
+            gate,
+            allow_outside,
+            brokers,
+            timings,
+            runner,
+            control,
+        };
+        let engine_thread = stage.spawn(engine, from_source, to_sink, Arc::clone(&telemetry))?;
+        let probe_task = probe.map(|probe| source::spawn_lag_probe(probe, &telemetry, &stop));
+
+        let drain_timeout = Duration::from_millis(settings.quiver.drain_timeout_ms);
+        let sink_result = sink::run(
+            &mut sink,
+            acker,
+            from_engine,
+            &telemetry,
+            stop.clone(),
+            drain_timeout,
+            &mut report,
+        )
+        .await;
+        telemetry.status.set_draining();
+        let flushed = sink.flush().await.map_err(RuntimeError::Sink);
+
+        let source_result = source_task.await.unwrap_or(Err(RuntimeError::EngineThread));
+        let engine_result = engine_thread
+            .await
+            .map_err(|_| RuntimeError::EngineThread)?;
+        if let Some(task) = probe_task {
+            task.abort();
+        }
+        report.ticks = telemetry.metrics.ticks_processed.get();
+        report.outside_session = telemetry.metrics.ticks_outside_session.get();
+        source_result?;
+        engine_result?;
+        sink_result?;
+        flushed?;
+        Ok(report)
+    }
+}
