@@ -7,7 +7,9 @@ use quiver_core::synthetic::{SyntheticSpec, SyntheticTicks};
 use super::{Ack, LiveError, LiveTick, NoAck, NoLag, Stop, TickBatch, TickSource};
 
 /// Emits the seeded random walk of [`SyntheticSpec`] at `rate` ticks per
-/// second, stamped with the wall clock (strictly increasing), for ever.
+/// second, stamped with the wall clock (strictly increasing), for ever — or,
+/// [`generated`](SyntheticSource::generated), a finite spec on its own
+/// timestamps.
 ///
 /// Prices and instruments are deterministic for a seed; timestamps are not,
 /// since a live source's ticks happen now.
@@ -15,6 +17,8 @@ pub struct SyntheticSource {
     ticks: SyntheticTicks,
     instruments: u32,
     rate: f64,
+    /// Keep the generator's own timestamps instead of the wall clock.
+    generated_time: bool,
     started: Option<Instant>,
     emitted: u64,
     last_ts: i64,
@@ -23,14 +27,26 @@ pub struct SyntheticSource {
 impl SyntheticSource {
     /// `rate` ≤ 0 emits as fast as the engine consumes.
     pub fn new(instruments: u32, seed: u64, rate: f64) -> Self {
+        let mut source =
+            SyntheticSource::generated(SyntheticSpec::new(instruments, u64::MAX, seed), rate);
+        source.generated_time = false;
+        source
+    }
+
+    /// The ticks of `spec`, timestamps included, paced at `rate` ticks per
+    /// second, and then the end: the same ticks as `quiver gen` writes for
+    /// `spec`, so a live run on it can be compared with a replay byte for
+    /// byte.
+    pub fn generated(spec: SyntheticSpec, rate: f64) -> Self {
         SyntheticSource {
-            ticks: SyntheticSpec::new(instruments, u64::MAX, seed).iter(),
-            instruments,
+            instruments: spec.instruments,
+            ticks: spec.iter(),
             rate: if rate.is_finite() && rate > 0.0 {
                 rate
             } else {
                 0.0
             },
+            generated_time: true,
             started: None,
             emitted: 0,
             last_ts: 0,
@@ -103,7 +119,9 @@ impl TickSource for SyntheticSource {
             let Some(mut tick) = self.ticks.next() else {
                 break;
             };
-            tick.ts_ns = self.now_ns();
+            if !self.generated_time {
+                tick.ts_ns = self.now_ns();
+            }
             ticks.push(LiveTick::new(tick, self.emitted));
             self.emitted += 1;
         }
