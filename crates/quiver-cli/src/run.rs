@@ -90,6 +90,7 @@ async fn serve(
 ) -> Outcome {
     let service = Service::new(config, models, settings.clone()).context("starting the service")?;
     let telemetry = service.telemetry();
+    let control = service.control();
     let (stop_switch, stop) = Stop::new();
     let stop_switch = std::sync::Arc::new(stop_switch);
     tokio::spawn(forward_signals(std::sync::Arc::clone(&stop_switch)));
@@ -97,7 +98,7 @@ async fn serve(
     let (http_done, http_done_rx) = tokio::sync::oneshot::channel::<()>();
     let http = match settings.http_addr().map_err(anyhow::Error::msg)? {
         Some(addr) => {
-            let (bound, task) = quiver_telemetry::http::serve(addr, telemetry, async {
+            let (bound, task) = quiver_runtime::http::serve(addr, telemetry, control, async {
                 let _ = http_done_rx.await;
             })
             .await

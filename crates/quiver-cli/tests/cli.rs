@@ -1,6 +1,8 @@
 //! End-to-end behaviour of the `quiver` commands: bad tick rows, invalid
 //! configs, `validate`, `gen`, `demo`, `bench` and missing files.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 mod support;
 
 use std::ffi::OsStr;

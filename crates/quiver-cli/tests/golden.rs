@@ -2,6 +2,8 @@
 //! tick formats, parity with the design documents' Python reference
 //! strategies, and the shape and order of every signal line.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 mod support;
 
 use std::collections::{BTreeMap, HashSet};

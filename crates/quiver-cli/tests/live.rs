@@ -11,6 +11,8 @@
 //! them silently. The same goes for `promtool`. Each test uses its own key
 //! prefix, so they share one server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 mod support;
 
 use std::collections::BTreeMap;

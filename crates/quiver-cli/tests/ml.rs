@@ -3,6 +3,8 @@
 //! a refused model taking only its own strategies out of service, and model
 //! references checked with file and line.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 mod support;
 
 use std::ffi::OsString;

@@ -1,6 +1,8 @@
 //! The strategies file: what loads, and the exact message for every way it
 //! can be wrong.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use quiver_config::{load_config, parse_config, Config, ConfigError, ConfigIssue};
 use quiver_strategy::hybrid::{Policy, PolicyKind};
 use quiver_strategy::params::{ParamValue, ParamValues, VALIDATOR_PARAMS};

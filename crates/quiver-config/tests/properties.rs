@@ -1,6 +1,8 @@
 //! Properties over generated files: the loader never panics, always locates
 //! what it reports, and reports each repeated key exactly once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use proptest::prelude::*;
 use quiver_config::{parse_config, ConfigError};
 

@@ -1,6 +1,8 @@
 //! The dispatch loop on the standard scenario (100 strategies × 400
 //! instruments, ~10 followers per instrument), per tick.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use quiver_core::Tick;
 use quiver_engine::scenario::Scenario;

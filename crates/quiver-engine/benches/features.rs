@@ -2,6 +2,8 @@
 //! with 1 and 100 strategies reading `zscore(20)` from the shared store, and
 //! with 1 and 100 strategies each computing their own z-score from history.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use quiver_core::synthetic::SyntheticSpec;
 use quiver_core::{Decision, Metadata, Reasoning, Side, Tick};

@@ -2,6 +2,8 @@
 //! replace swaps an instance in place and starts it fresh, and every refusal
 //! leaves the engine as it was.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use quiver_core::synthetic::SyntheticSpec;
 use quiver_core::{Decision, Metadata, Price, Reasoning, Side, Tick};
 use quiver_engine::scenario::strategy_for;

@@ -6,6 +6,8 @@
 //! on: a row's result depends only on the row); real ONNX models run through
 //! the same path in the CLI tests.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use proptest::prelude::*;
 use quiver_core::synthetic::SyntheticSpec;
 use quiver_core::{Price, Side, Tick};

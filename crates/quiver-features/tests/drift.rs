@@ -3,6 +3,8 @@
 //! recomputed from the window. Length: QUIVER_DRIFT_TICKS (default 300,000;
 //! run 10,000,000 with `--release` to reproduce the documented figure).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use quiver_core::synthetic::SyntheticSpec;
 use quiver_core::HistoryRing;
 use quiver_features::{exact, FeatureSpec, InstrumentFeatures};

@@ -1,5 +1,7 @@
 //! Every feature against a naive full-window recomputation, on random walks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use proptest::prelude::*;
 use quiver_core::{HistoryRing, Price};
 use quiver_features::{exact, FeatureSpec, InstrumentFeatures};

@@ -1,6 +1,8 @@
 //! `exact::mean` / `exact::pstdev` against CPython's `statistics` module on
 //! 3,000 committed windows (scripts/gen_stats_fixture.py).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use quiver_features::exact;
 
 /// Each fixture line as (line number, window, Python's mean, Python's pstdev).

@@ -1,6 +1,8 @@
 //! SMA, EMA, RSI and STDDEV against TA-Lib 0.6.7 on a committed series
 //! (scripts/gen_feature_fixtures.py writes the fixture; no Python needed here).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use quiver_core::{HistoryRing, Price};
 use quiver_features::{FeatureSpec, InstrumentFeatures};
 

@@ -9,6 +9,8 @@
 //! Criterion reports time per call; divide by the batch for the per-row cost
 //! (the throughput line gives rows/s directly).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use std::path::PathBuf;
 use std::time::Duration;
 

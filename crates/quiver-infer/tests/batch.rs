@@ -1,6 +1,8 @@
 //! Micro-batching: one backend call per model per batch, results in request
 //! order, and the same results whatever the batch size.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 mod common;
 
 use common::Fake;

@@ -2,6 +2,8 @@
 //! with rollback, change polling. Runs on tract (always available) with the
 //! shipped linear and MLP models.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 mod common;
 
 use std::path::{Path, PathBuf};

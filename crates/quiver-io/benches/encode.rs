@@ -1,6 +1,8 @@
 //! Cost of encoding one signal line (`encode_signal`), as replay and the live
 //! service do for every signal and broker.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use std::fmt;
 
 use criterion::{criterion_group, criterion_main, Criterion};

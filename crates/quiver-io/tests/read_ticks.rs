@@ -1,5 +1,7 @@
 //! Reading tick files: formats, exact prices, and every kind of bad row.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use std::io::{self, Cursor, Read};
 
 use quiver_core::{Price, Tick};

@@ -1,5 +1,7 @@
 //! Property tests: whatever valid ticks go in come back out unchanged.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use std::io::Cursor;
 
 use proptest::prelude::*;

@@ -1,5 +1,7 @@
 //! Writing ticks and signals: exact text, determinism, round trips.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use std::io::Cursor;
 
 use quiver_core::synthetic::SyntheticSpec;

@@ -6,6 +6,8 @@
 //! it would have emitted had it never been paused (it decides from the
 //! shared history, which kept growing).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,8 @@
 //! `scripts/test.sh` does that); skipped without it unless
 //! `QUIVER_REQUIRE_REDIS=1`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,7 +1,7 @@
-//! The HTTP side: `/metrics`, `/health`, `/ready`, `/strategies`.
+//! The read-only HTTP routes: `/metrics`, `/health`, `/ready`,
+//! `/strategies`. The runtime serves them (`quiver_runtime::http`) beside
+//! its own routes that change things.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -15,7 +15,7 @@ use crate::Telemetry;
 /// Content type of the Prometheus text format.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The router, for tests and for embedding.
+/// The read-only routes, served by the runtime (and by tests).
 pub fn router(telemetry: Arc<Telemetry>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
@@ -23,24 +23,6 @@ pub fn router(telemetry: Arc<Telemetry>) -> Router {
         .route("/ready", get(ready))
         .route("/strategies", get(strategies))
         .with_state(telemetry)
-}
-
-/// Binds `addr` (port 0 picks a free port) and serves until `shutdown`
-/// resolves. Returns the bound address and the server task.
-pub async fn serve(
-    addr: SocketAddr,
-    telemetry: Arc<Telemetry>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let app = router(telemetry);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-    });
-    Ok((bound, task))
 }
 
 async fn metrics(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {

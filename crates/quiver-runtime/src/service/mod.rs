@@ -159,8 +159,10 @@ impl Service {
             sink = sink.describe(),
             "starting"
         );
-        let mut report = RunReport::default();
-        report.preloaded = source::preload(&mut source, &mut engine, &gate, &settings).await?;
+        let mut report = RunReport {
+            preloaded: source::preload(&mut source, &mut engine, &gate, &settings).await?,
+            ..RunReport::default()
+        };
         let acker = source.acker().await.map_err(RuntimeError::Source)?;
         let probe = source.lag_probe().await.map_err(RuntimeError::Source)?;
         telemetry.status.set_source_connected(true);

@@ -41,7 +41,7 @@ pub enum AnySource {
 /// The signal sink the settings name (`quiver.sink`).
 pub enum AnySink {
     Jsonl(JsonlSink),
-    Redis(RedisSignalSink),
+    Redis(Box<RedisSignalSink>),
 }
 
 pub enum AnyAcker {
@@ -87,14 +87,14 @@ impl AnySink {
             SinkKind::Jsonl(path) => {
                 AnySink::Jsonl(JsonlSink::new(path.display().to_string(), create(&path)?))
             }
-            SinkKind::Redis => AnySink::Redis(
+            SinkKind::Redis => AnySink::Redis(Box::new(
                 RedisSignalSink::connect(settings.redis_sink_config())
                     .await
                     .map_err(|source| WiringError::Connect {
                         context: "connecting the redis signal sink",
                         source,
                     })?,
-            ),
+            )),
         })
     }
 }
