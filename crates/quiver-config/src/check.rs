@@ -458,8 +458,8 @@ impl Checker {
             instruments,
             enabled,
             validator: StandardValidator {
-                min_confidence: validator_values.float("min_confidence"),
-                max_quantity: validator_values.quantity("max_quantity"),
+                min_confidence: validator_values.float(&quiver_strategy::params::MIN_CONFIDENCE),
+                max_quantity: validator_values.quantity(&quiver_strategy::params::MAX_QUANTITY),
             },
             line: row_at.line,
             models: std::mem::take(&mut self.model_refs),
@@ -573,7 +573,9 @@ impl Checker {
                         &model,
                         subset(ml::PARAMS),
                     ))),
-                    policy: Policy::majority_vote(params.values.float("min_conf")),
+                    policy: Policy::majority_vote(
+                        params.values.float(&quiver_strategy::hybrid::MIN_CONF),
+                    ),
                 })
             }
             _ => {
@@ -807,8 +809,10 @@ impl Checker {
             return;
         }
         let (high, low) = (
-            params.values.float("overbought"),
-            params.values.float("oversold"),
+            params
+                .values
+                .float(&quiver_strategy::rules::rsi::OVERBOUGHT),
+            params.values.float(&quiver_strategy::rules::rsi::OVERSOLD),
         );
         if high > low {
             return;

@@ -222,7 +222,7 @@ fn validator_params_default_when_absent() {
     assert_eq!(
         config.strategies[0].validator,
         StandardValidator {
-            min_confidence: defaults.float("min_confidence"),
+            min_confidence: defaults.float(&quiver_strategy::params::MIN_CONFIDENCE),
             max_quantity: 7
         }
     );
@@ -934,7 +934,10 @@ fn ml_rows_load_with_their_model_and_features() {
             "price"
         ]
     );
-    assert_eq!(ml.params.float("confidence_threshold"), 0.7);
+    assert_eq!(
+        ml.params.get("confidence_threshold"),
+        Some(quiver_strategy::ParamValue::Float(0.7))
+    );
     assert_eq!(config.strategies[0].models[0].line, 6);
     assert_eq!(
         config.strategies[0].models[0].path,

@@ -247,9 +247,9 @@ const PROBABILITY_SLACK: f32 = 1e-3;
 impl PostProcessor {
     pub fn from_params(p: &ParamValues) -> Self {
         PostProcessor {
-            confidence_threshold: p.float("confidence_threshold"),
-            quantity: p.quantity("position_size"),
-            temperature: p.float("temperature"),
+            confidence_threshold: p.float(&CONFIDENCE_THRESHOLD),
+            quantity: p.quantity(&POSITION_SIZE),
+            temperature: p.float(&TEMPERATURE),
         }
     }
 

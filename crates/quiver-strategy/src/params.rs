@@ -254,6 +254,8 @@ impl ParamValues {
         }
     }
 
+    /// The value of the parameter named `name`, if declared (for reading
+    /// a description generically; strategies use the typed accessors).
     pub fn get(&self, name: &str) -> Option<ParamValue> {
         self.defs
             .iter()
@@ -261,56 +263,82 @@ impl ParamValues {
             .map(|at| self.values[at])
     }
 
-    /// An integer parameter (its default if the declaration is not an int).
-    pub fn int(&self, name: &str) -> i64 {
-        match self.get(name) {
-            Some(ParamValue::Int(v)) => v,
-            _ => 0,
+    /// The value of `def`. Accessors take the declaration itself, so a
+    /// misspelled name does not compile; a declaration the strategy does
+    /// not list is a bug caught by the tests (every registered type is
+    /// built from its defaults, with debug assertions on) and otherwise
+    /// reads as the declaration's default — never as 0, NaN or "".
+    fn value(&self, def: &ParamDef) -> ParamValue {
+        match self.get(def.name) {
+            Some(value) => value,
+            None => {
+                debug_assert!(false, "parameter {:?} is not declared here", def.name);
+                def.default
+            }
+        }
+    }
+
+    /// An integer parameter.
+    pub fn int(&self, def: &ParamDef) -> i64 {
+        match (self.value(def), def.default) {
+            (ParamValue::Int(v), _) | (_, ParamValue::Int(v)) => v,
+            _ => {
+                debug_assert!(false, "parameter {:?} is not an integer", def.name);
+                0
+            }
         }
     }
 
     /// A float parameter; integer values widen.
-    pub fn float(&self, name: &str) -> f64 {
-        match self.get(name) {
-            Some(ParamValue::Float(v)) => v,
-            Some(ParamValue::Int(v)) => v as f64,
-            _ => f64::NAN,
+    pub fn float(&self, def: &ParamDef) -> f64 {
+        match (self.value(def), def.default) {
+            (ParamValue::Float(v), _) | (_, ParamValue::Float(v)) => v,
+            (ParamValue::Int(v), _) | (_, ParamValue::Int(v)) => v as f64,
+            _ => {
+                debug_assert!(false, "parameter {:?} is not a number", def.name);
+                0.0
+            }
         }
     }
 
-    pub fn choice(&self, name: &str) -> &'static str {
-        match self.get(name) {
-            Some(ParamValue::Choice(v)) => v,
-            _ => "",
+    /// A choice parameter.
+    pub fn choice(&self, def: &ParamDef) -> &'static str {
+        match (self.value(def), def.default) {
+            (ParamValue::Choice(v), _) | (_, ParamValue::Choice(v)) => v,
+            _ => {
+                debug_assert!(false, "parameter {:?} is not a choice", def.name);
+                ""
+            }
         }
     }
 
     /// A count parameter (validated non-negative at load).
-    pub fn count(&self, name: &str) -> usize {
-        usize::try_from(self.int(name)).unwrap_or(0)
+    pub fn count(&self, def: &ParamDef) -> usize {
+        usize::try_from(self.int(def)).unwrap_or(0)
     }
 
     /// A quantity parameter (validated positive at load).
-    pub fn quantity(&self, name: &str) -> u64 {
-        u64::try_from(self.int(name)).unwrap_or(0)
+    pub fn quantity(&self, def: &ParamDef) -> u64 {
+        u64::try_from(self.int(def)).unwrap_or(0)
     }
 }
 
 /// Parameters every top-level strategy row accepts: the standard validator's.
-pub const VALIDATOR_PARAMS: &[ParamDef] = &[
-    ParamDef {
-        name: "min_confidence",
-        kind: ParamKind::unit_interval(),
-        default: ParamValue::Float(0.0),
-        doc: "signals below this confidence are dropped",
-    },
-    ParamDef {
-        name: "max_quantity",
-        kind: ParamKind::int_at_least(1),
-        default: ParamValue::Int(1_000_000_000),
-        doc: "signals above this quantity are dropped",
-    },
-];
+pub const VALIDATOR_PARAMS: &[ParamDef] = &[MIN_CONFIDENCE, MAX_QUANTITY];
+
+pub const MIN_CONFIDENCE: ParamDef = ParamDef {
+    name: "min_confidence",
+    kind: ParamKind::unit_interval(),
+    default: ParamValue::Float(0.0),
+    doc: "signals below this confidence are dropped",
+};
+
+pub const MAX_QUANTITY: ParamDef = ParamDef {
+    name: "max_quantity",
+    kind: ParamKind::int_at_least(1),
+    default: ParamValue::Int(1_000_000_000),
+    doc: "signals above this quantity are dropped",
+};
 
 #[cfg(test)]
 mod tests {

@@ -268,3 +268,55 @@ impl StrategySpec {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ml::{ModelInfo, ModelOutput};
+
+    /// Every parameter a strategy reads is one it declares: each type is
+    /// built from its declared defaults, and an undeclared lookup fails a
+    /// debug assertion.
+    #[test]
+    fn every_type_builds_from_its_declared_defaults() {
+        let catalog = vec![ModelInfo {
+            name: "m".to_owned(),
+            n_features: ml::ML_MOMENTUM_FEATURES.len(),
+            output: ModelOutput::Classifier {
+                classes: vec![-1, 0, 1],
+            },
+        }];
+        let rules = |ty: RulesType| {
+            StrategySpec::Rules(ty, ParamValues::defaults(ty.strategy_type().params()))
+        };
+        for ty in [
+            RulesType::Momentum,
+            RulesType::MeanReversion,
+            RulesType::Rsi,
+            RulesType::Breakout,
+        ] {
+            let built = rules(ty).build(&catalog).unwrap();
+            assert_eq!(built.strategy().name(), ty.strategy_type().name());
+        }
+        let ml = StrategySpec::Ml(MlSpec::ml_momentum(
+            "m",
+            ParamValues::defaults(StrategyType::MlMomentum.params()),
+        ));
+        assert!(ml.build(&catalog).unwrap().model().is_some());
+        let policy = Policy::from_params(&ParamValues::defaults(hybrid::PARAMS));
+        let hybrid = StrategySpec::Hybrid {
+            rules: Box::new(rules(RulesType::Momentum)),
+            ml: Box::new(ml),
+            policy,
+        };
+        assert!(matches!(hybrid.build(&catalog).unwrap(), Logic::Model(_)));
+    }
+
+    #[test]
+    #[should_panic(expected = "not declared")]
+    #[cfg(debug_assertions)]
+    fn reading_an_undeclared_parameter_is_loud() {
+        let momentum = ParamValues::defaults(StrategyType::Momentum.params());
+        momentum.float(&crate::rules::rsi::OVERSOLD);
+    }
+}

@@ -13,7 +13,7 @@
 
 mod policy;
 
-pub use policy::{Policy, PolicyKind, PARAMS};
+pub use policy::{Policy, PolicyKind, MIN_CONF, PARAMS};
 
 use quiver_core::{Decision, InstrumentToken, Tick};
 

@@ -53,39 +53,42 @@ impl PolicyKind {
 }
 
 /// Parameters of a hybrid row (besides its `rules` and `ml` parts).
-pub const PARAMS: &[ParamDef] = &[
-    ParamDef {
-        name: "policy",
-        kind: ParamKind::Choice(PolicyKind::NAMES),
-        default: ParamValue::Choice("majority_vote"),
-        doc: "how the two decisions are joined",
-    },
-    ParamDef {
-        name: "min_conf",
-        kind: ParamKind::unit_interval(),
-        default: ParamValue::Float(0.55),
-        doc:
-            "majority_vote: ML confidence needed to override; threshold_escalation: base confidence",
-    },
-    ParamDef {
-        name: "high_vol_conf",
-        kind: ParamKind::unit_interval(),
-        default: ParamValue::Float(0.75),
-        doc: "threshold_escalation: confidence needed when volatility is high",
-    },
-    ParamDef {
-        name: "vol_threshold",
-        kind: ParamKind::positive_float(),
-        default: ParamValue::Float(0.002),
-        doc: "threshold_escalation: volatility (std-dev of one-tick returns) counted as high",
-    },
-    ParamDef {
-        name: "vol_lookback",
-        kind: ParamKind::int_at_least(2),
-        default: ParamValue::Int(20),
-        doc: "threshold_escalation: one-tick returns in the volatility window",
-    },
-];
+pub const POLICY: ParamDef = ParamDef {
+    name: "policy",
+    kind: ParamKind::Choice(PolicyKind::NAMES),
+    default: ParamValue::Choice("majority_vote"),
+    doc: "how the two decisions are joined",
+};
+
+pub const MIN_CONF: ParamDef = ParamDef {
+    name: "min_conf",
+    kind: ParamKind::unit_interval(),
+    default: ParamValue::Float(0.55),
+    doc: "majority_vote: ML confidence needed to override; threshold_escalation: base confidence",
+};
+
+pub const HIGH_VOL_CONF: ParamDef = ParamDef {
+    name: "high_vol_conf",
+    kind: ParamKind::unit_interval(),
+    default: ParamValue::Float(0.75),
+    doc: "threshold_escalation: confidence needed when volatility is high",
+};
+
+pub const VOL_THRESHOLD: ParamDef = ParamDef {
+    name: "vol_threshold",
+    kind: ParamKind::positive_float(),
+    default: ParamValue::Float(0.002),
+    doc: "threshold_escalation: volatility (std-dev of one-tick returns) counted as high",
+};
+
+pub const VOL_LOOKBACK: ParamDef = ParamDef {
+    name: "vol_lookback",
+    kind: ParamKind::int_at_least(2),
+    default: ParamValue::Int(20),
+    doc: "threshold_escalation: one-tick returns in the volatility window",
+};
+
+pub const PARAMS: &[ParamDef] = &[POLICY, MIN_CONF, HIGH_VOL_CONF, VOL_THRESHOLD, VOL_LOOKBACK];
 
 /// A decision policy with its parameters. Small, `Copy`, and pure.
 ///
@@ -115,11 +118,11 @@ pub struct Policy {
 impl Policy {
     pub fn from_params(p: &ParamValues) -> Self {
         Policy {
-            kind: PolicyKind::from_name(p.choice("policy")).unwrap_or(PolicyKind::MajorityVote),
-            min_conf: p.float("min_conf"),
-            high_vol_conf: p.float("high_vol_conf"),
-            vol_threshold: p.float("vol_threshold"),
-            vol_lookback: p.count("vol_lookback"),
+            kind: PolicyKind::from_name(p.choice(&POLICY)).unwrap_or(PolicyKind::MajorityVote),
+            min_conf: p.float(&MIN_CONF),
+            high_vol_conf: p.float(&HIGH_VOL_CONF),
+            vol_threshold: p.float(&VOL_THRESHOLD),
+            vol_lookback: p.count(&VOL_LOOKBACK),
         }
     }
 

@@ -7,16 +7,14 @@ use super::{LOOKBACK_PERIODS, POSITION_SIZE};
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
 use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
 
-pub const PARAMS: &[ParamDef] = &[
-    LOOKBACK_PERIODS,
-    ParamDef {
-        name: "min_breakout",
-        kind: ParamKind::non_negative_float(),
-        default: ParamValue::Float(0.0),
-        doc: "relative margin beyond the channel required to fire",
-    },
-    POSITION_SIZE,
-];
+pub const MIN_BREAKOUT: ParamDef = ParamDef {
+    name: "min_breakout",
+    kind: ParamKind::non_negative_float(),
+    default: ParamValue::Float(0.0),
+    doc: "relative margin beyond the channel required to fire",
+};
+
+pub const PARAMS: &[ParamDef] = &[LOOKBACK_PERIODS, MIN_BREAKOUT, POSITION_SIZE];
 
 /// Channel breakout (Donchian).
 ///
@@ -47,9 +45,9 @@ impl Breakout {
 
     pub fn from_params(p: &ParamValues) -> Self {
         Breakout::new(
-            p.count("lookback_periods"),
-            p.float("min_breakout"),
-            p.quantity("position_size"),
+            p.count(&LOOKBACK_PERIODS),
+            p.float(&MIN_BREAKOUT),
+            p.quantity(&POSITION_SIZE),
         )
     }
 }

@@ -7,16 +7,14 @@ use super::{LOOKBACK_PERIODS, POSITION_SIZE};
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
 use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
 
-pub const PARAMS: &[ParamDef] = &[
-    LOOKBACK_PERIODS,
-    ParamDef {
-        name: "z_entry",
-        kind: ParamKind::positive_float(),
-        default: ParamValue::Float(1.0),
-        doc: "|z-score| at which to enter",
-    },
-    POSITION_SIZE,
-];
+pub const Z_ENTRY: ParamDef = ParamDef {
+    name: "z_entry",
+    kind: ParamKind::positive_float(),
+    default: ParamValue::Float(1.0),
+    doc: "|z-score| at which to enter",
+};
+
+pub const PARAMS: &[ParamDef] = &[LOOKBACK_PERIODS, Z_ENTRY, POSITION_SIZE];
 
 /// Mean reversion on a z-score, exactly as seed 002's
 /// `RulesMeanReversionProcessor`.
@@ -46,9 +44,9 @@ impl MeanReversion {
 
     pub fn from_params(p: &ParamValues) -> Self {
         MeanReversion::new(
-            p.count("lookback_periods"),
-            p.float("z_entry"),
-            p.quantity("position_size"),
+            p.count(&LOOKBACK_PERIODS),
+            p.float(&Z_ENTRY),
+            p.quantity(&POSITION_SIZE),
         )
     }
 }

@@ -7,16 +7,14 @@ use super::{LOOKBACK_PERIODS, POSITION_SIZE};
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
 use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
 
-pub const PARAMS: &[ParamDef] = &[
-    LOOKBACK_PERIODS,
-    ParamDef {
-        name: "threshold",
-        kind: ParamKind::positive_float(),
-        default: ParamValue::Float(0.01),
-        doc: "relative move that triggers a signal",
-    },
-    POSITION_SIZE,
-];
+pub const THRESHOLD: ParamDef = ParamDef {
+    name: "threshold",
+    kind: ParamKind::positive_float(),
+    default: ParamValue::Float(0.01),
+    doc: "relative move that triggers a signal",
+};
+
+pub const PARAMS: &[ParamDef] = &[LOOKBACK_PERIODS, THRESHOLD, POSITION_SIZE];
 
 /// Momentum, exactly as seed 002's `RulesMomentumProcessor`.
 ///
@@ -44,9 +42,9 @@ impl Momentum {
 
     pub fn from_params(p: &ParamValues) -> Self {
         Momentum::new(
-            p.count("lookback_periods"),
-            p.float("threshold"),
-            p.quantity("position_size"),
+            p.count(&LOOKBACK_PERIODS),
+            p.float(&THRESHOLD),
+            p.quantity(&POSITION_SIZE),
         )
     }
 }

@@ -7,27 +7,28 @@ use super::POSITION_SIZE;
 use crate::params::{ParamDef, ParamKind, ParamValue, ParamValues};
 use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
 
-pub const PARAMS: &[ParamDef] = &[
-    ParamDef {
-        name: "period",
-        kind: ParamKind::int_at_least(2),
-        default: ParamValue::Int(14),
-        doc: "price changes averaged",
-    },
-    ParamDef {
-        name: "oversold",
-        kind: ParamKind::open_percent(),
-        default: ParamValue::Float(30.0),
-        doc: "RSI below this buys",
-    },
-    ParamDef {
-        name: "overbought",
-        kind: ParamKind::open_percent(),
-        default: ParamValue::Float(70.0),
-        doc: "RSI above this sells; must exceed oversold",
-    },
-    POSITION_SIZE,
-];
+pub const PERIOD: ParamDef = ParamDef {
+    name: "period",
+    kind: ParamKind::int_at_least(2),
+    default: ParamValue::Int(14),
+    doc: "price changes averaged",
+};
+
+pub const OVERSOLD: ParamDef = ParamDef {
+    name: "oversold",
+    kind: ParamKind::open_percent(),
+    default: ParamValue::Float(30.0),
+    doc: "RSI below this buys",
+};
+
+pub const OVERBOUGHT: ParamDef = ParamDef {
+    name: "overbought",
+    kind: ParamKind::open_percent(),
+    default: ParamValue::Float(70.0),
+    doc: "RSI above this sells; must exceed oversold",
+};
+
+pub const PARAMS: &[ParamDef] = &[PERIOD, OVERSOLD, OVERBOUGHT, POSITION_SIZE];
 
 /// Relative Strength Index on simple averages (Cutler's RSI, seed 000's
 /// `rsi_simple`), so it depends only on the window and never on how long the
@@ -63,10 +64,10 @@ impl Rsi {
 
     pub fn from_params(p: &ParamValues) -> Self {
         Rsi::new(
-            p.count("period"),
-            p.float("oversold"),
-            p.float("overbought"),
-            p.quantity("position_size"),
+            p.count(&PERIOD),
+            p.float(&OVERSOLD),
+            p.float(&OVERBOUGHT),
+            p.quantity(&POSITION_SIZE),
         )
     }
 }
