@@ -64,7 +64,8 @@ impl ControlReceiver {
     /// Calls `wake` after each command is sent, so a driver waiting for its
     /// next batch applies the command even while no ticks arrive (the feed
     /// turns the wake-up into a [`Next::Idle`](crate::Next::Idle)). Set
-    /// once; later calls are ignored.
+    /// once; later calls are ignored. The driver keeps `wake` for as long as
+    /// it runs, so it must not keep the feed open: hold a weak sender.
     pub fn wake_with(&self, wake: impl Fn() + Send + Sync + 'static) {
         let _ = self.wake.set(Box::new(wake));
     }
