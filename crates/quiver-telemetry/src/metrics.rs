@@ -409,3 +409,128 @@ impl ServiceMetrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let strategy = |id: &str, type_name: &str, kind| StrategyDesc {
+            id: id.to_owned(),
+            type_name: type_name.to_owned(),
+            kind,
+        };
+        Catalog {
+            strategies: vec![
+                strategy("momentum-fast", "momentum", StrategyKind::Rules),
+                strategy("rsi-revert", "rsi", StrategyKind::Rules),
+                strategy("momentum-slow", "momentum", StrategyKind::Rules),
+                strategy("lgbm-edge", "ml:lgbm", StrategyKind::Ml),
+            ],
+            brokers: vec!["zerodha".to_owned(), "upstox".to_owned()],
+            instruments: vec![256_265, 738_561],
+            models: vec!["lgbm-v1".to_owned(), "edge-net".to_owned()],
+            inference_latency_bounds_ns: &[100_000, 1_000_000],
+            batch_size_bounds: &[1, 8, 64],
+            ml_drop_reasons: &["features_not_finite", "timeout"],
+        }
+    }
+
+    /// Gives every handle its own value, so a series wired to the wrong
+    /// handle shows in the exposition.
+    fn touch_every_handle(m: &ServiceMetrics) {
+        let mut next = 0u64;
+        let mut value = || {
+            next += 1;
+            next
+        };
+        let counters = [
+            &m.ticks_processed,
+            &m.ticks_outside_session,
+            &m.ticks_unrouted,
+        ]
+        .into_iter()
+        .chain(&m.ticks_rejected)
+        .chain(m.signals.iter().flatten())
+        .chain(&m.published)
+        .chain(&m.duplicates)
+        .chain(&m.dropped)
+        .chain(&m.panics_by_type)
+        .chain(&m.model_inferences)
+        .chain(&m.ml_drops);
+        for counter in counters {
+            counter.inc_by(value());
+        }
+        let gauges = [
+            &m.source_lag,
+            &m.pending_entries,
+            &m.queue_depth_engine,
+            &m.queue_depth_sink,
+            &m.queue_capacity,
+            &m.feature_cache_hit_ratio,
+        ]
+        .into_iter()
+        .chain(&m.ring_utilization)
+        .chain(&m.model_load_seconds)
+        .chain(&m.inference_queue_depth);
+        for gauge in gauges {
+            gauge.set(value() as f64);
+        }
+        let histograms = [&m.tick_latency]
+            .into_iter()
+            .chain(&m.processing_by_type)
+            .chain(&m.model_latency)
+            .chain(&m.model_batch_size);
+        for histogram in histograms {
+            histogram.observe_ns_n(value() * 500_000, value());
+        }
+    }
+
+    #[test]
+    fn exposition_of_a_full_catalog_is_unchanged() {
+        let registry = Registry::new();
+        let metrics = ServiceMetrics::register(&registry, &catalog()).unwrap();
+        touch_every_handle(&metrics);
+        metrics.set_state(0, "active");
+        metrics.set_state(1, "quarantined");
+        metrics.set_state(2, "warmup");
+        assert_eq!(
+            registry.encode(),
+            include_str!("../testdata/full_catalog.prom")
+        );
+    }
+
+    #[test]
+    fn exposition_without_strategies_or_models_is_unchanged() {
+        let registry = Registry::new();
+        let metrics = ServiceMetrics::register(&registry, &Catalog::default()).unwrap();
+        touch_every_handle(&metrics);
+        assert!(metrics.inference_queue_depth.is_none());
+        assert_eq!(
+            registry.encode(),
+            include_str!("../testdata/empty_catalog.prom")
+        );
+    }
+
+    #[test]
+    fn handles_named_by_reason_are_the_reasons_series() {
+        let registry = Registry::new();
+        let metrics = ServiceMetrics::register(&registry, &catalog()).unwrap();
+        metrics.dropped_by(DropReason::NonPositivePrice).inc();
+        metrics.dropped_outside_session().inc_by(2);
+        metrics.dropped_publish_failed().inc_by(3);
+        let rejected = metrics.rejected("deleted_entry");
+        assert!(rejected.is_some());
+        rejected.into_iter().for_each(|c| c.inc_by(4));
+        assert!(metrics.rejected("no_such_category").is_none());
+        let text = registry.encode();
+        for line in [
+            "signals_dropped_total{reason=\"non_positive_price\"} 1\n",
+            "signals_dropped_total{reason=\"outside_session\"} 2\n",
+            "signals_dropped_total{reason=\"publish_failed\"} 3\n",
+            "market_tick_rejected_total{reason=\"deleted_entry\"} 4\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}
