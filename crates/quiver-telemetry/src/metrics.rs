@@ -236,10 +236,6 @@ pub mod drop_reasons {
 /// Categories of ticks that could not be processed (dead-lettered).
 pub const TICK_REJECT_CATEGORIES: [&str; 2] = ["malformed_tick", "deleted_entry"];
 
-/// Lifecycle states exported by `strategy_state` (one series per state, 1 for
-/// the current one).
-pub const STATES: [&str; 3] = ["warmup", "active", "quarantined"];
-
 /// One strategy as the metrics see it.
 #[derive(Clone, Debug)]
 pub struct StrategyDesc {
@@ -265,6 +261,11 @@ pub struct Catalog {
     /// Why an ML evaluation can end without a prediction: the `reason`
     /// labels of `strategy_drops_total` (registered when models are used).
     pub ml_drop_reasons: &'static [&'static str],
+    /// Every lifecycle state a strategy can be in: `strategy_state` has one
+    /// series per strategy and state, in this order. Given by the runtime
+    /// (the engine's state names) because this crate does not know the
+    /// engine.
+    pub states: &'static [&'static str],
 }
 
 /// Handles of every series.
@@ -296,8 +297,10 @@ pub struct ServiceMetrics {
     /// Per strategy: index of its type.
     pub type_of: Vec<usize>,
     pub type_names: Vec<String>,
-    /// Per strategy: one gauge per [`STATES`].
-    pub state: Vec<[Gauge; 3]>,
+    /// Per strategy: one gauge per state of `state_names`.
+    pub state: Vec<Box<[Gauge]>>,
+    /// [`Catalog::states`].
+    pub state_names: &'static [&'static str],
     pub feature_cache_hit_ratio: Gauge,
     /// Per followed instrument, in `ring_tokens` order.
     pub ring_utilization: Vec<Gauge>,
@@ -344,9 +347,11 @@ impl ServiceMetrics {
         let state = catalog
             .strategies
             .iter()
-            .map(|s| -> Result<[Gauge; 3], RegistryError> {
-                let g = |state| def::STRATEGY_STATE.series(r, [&s.id, state]);
-                Ok([g(STATES[0])?, g(STATES[1])?, g(STATES[2])?])
+            .map(|s| {
+                let states = catalog.states.iter().map(|&state| [s.id.as_str(), state]);
+                def::STRATEGY_STATE
+                    .each(r, states)
+                    .map(Vec::into_boxed_slice)
             })
             .collect::<Result<_, _>>()?;
         let ring_utilization = catalog
@@ -392,6 +397,7 @@ impl ServiceMetrics {
             type_of,
             type_names,
             state,
+            state_names: catalog.states,
             feature_cache_hit_ratio: def::FEATURE_CACHE_HIT_RATIO.series(r, [])?,
             ring_utilization,
             ring_tokens: catalog.instruments.clone(),
@@ -432,10 +438,11 @@ impl ServiceMetrics {
             .and_then(|i| self.ticks_rejected.get(i))
     }
 
-    /// Sets `strategy_state` of strategy `s` to `state` (one of [`STATES`]).
+    /// Sets `strategy_state` of strategy `s` to `state` (one of
+    /// [`Catalog::states`]): 1 for it, 0 for the others.
     pub fn set_state(&self, s: usize, state: &str) {
         if let Some(gauges) = self.state.get(s) {
-            for (gauge, name) in gauges.iter().zip(STATES) {
+            for (gauge, &name) in gauges.iter().zip(self.state_names) {
                 gauge.set(if name == state { 1.0 } else { 0.0 });
             }
         }
@@ -463,6 +470,9 @@ fn strategy_types(strategies: &[StrategyDesc]) -> (Vec<String>, Vec<usize>) {
 mod tests {
     use super::*;
 
+    /// The engine's states, as the runtime gives them.
+    const STATES: [&str; 5] = ["warmup", "active", "paused", "quarantined", "stopped"];
+
     fn catalog() -> Catalog {
         let strategy = |id: &str, type_name: &str, kind| StrategyDesc {
             id: id.to_owned(),
@@ -482,6 +492,7 @@ mod tests {
             inference_latency_bounds_ns: &[100_000, 1_000_000],
             batch_size_bounds: &[1, 8, 64],
             ml_drop_reasons: &["features_not_finite", "timeout"],
+            states: &STATES,
         }
     }
 
@@ -560,6 +571,7 @@ mod tests {
         metrics.set_state(0, "active");
         metrics.set_state(1, "quarantined");
         metrics.set_state(2, "warmup");
+        metrics.set_state(3, "stopped");
         assert_eq!(
             registry.encode(),
             include_str!("../testdata/full_catalog.prom")
@@ -576,6 +588,26 @@ mod tests {
             registry.encode(),
             include_str!("../testdata/empty_catalog.prom")
         );
+    }
+
+    #[test]
+    fn every_state_can_be_set_and_one_series_is_set_at_a_time() {
+        let registry = Registry::new();
+        let metrics = ServiceMetrics::register(&registry, &catalog()).unwrap();
+        for state in STATES {
+            metrics.set_state(1, state);
+            let text = registry.encode();
+            for other in STATES {
+                let line = format!(
+                    "strategy_state{{strategy=\"rsi-revert\",state=\"{other}\"}} {}\n",
+                    u8::from(other == state)
+                );
+                assert!(text.contains(&line), "missing {line:?} in\n{text}");
+            }
+        }
+        metrics.set_state(1, "no_such_state");
+        assert!(metrics.state[1].iter().all(|gauge| gauge.get() == 0.0));
+        metrics.set_state(99, "active");
     }
 
     #[test]
