@@ -42,6 +42,17 @@ impl StrategyState {
         StrategyState::Stopped,
     ];
 
+    /// [`as_str`](Self::as_str) of each of [`ALL`](Self::ALL), in order:
+    /// for code that must list the states' names without depending on this
+    /// crate (the `strategy_state` metric).
+    pub const NAMES: [&str; StrategyState::ALL.len()] = [
+        StrategyState::ALL[0].as_str(),
+        StrategyState::ALL[1].as_str(),
+        StrategyState::ALL[2].as_str(),
+        StrategyState::ALL[3].as_str(),
+        StrategyState::ALL[4].as_str(),
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             StrategyState::Warmup => "warmup",
@@ -167,4 +178,17 @@ pub enum ControlError {
     Busy,
     #[error("cannot replace strategy {id:?} in place: {why}")]
     NeedsRebuild { id: String, why: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_states_in_order() {
+        for (i, state) in StrategyState::ALL.iter().enumerate() {
+            assert_eq!(StrategyState::NAMES[i], state.as_str());
+            assert_eq!(state.index(), i);
+        }
+    }
 }

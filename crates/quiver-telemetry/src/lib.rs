@@ -15,7 +15,7 @@ pub mod status;
 
 use std::sync::Mutex;
 
-pub use metrics::{names, Catalog, ServiceMetrics, StrategyDesc};
+pub use metrics::{names, Catalog, MetricDef, ServiceMetrics, StrategyDesc, METRICS};
 pub use registry::{Counter, Gauge, Histogram, Registry, RegistryError};
 pub use status::{Status, StrategyStatus};
 

@@ -1,39 +1,227 @@
-//! The service's metrics: names (the seeds'), and every series registered
-//! once at start-up with its handle kept, so the tick path never builds a
-//! label.
+//! The service's metrics: each declared once, in [`METRICS`] (name, help,
+//! kind, label names), and every series registered once at start-up with its
+//! handle kept, so the tick path never builds a label.
+
+use std::marker::PhantomData;
 
 use quiver_strategy::{DropReason, StrategyKind};
 
 use crate::registry::{
-    Counter, Gauge, Histogram, Registry, RegistryError, EVALUATION_BOUNDS_NS, LATENCY_BOUNDS_NS,
+    Counter, Gauge, Histogram, Kind, Registry, RegistryError, EVALUATION_BOUNDS_NS,
+    LATENCY_BOUNDS_NS,
 };
 
-/// Metric names, in one place (seed 000/001/002 names where they exist).
-pub mod names {
-    pub const TICKS_PROCESSED: &str = "market_tick_processed_total";
-    pub const TICK_LATENCY: &str = "market_tick_process_latency_ms";
-    pub const TICKS_OUTSIDE_SESSION: &str = "market_tick_outside_session_total";
-    pub const TICKS_UNROUTED: &str = "market_tick_unrouted_total";
-    pub const TICKS_REJECTED: &str = "market_tick_rejected_total";
-    pub const SOURCE_LAG: &str = "market_tick_source_lag";
-    pub const PENDING_ENTRIES: &str = "market_tick_pending_entries";
-    pub const QUEUE_DEPTH: &str = "runtime_queue_depth";
-    pub const QUEUE_CAPACITY: &str = "runtime_queue_capacity";
-    pub const SIGNALS: &str = "signals_total";
-    pub const SIGNALS_PUBLISHED: &str = "signals_published_total";
-    pub const SIGNALS_DUPLICATE: &str = "signals_duplicate_total";
-    pub const SIGNALS_DROPPED: &str = "signals_dropped_total";
-    pub const STRATEGY_ERRORS: &str = "strategy_errors_total";
-    pub const STRATEGY_PROCESSING: &str = "strategy_processing_duration_ms";
-    pub const STRATEGY_STATE: &str = "strategy_state";
-    pub const FEATURE_CACHE_HIT_RATIO: &str = "feature_cache_hit_ratio";
-    pub const HISTORY_RING_UTILIZATION: &str = "history_ring_utilization";
-    pub const STRATEGY_INFERENCES: &str = "strategy_inferences_total";
-    pub const STRATEGY_INFERENCE_LATENCY: &str = "strategy_inference_latency_ms";
-    pub const STRATEGY_BATCH_SIZE: &str = "strategy_batch_size";
-    pub const STRATEGY_DROPS: &str = "strategy_drops_total";
-    pub const MODEL_LOAD_SECONDS: &str = "model_load_seconds";
-    pub const INFERENCE_QUEUE_DEPTH: &str = "inference_queue_depth";
+/// One metric as the exposition declares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    /// Label names, in the order every series renders them.
+    pub labels: &'static [&'static str],
+}
+
+/// Declares each metric from one line — `ID: Handle "name" [labels] "help";`
+/// — as its [`names`] constant, its typed declaration in `def` and its row of
+/// [`METRICS`], so the three cannot disagree.
+macro_rules! metrics {
+    ($($id:ident: $handle:ident $name:literal [$($label:literal),*] $help:literal;)*) => {
+        /// Metric names (seed 000/001/002 names where they exist).
+        pub mod names {
+            $(pub const $id: &str = $name;)*
+        }
+
+        mod def {
+            use super::*;
+
+            $(
+                pub(super) const $id: Def<$handle, { <[&str]>::len(&[$($label),*]) }> =
+                    Def::new(names::$id, $help, &[$($label),*]);
+            )*
+        }
+
+        /// Every metric the service exports, in exposition order (a family
+        /// with no series, such as the model metrics without models, is left
+        /// out).
+        pub const METRICS: &[MetricDef] = &[$(def::$id.erase()),*];
+    };
+}
+
+metrics! {
+    TICKS_PROCESSED: Counter "market_tick_processed_total" []
+        "Ticks dispatched to the engine.";
+    TICK_LATENCY: Histogram "market_tick_process_latency_ms" []
+        "Tick arrival at the runner to all of its signals published, in milliseconds.";
+    TICKS_OUTSIDE_SESSION: Counter "market_tick_outside_session_total" []
+        "Ticks that arrived outside the trading session and were skipped.";
+    TICKS_UNROUTED: Counter "market_tick_unrouted_total" []
+        "Ticks of instruments no strategy follows.";
+    TICKS_REJECTED: Counter "market_tick_rejected_total" ["reason"]
+        "Source entries that could not be read as ticks, sent to the dead-letter stream.";
+    SOURCE_LAG: Gauge "market_tick_source_lag" []
+        "Entries in the tick streams not yet delivered to this consumer group.";
+    PENDING_ENTRIES: Gauge "market_tick_pending_entries" []
+        "Tick entries delivered to the consumer group but not yet acknowledged.";
+    QUEUE_DEPTH: Gauge "runtime_queue_depth" ["stage"]
+        "Batches waiting in the bounded queue in front of a stage.";
+    QUEUE_CAPACITY: Gauge "runtime_queue_capacity" []
+        "Capacity, in batches, of each queue between stages.";
+    SIGNALS: Counter "signals_total" ["strategy", "kind", "side"]
+        "Validated signals, per strategy, kind and side (before broker fan-out).";
+    SIGNALS_PUBLISHED: Counter "signals_published_total" ["broker"]
+        "Signal entries added to a broker's stream.";
+    SIGNALS_DUPLICATE: Counter "signals_duplicate_total" ["broker"]
+        "Signals not added again because they were already published (ticks processed again after a restart).";
+    SIGNALS_DROPPED: Counter "signals_dropped_total" ["reason"]
+        "Decisions or signals that were not published, by reason.";
+    STRATEGY_ERRORS: Counter "strategy_errors_total" ["type", "error_category"]
+        "Strategy failures contained by the engine, per strategy type and category.";
+    STRATEGY_PROCESSING: Histogram "strategy_processing_duration_ms" ["type"]
+        "One strategy evaluation (one tick, one strategy), per strategy type, in milliseconds.";
+    STRATEGY_STATE: Gauge "strategy_state" ["strategy", "state"]
+        "1 for the strategy's current lifecycle state, 0 for the others.";
+    FEATURE_CACHE_HIT_RATIO: Gauge "feature_cache_hit_ratio" []
+        "Share of feature reads served from the shared feature store.";
+    HISTORY_RING_UTILIZATION: Gauge "history_ring_utilization" ["instrument"]
+        "Fill of an instrument's shared history ring (held / capacity).";
+    STRATEGY_INFERENCES: Counter "strategy_inferences_total" ["model"]
+        "Rows a model inferred (one per ML evaluation that reached it).";
+    STRATEGY_INFERENCE_LATENCY: Histogram "strategy_inference_latency_ms" ["model"]
+        "One batched model call, per model, in milliseconds.";
+    STRATEGY_BATCH_SIZE: Histogram "strategy_batch_size" ["model"]
+        "Rows per model call, per model.";
+    MODEL_LOAD_SECONDS: Gauge "model_load_seconds" ["model"]
+        "Time the model's version in service took to load and verify, in seconds.";
+    STRATEGY_DROPS: Counter "strategy_drops_total" ["reason"]
+        "ML evaluations that ended without a usable prediction (HOLD), by reason.";
+    INFERENCE_QUEUE_DEPTH: Gauge "inference_queue_depth" []
+        "Inference requests waiting for a worker.";
+}
+
+/// A handle type a metric can be declared with.
+trait Handle: Sized {
+    const KIND: Kind;
+}
+
+/// A handle registered from its labels alone (histograms also need bounds).
+trait Plain: Handle {
+    fn register(
+        registry: &Registry,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+    ) -> Result<Self, RegistryError>;
+}
+
+impl Handle for Counter {
+    const KIND: Kind = Kind::Counter;
+}
+
+impl Handle for Gauge {
+    const KIND: Kind = Kind::Gauge;
+}
+
+impl Handle for Histogram {
+    const KIND: Kind = Kind::Histogram;
+}
+
+impl Plain for Counter {
+    fn register(
+        registry: &Registry,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+    ) -> Result<Self, RegistryError> {
+        registry.counter(name, help, labels)
+    }
+}
+
+impl Plain for Gauge {
+    fn register(
+        registry: &Registry,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+    ) -> Result<Self, RegistryError> {
+        registry.gauge(name, help, labels)
+    }
+}
+
+/// A metric typed by its handle and label count, so a series can only be
+/// registered as the declared kind and with one value per declared label.
+struct Def<H, const N: usize> {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str; N],
+    handle: PhantomData<fn() -> H>,
+}
+
+impl<H: Handle, const N: usize> Def<H, N> {
+    const fn new(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str; N],
+    ) -> Self {
+        Def {
+            name,
+            help,
+            labels,
+            handle: PhantomData,
+        }
+    }
+
+    const fn erase(&self) -> MetricDef {
+        MetricDef {
+            name: self.name,
+            help: self.help,
+            kind: H::KIND,
+            labels: self.labels,
+        }
+    }
+
+    fn labelled<'v>(&self, values: [&'v str; N]) -> [(&'static str, &'v str); N] {
+        std::array::from_fn(|i| (self.labels[i], values[i]))
+    }
+}
+
+impl<H: Plain, const N: usize> Def<H, N> {
+    fn series(&self, registry: &Registry, values: [&str; N]) -> Result<H, RegistryError> {
+        H::register(registry, self.name, self.help, &self.labelled(values))
+    }
+
+    /// One series per row of label values, in row order.
+    fn each<'v>(
+        &self,
+        registry: &Registry,
+        rows: impl IntoIterator<Item = [&'v str; N]>,
+    ) -> Result<Vec<H>, RegistryError> {
+        rows.into_iter()
+            .map(|values| self.series(registry, values))
+            .collect()
+    }
+}
+
+impl<const N: usize> Def<Histogram, N> {
+    /// A series of durations: recorded in nanoseconds, exposed in
+    /// milliseconds.
+    fn durations(
+        &self,
+        registry: &Registry,
+        values: [&str; N],
+        bounds_ns: &'static [u64],
+    ) -> Result<Histogram, RegistryError> {
+        registry.histogram(self.name, self.help, &self.labelled(values), bounds_ns)
+    }
+
+    /// A series of plain counts, exposed as they are.
+    fn counts(
+        &self,
+        registry: &Registry,
+        values: [&str; N],
+        bounds: &'static [u64],
+    ) -> Result<Histogram, RegistryError> {
+        registry.histogram_of_counts(self.name, self.help, &self.labelled(values), bounds)
+    }
 }
 
 /// Signal drop reasons beyond the validator's ([`DropReason`]).
@@ -47,10 +235,6 @@ pub mod drop_reasons {
 
 /// Categories of ticks that could not be processed (dead-lettered).
 pub const TICK_REJECT_CATEGORIES: [&str; 2] = ["malformed_tick", "deleted_entry"];
-
-/// Lifecycle states exported by `strategy_state` (one series per state, 1 for
-/// the current one).
-pub const STATES: [&str; 3] = ["warmup", "active", "quarantined"];
 
 /// One strategy as the metrics see it.
 #[derive(Clone, Debug)]
@@ -77,6 +261,11 @@ pub struct Catalog {
     /// Why an ML evaluation can end without a prediction: the `reason`
     /// labels of `strategy_drops_total` (registered when models are used).
     pub ml_drop_reasons: &'static [&'static str],
+    /// Every lifecycle state a strategy can be in: `strategy_state` has one
+    /// series per strategy and state, in this order. Given by the runtime
+    /// (the engine's state names) because this crate does not know the
+    /// engine.
+    pub states: &'static [&'static str],
 }
 
 /// Handles of every series.
@@ -108,8 +297,10 @@ pub struct ServiceMetrics {
     /// Per strategy: index of its type.
     pub type_of: Vec<usize>,
     pub type_names: Vec<String>,
-    /// Per strategy: one gauge per [`STATES`].
-    pub state: Vec<[Gauge; 3]>,
+    /// Per strategy: one gauge per state of `state_names`.
+    pub state: Vec<Box<[Gauge]>>,
+    /// [`Catalog::states`].
+    pub state_names: &'static [&'static str],
     pub feature_cache_hit_ratio: Gauge,
     /// Per followed instrument, in `ring_tokens` order.
     pub ring_utilization: Vec<Gauge>,
@@ -127,251 +318,98 @@ pub struct ServiceMetrics {
 
 impl ServiceMetrics {
     pub fn register(registry: &Registry, catalog: &Catalog) -> Result<Self, RegistryError> {
-        use names::*;
-        let mut type_names: Vec<String> = Vec::new();
-        let type_of = catalog
-            .strategies
-            .iter()
-            .map(
-                |s| match type_names.iter().position(|t| *t == s.type_name) {
-                    Some(i) => i,
-                    None => {
-                        type_names.push(s.type_name.clone());
-                        type_names.len() - 1
-                    }
-                },
-            )
-            .collect();
-        let ticks_processed =
-            registry.counter(TICKS_PROCESSED, "Ticks dispatched to the engine.", &[])?;
-        let tick_latency = registry.histogram(
-            TICK_LATENCY,
-            "Tick arrival at the runner to all of its signals published, in milliseconds.",
-            &[],
-            LATENCY_BOUNDS_NS,
-        )?;
-        let ticks_outside_session = registry.counter(
-            TICKS_OUTSIDE_SESSION,
-            "Ticks that arrived outside the trading session and were skipped.",
-            &[],
-        )?;
-        let ticks_unrouted = registry.counter(
-            TICKS_UNROUTED,
-            "Ticks of instruments no strategy follows.",
-            &[],
-        )?;
-        let ticks_rejected = TICK_REJECT_CATEGORIES
-            .iter()
-            .map(|reason| {
-                registry.counter(
-                    TICKS_REJECTED,
-                    "Source entries that could not be read as ticks, sent to the dead-letter stream.",
-                    &[("reason", reason)],
-                )
-            })
-            .collect::<Result<_, _>>()?;
-        let source_lag = registry.gauge(
-            SOURCE_LAG,
-            "Entries in the tick streams not yet delivered to this consumer group.",
-            &[],
-        )?;
-        let pending_entries = registry.gauge(
-            PENDING_ENTRIES,
-            "Tick entries delivered to the consumer group but not yet acknowledged.",
-            &[],
-        )?;
-        let depth = |stage| {
-            registry.gauge(
-                QUEUE_DEPTH,
-                "Batches waiting in the bounded queue in front of a stage.",
-                &[("stage", stage)],
-            )
-        };
-        let queue_depth_engine = depth("engine")?;
-        let queue_depth_sink = depth("sink")?;
-        let queue_capacity = registry.gauge(
-            QUEUE_CAPACITY,
-            "Capacity, in batches, of each queue between stages.",
-            &[],
-        )?;
+        for metric in METRICS {
+            registry.declare(metric.name, metric.help, metric.kind)?;
+        }
+        let r = registry;
+        let (type_names, type_of) = strategy_types(&catalog.strategies);
+        let depth = |stage| def::QUEUE_DEPTH.series(r, [stage]);
         let signals = catalog
             .strategies
             .iter()
             .map(|s| -> Result<[Counter; 2], RegistryError> {
-                let side =
-                    |side| {
-                        registry.counter(
-                        SIGNALS,
-                        "Validated signals, per strategy, kind and side (before broker fan-out).",
-                        &[("strategy", &s.id), ("kind", s.kind.as_str()), ("side", side)],
-                    )
-                    };
+                let side = |side| def::SIGNALS.series(r, [&s.id, s.kind.as_str(), side]);
                 Ok([side("BUY")?, side("SELL")?])
             })
             .collect::<Result<_, _>>()?;
-        let per_broker = |name, help| {
-            catalog
-                .brokers
-                .iter()
-                .map(|b| registry.counter(name, help, &[("broker", b)]))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let published = per_broker(
-            SIGNALS_PUBLISHED,
-            "Signal entries added to a broker's stream.",
-        )?;
-        let duplicates = per_broker(
-            SIGNALS_DUPLICATE,
-            "Signals not added again because they were already published (ticks processed again after a restart).",
-        )?;
+        let brokers = || catalog.brokers.iter().map(|b| [b.as_str()]);
         let dropped = DropReason::ALL
             .iter()
-            .map(|r| r.as_str())
+            .map(|reason| reason.as_str())
             .chain([drop_reasons::OUTSIDE_SESSION, drop_reasons::PUBLISH_FAILED])
-            .map(|reason| {
-                registry.counter(
-                    SIGNALS_DROPPED,
-                    "Decisions or signals that were not published, by reason.",
-                    &[("reason", reason)],
-                )
-            })
-            .collect::<Result<_, _>>()?;
-        let panics_by_type = type_names
-            .iter()
-            .map(|t| {
-                registry.counter(
-                    STRATEGY_ERRORS,
-                    "Strategy failures contained by the engine, per strategy type and category.",
-                    &[("type", t), ("error_category", "panic")],
-                )
-            })
-            .collect::<Result<_, _>>()?;
+            .map(|reason| [reason]);
+        let panics_by_type =
+            def::STRATEGY_ERRORS.each(r, type_names.iter().map(|t| [t.as_str(), "panic"]))?;
         let processing_by_type = type_names
             .iter()
-            .map(|t| {
-                registry.histogram(
-                    STRATEGY_PROCESSING,
-                    "One strategy evaluation (one tick, one strategy), per strategy type, in milliseconds.",
-                    &[("type", t)],
-                    EVALUATION_BOUNDS_NS,
-                )
-            })
+            .map(|t| def::STRATEGY_PROCESSING.durations(r, [t], EVALUATION_BOUNDS_NS))
             .collect::<Result<_, _>>()?;
         let state = catalog
             .strategies
             .iter()
-            .map(|s| -> Result<[Gauge; 3], RegistryError> {
-                let g = |state| {
-                    registry.gauge(
-                        STRATEGY_STATE,
-                        "1 for the strategy's current lifecycle state, 0 for the others.",
-                        &[("strategy", &s.id), ("state", state)],
-                    )
-                };
-                Ok([g(STATES[0])?, g(STATES[1])?, g(STATES[2])?])
+            .map(|s| {
+                let states = catalog.states.iter().map(|&state| [s.id.as_str(), state]);
+                def::STRATEGY_STATE
+                    .each(r, states)
+                    .map(Vec::into_boxed_slice)
             })
             .collect::<Result<_, _>>()?;
-        let feature_cache_hit_ratio = registry.gauge(
-            FEATURE_CACHE_HIT_RATIO,
-            "Share of feature reads served from the shared feature store.",
-            &[],
-        )?;
         let ring_utilization = catalog
             .instruments
             .iter()
-            .map(|token| {
-                registry.gauge(
-                    HISTORY_RING_UTILIZATION,
-                    "Fill of an instrument's shared history ring (held / capacity).",
-                    &[("instrument", &token.to_string())],
-                )
+            .map(|token| def::HISTORY_RING_UTILIZATION.series(r, [&token.to_string()]))
+            .collect::<Result<_, _>>()?;
+        let models = || catalog.models.iter().map(|m| [m.as_str()]);
+        let model_latency = models()
+            .map(|m| {
+                def::STRATEGY_INFERENCE_LATENCY.durations(r, m, catalog.inference_latency_bounds_ns)
             })
             .collect::<Result<_, _>>()?;
-        let n = catalog.models.len();
-        let mut model_inferences = Vec::with_capacity(n);
-        let mut model_latency = Vec::with_capacity(n);
-        let mut model_batch_size = Vec::with_capacity(n);
-        let mut model_load = Vec::with_capacity(n);
-        for model in &catalog.models {
-            let labels = [("model", model.as_str())];
-            model_inferences.push(registry.counter(
-                STRATEGY_INFERENCES,
-                "Rows a model inferred (one per ML evaluation that reached it).",
-                &labels,
-            )?);
-            model_latency.push(registry.histogram(
-                STRATEGY_INFERENCE_LATENCY,
-                "One batched model call, per model, in milliseconds.",
-                &labels,
-                catalog.inference_latency_bounds_ns,
-            )?);
-            model_batch_size.push(registry.histogram_of_counts(
-                STRATEGY_BATCH_SIZE,
-                "Rows per model call, per model.",
-                &labels,
-                catalog.batch_size_bounds,
-            )?);
-            model_load.push(registry.gauge(
-                MODEL_LOAD_SECONDS,
-                "Time the model's version in service took to load and verify, in seconds.",
-                &labels,
-            )?);
-        }
+        let model_batch_size = models()
+            .map(|m| def::STRATEGY_BATCH_SIZE.counts(r, m, catalog.batch_size_bounds))
+            .collect::<Result<_, _>>()?;
+        // ML drops and the inference queue cannot happen without a model;
+        // registered anyway, these series would only ever show zero.
         let uses_models = !catalog.models.is_empty();
         let ml_drops = if uses_models {
-            catalog
-                .ml_drop_reasons
-                .iter()
-                .map(|reason| {
-                    registry.counter(
-                        STRATEGY_DROPS,
-                        "ML evaluations that ended without a usable prediction (HOLD), by reason.",
-                        &[("reason", reason)],
-                    )
-                })
-                .collect::<Result<_, _>>()?
+            def::STRATEGY_DROPS.each(r, catalog.ml_drop_reasons.iter().map(|&reason| [reason]))?
         } else {
             Vec::new()
         };
-        let inference_queue_depth = if uses_models {
-            Some(registry.gauge(
-                INFERENCE_QUEUE_DEPTH,
-                "Inference requests waiting for a worker.",
-                &[],
-            )?)
-        } else {
-            None
-        };
         Ok(ServiceMetrics {
-            ticks_processed,
-            tick_latency,
-            ticks_outside_session,
-            ticks_unrouted,
-            ticks_rejected,
-            source_lag,
-            pending_entries,
-            queue_depth_engine,
-            queue_depth_sink,
-            queue_capacity,
+            ticks_processed: def::TICKS_PROCESSED.series(r, [])?,
+            tick_latency: def::TICK_LATENCY.durations(r, [], LATENCY_BOUNDS_NS)?,
+            ticks_outside_session: def::TICKS_OUTSIDE_SESSION.series(r, [])?,
+            ticks_unrouted: def::TICKS_UNROUTED.series(r, [])?,
+            ticks_rejected: def::TICKS_REJECTED.each(r, TICK_REJECT_CATEGORIES.map(|c| [c]))?,
+            source_lag: def::SOURCE_LAG.series(r, [])?,
+            pending_entries: def::PENDING_ENTRIES.series(r, [])?,
+            // Series are exposed in the order they are created: engine first.
+            queue_depth_engine: depth("engine")?,
+            queue_depth_sink: depth("sink")?,
+            queue_capacity: def::QUEUE_CAPACITY.series(r, [])?,
             signals,
-            published,
-            duplicates,
-            dropped,
+            published: def::SIGNALS_PUBLISHED.each(r, brokers())?,
+            duplicates: def::SIGNALS_DUPLICATE.each(r, brokers())?,
+            dropped: def::SIGNALS_DROPPED.each(r, dropped)?,
             panics_by_type,
             processing_by_type,
             type_of,
             type_names,
             state,
-            feature_cache_hit_ratio,
+            state_names: catalog.states,
+            feature_cache_hit_ratio: def::FEATURE_CACHE_HIT_RATIO.series(r, [])?,
             ring_utilization,
             ring_tokens: catalog.instruments.clone(),
-            model_inferences,
+            model_inferences: def::STRATEGY_INFERENCES.each(r, models())?,
             model_latency,
             model_batch_size,
-            model_load_seconds: model_load,
+            model_load_seconds: def::MODEL_LOAD_SECONDS.each(r, models())?,
             model_names: catalog.models.clone(),
             ml_drops,
-            inference_queue_depth,
+            inference_queue_depth: uses_models
+                .then(|| def::INFERENCE_QUEUE_DEPTH.series(r, []))
+                .transpose()?,
         })
     }
 
@@ -397,15 +435,200 @@ impl ServiceMetrics {
         TICK_REJECT_CATEGORIES
             .iter()
             .position(|c| *c == category)
-            .map(|i| &self.ticks_rejected[i])
+            .and_then(|i| self.ticks_rejected.get(i))
     }
 
-    /// Sets `strategy_state` of strategy `s` to `state` (one of [`STATES`]).
+    /// Sets `strategy_state` of strategy `s` to `state` (one of
+    /// [`Catalog::states`]): 1 for it, 0 for the others.
     pub fn set_state(&self, s: usize, state: &str) {
         if let Some(gauges) = self.state.get(s) {
-            for (gauge, name) in gauges.iter().zip(STATES) {
+            for (gauge, &name) in gauges.iter().zip(self.state_names) {
                 gauge.set(if name == state { 1.0 } else { 0.0 });
             }
+        }
+    }
+}
+
+/// The distinct strategy types in first-seen order, and the index of each
+/// strategy's type among them.
+fn strategy_types(strategies: &[StrategyDesc]) -> (Vec<String>, Vec<usize>) {
+    let mut names: Vec<String> = Vec::new();
+    let type_of = strategies
+        .iter()
+        .map(|s| match names.iter().position(|t| *t == s.type_name) {
+            Some(i) => i,
+            None => {
+                names.push(s.type_name.clone());
+                names.len() - 1
+            }
+        })
+        .collect();
+    (names, type_of)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The engine's states, as the runtime gives them.
+    const STATES: [&str; 5] = ["warmup", "active", "paused", "quarantined", "stopped"];
+
+    fn catalog() -> Catalog {
+        let strategy = |id: &str, type_name: &str, kind| StrategyDesc {
+            id: id.to_owned(),
+            type_name: type_name.to_owned(),
+            kind,
+        };
+        Catalog {
+            strategies: vec![
+                strategy("momentum-fast", "momentum", StrategyKind::Rules),
+                strategy("rsi-revert", "rsi", StrategyKind::Rules),
+                strategy("momentum-slow", "momentum", StrategyKind::Rules),
+                strategy("lgbm-edge", "ml:lgbm", StrategyKind::Ml),
+            ],
+            brokers: vec!["zerodha".to_owned(), "upstox".to_owned()],
+            instruments: vec![256_265, 738_561],
+            models: vec!["lgbm-v1".to_owned(), "edge-net".to_owned()],
+            inference_latency_bounds_ns: &[100_000, 1_000_000],
+            batch_size_bounds: &[1, 8, 64],
+            ml_drop_reasons: &["features_not_finite", "timeout"],
+            states: &STATES,
+        }
+    }
+
+    /// Gives every handle its own value, so a series wired to the wrong
+    /// handle shows in the exposition.
+    fn touch_every_handle(m: &ServiceMetrics) {
+        let mut next = 0u64;
+        let mut value = || {
+            next += 1;
+            next
+        };
+        let counters = [
+            &m.ticks_processed,
+            &m.ticks_outside_session,
+            &m.ticks_unrouted,
+        ]
+        .into_iter()
+        .chain(&m.ticks_rejected)
+        .chain(m.signals.iter().flatten())
+        .chain(&m.published)
+        .chain(&m.duplicates)
+        .chain(&m.dropped)
+        .chain(&m.panics_by_type)
+        .chain(&m.model_inferences)
+        .chain(&m.ml_drops);
+        for counter in counters {
+            counter.inc_by(value());
+        }
+        let gauges = [
+            &m.source_lag,
+            &m.pending_entries,
+            &m.queue_depth_engine,
+            &m.queue_depth_sink,
+            &m.queue_capacity,
+            &m.feature_cache_hit_ratio,
+        ]
+        .into_iter()
+        .chain(&m.ring_utilization)
+        .chain(&m.model_load_seconds)
+        .chain(&m.inference_queue_depth);
+        for gauge in gauges {
+            gauge.set(value() as f64);
+        }
+        let histograms = [&m.tick_latency]
+            .into_iter()
+            .chain(&m.processing_by_type)
+            .chain(&m.model_latency)
+            .chain(&m.model_batch_size);
+        for histogram in histograms {
+            histogram.observe_ns_n(value() * 500_000, value());
+        }
+    }
+
+    #[test]
+    fn every_metric_is_declared_once_and_only_counters_end_in_total() {
+        for (i, metric) in METRICS.iter().enumerate() {
+            assert!(
+                METRICS[..i].iter().all(|m| m.name != metric.name),
+                "{} declared twice",
+                metric.name
+            );
+            assert_eq!(
+                metric.name.ends_with("_total"),
+                metric.kind == Kind::Counter,
+                "{}",
+                metric.name
+            );
+        }
+    }
+
+    #[test]
+    fn exposition_of_a_full_catalog_is_unchanged() {
+        let registry = Registry::new();
+        let metrics = ServiceMetrics::register(&registry, &catalog()).unwrap();
+        touch_every_handle(&metrics);
+        metrics.set_state(0, "active");
+        metrics.set_state(1, "quarantined");
+        metrics.set_state(2, "warmup");
+        metrics.set_state(3, "stopped");
+        assert_eq!(
+            registry.encode(),
+            include_str!("../testdata/full_catalog.prom")
+        );
+    }
+
+    #[test]
+    fn exposition_without_strategies_or_models_is_unchanged() {
+        let registry = Registry::new();
+        let metrics = ServiceMetrics::register(&registry, &Catalog::default()).unwrap();
+        touch_every_handle(&metrics);
+        assert!(metrics.inference_queue_depth.is_none());
+        assert_eq!(
+            registry.encode(),
+            include_str!("../testdata/empty_catalog.prom")
+        );
+    }
+
+    #[test]
+    fn every_state_can_be_set_and_one_series_is_set_at_a_time() {
+        let registry = Registry::new();
+        let metrics = ServiceMetrics::register(&registry, &catalog()).unwrap();
+        for state in STATES {
+            metrics.set_state(1, state);
+            let text = registry.encode();
+            for other in STATES {
+                let line = format!(
+                    "strategy_state{{strategy=\"rsi-revert\",state=\"{other}\"}} {}\n",
+                    u8::from(other == state)
+                );
+                assert!(text.contains(&line), "missing {line:?} in\n{text}");
+            }
+        }
+        metrics.set_state(1, "no_such_state");
+        assert!(metrics.state[1].iter().all(|gauge| gauge.get() == 0.0));
+        metrics.set_state(99, "active");
+    }
+
+    #[test]
+    fn handles_named_by_reason_are_the_reasons_series() {
+        let registry = Registry::new();
+        let metrics = ServiceMetrics::register(&registry, &catalog()).unwrap();
+        metrics.dropped_by(DropReason::NonPositivePrice).inc();
+        metrics.dropped_outside_session().inc_by(2);
+        metrics.dropped_publish_failed().inc_by(3);
+        let rejected = metrics.rejected("deleted_entry");
+        assert!(rejected.is_some());
+        rejected.into_iter().for_each(|c| c.inc_by(4));
+        assert!(metrics.rejected("no_such_category").is_none());
+        let text = registry.encode();
+        for line in [
+            "signals_dropped_total{reason=\"non_positive_price\"} 1\n",
+            "signals_dropped_total{reason=\"outside_session\"} 2\n",
+            "signals_dropped_total{reason=\"publish_failed\"} 3\n",
+            "market_tick_rejected_total{reason=\"deleted_entry\"} 4\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
     }
 }

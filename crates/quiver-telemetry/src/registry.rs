@@ -193,15 +193,16 @@ impl Histogram {
     }
 }
 
+/// A family's type, as its `# TYPE` line names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
     Counter,
     Gauge,
     Histogram,
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
@@ -257,6 +258,20 @@ pub struct Registry {
 impl Registry {
     pub fn new() -> Self {
         Registry::default()
+    }
+
+    /// Places a family in the exposition order before any of its series
+    /// exist, so the order can come from a table rather than from the order
+    /// series happen to be created in. A family that never gets a series is
+    /// not exposed.
+    pub fn declare(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        kind: Kind,
+    ) -> Result<(), RegistryError> {
+        let mut families = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        family(&mut families, name, help, kind).map(drop)
     }
 
     pub fn counter(
@@ -339,9 +354,6 @@ impl Registry {
         labels: &[(&'static str, &str)],
         handle: Handle,
     ) -> Result<(), RegistryError> {
-        if !valid_name(name) {
-            return Err(RegistryError::BadName(name.to_owned()));
-        }
         let mut rendered = String::new();
         for (i, (key, value)) in labels.iter().enumerate() {
             if !valid_name(key) || key.starts_with("__") || *key == "le" {
@@ -355,26 +367,7 @@ impl Registry {
             rendered.push('"');
         }
         let mut families = self.families.lock().unwrap_or_else(|p| p.into_inner());
-        let family = match families.iter_mut().position(|f| f.name == name) {
-            Some(i) => &mut families[i],
-            None => {
-                families.push(Family {
-                    name,
-                    help,
-                    kind,
-                    series: Vec::new(),
-                });
-                let last = families.len() - 1;
-                &mut families[last]
-            }
-        };
-        if family.kind != kind {
-            return Err(RegistryError::KindMismatch {
-                name,
-                existing: family.kind.as_str(),
-                requested: kind.as_str(),
-            });
-        }
+        let family = family(&mut families, name, help, kind)?;
         if family.series.iter().any(|s| s.labels == rendered) {
             return Err(RegistryError::Duplicate {
                 name,
@@ -392,7 +385,7 @@ impl Registry {
     pub fn encode(&self) -> String {
         let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::with_capacity(16 * 1024);
-        for family in families.iter() {
+        for family in families.iter().filter(|f| !f.series.is_empty()) {
             let _ = writeln!(out, "# HELP {} {}", family.name, escape_help(family.help));
             let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind.as_str());
             for series in &family.series {
@@ -448,6 +441,39 @@ impl Registry {
         }
         out
     }
+}
+
+/// The family `name`, created (last in the exposition) if it does not exist.
+fn family<'a>(
+    families: &'a mut Vec<Family>,
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+) -> Result<&'a mut Family, RegistryError> {
+    let i = match families.iter().position(|f| f.name == name) {
+        Some(i) => i,
+        None => {
+            if !valid_name(name) {
+                return Err(RegistryError::BadName(name.to_owned()));
+            }
+            families.push(Family {
+                name,
+                help,
+                kind,
+                series: Vec::new(),
+            });
+            families.len() - 1
+        }
+    };
+    let family = &mut families[i];
+    if family.kind != kind {
+        return Err(RegistryError::KindMismatch {
+            name,
+            existing: family.kind.as_str(),
+            requested: kind.as_str(),
+        });
+    }
+    Ok(family)
 }
 
 fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, le: Option<&str>, value: f64) {
@@ -571,6 +597,29 @@ mod tests {
         assert!(registry.gauge("1bad", "X.", &[]).is_err());
         assert!(registry.gauge("ok", "X.", &[("le", "1")]).is_err());
         assert!(registry.gauge("ok2", "X.", &[("bad-label", "1")]).is_err());
+    }
+
+    #[test]
+    fn declared_families_keep_their_place_and_stay_hidden_without_series() {
+        let registry = Registry::new();
+        registry.declare("first", "First.", Kind::Gauge).unwrap();
+        registry.declare("unused", "Unused.", Kind::Gauge).unwrap();
+        registry.gauge("second", "Second.", &[]).unwrap();
+        registry.gauge("first", "First.", &[]).unwrap();
+        assert_eq!(
+            registry.encode(),
+            "# HELP first First.\n\
+             # TYPE first gauge\n\
+             first 0\n\
+             # HELP second Second.\n\
+             # TYPE second gauge\n\
+             second 0\n"
+        );
+        assert!(matches!(
+            registry.declare("first", "First.", Kind::Counter),
+            Err(RegistryError::KindMismatch { .. })
+        ));
+        assert!(registry.declare("bad-name", "X.", Kind::Gauge).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use quiver_engine::{Engine, StrategyEntry};
+use quiver_engine::{Engine, StrategyEntry, StrategyState};
 use quiver_telemetry::registry::EVALUATION_BOUNDS_NS;
 use quiver_telemetry::{Catalog, Histogram, StrategyDesc, Telemetry};
 
@@ -103,6 +103,7 @@ impl Service {
             inference_latency_bounds_ns: &quiver_infer::stats::LATENCY_BOUNDS_NS,
             batch_size_bounds: &quiver_infer::stats::BATCH_SIZE_BOUNDS,
             ml_drop_reasons: &ML_DROP_REASONS,
+            states: &StrategyState::NAMES,
         };
         let telemetry = Arc::new(Telemetry::new(&catalog)?);
         let metrics = &telemetry.metrics;
