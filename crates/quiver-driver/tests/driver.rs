@@ -145,7 +145,7 @@ impl<B: Batch> Consumer<B> for Record {
             let signal_seqs = out.signals.iter().map(|s| s.seq).collect();
             self.groups.push((*first, *last, signal_seqs));
         }
-        self.signals.extend(out.signals.drain(..));
+        self.signals.append(&mut out.signals);
         if let Some(finished) = &self.finished {
             let _ = finished.send(self.batches.len());
         }
