@@ -695,9 +695,7 @@ impl Layers {
             .unwrap_or("")
             .to_ascii_lowercase();
         let mut assignments = Vec::new();
-        let Value::Object(schema) = &self.defaults else {
-            return Ok(());
-        };
+        let schema = &self.defaults;
         let issues = match ext.as_str() {
             "yaml" | "yml" => {
                 let source = yaml::Source::new(&text, shown)?;
@@ -757,15 +755,15 @@ impl Layers {
     fn text_value(&self, path: &[String], text: &str) -> Result<Value, String> {
         let mut slot = &self.defaults;
         for (depth, part) in path.iter().enumerate() {
-            let Value::Object(table) = slot else {
+            if !slot.is_object() {
                 return Err(format!(
                     "{} is a setting, not a table",
                     path[..depth].join(".")
                 ));
-            };
-            slot = table
+            }
+            slot = slot
                 .get(part)
-                .ok_or_else(|| yaml::unknown_message("setting", part, &names(table)))?;
+                .ok_or_else(|| yaml::unknown_message("setting", part, &names(slot)))?;
         }
         Ok(match Kind::of(slot) {
             Kind::Table => return Err("is a table; set one of its keys".to_owned()),
@@ -875,19 +873,22 @@ fn pointer(path: &[String]) -> String {
 }
 
 /// The settings a table holds, for "expected ..." hints.
-fn names(table: &serde_json::Map<String, Value>) -> Vec<&str> {
-    let mut names: Vec<&str> = table.keys().map(String::as_str).collect();
+fn names(table: &Value) -> Vec<&str> {
+    let mut names: Vec<&str> = table
+        .as_object()
+        .map(|table| table.keys().map(String::as_str).collect())
+        .unwrap_or_default();
     names.sort_unstable();
     names
 }
 
-/// Collects the settings a file's table `node` sets, checked against the
-/// defaults' `schema`.
+/// Collects the settings a file's table `node` sets, checked against
+/// `schema`, the table's defaults.
 fn read_table(
     reader: &mut Reader,
     node: &Node<'_>,
     path: &str,
-    schema: &serde_json::Map<String, Value>,
+    schema: &Value,
     out: &mut Vec<Assignment>,
 ) {
     // A table whose keys are all commented out keeps its defaults.
@@ -901,7 +902,7 @@ fn read_table(
         let key = child(path, entry.name);
         match schema.get(entry.name) {
             None => reader.unknown(&entry, path, "setting", &names(schema)),
-            Some(Value::Object(table)) => read_table(reader, entry.value, &key, table, out),
+            Some(table @ Value::Object(_)) => read_table(reader, entry.value, &key, table, out),
             Some(default) => out.extend(read_value(reader, entry.value, &key, default)),
         }
     }
