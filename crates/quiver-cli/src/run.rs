@@ -64,7 +64,7 @@ pub fn run(args: &RunArgs) -> Outcome {
         })
     })
     .collect();
-    let settings = Settings::load(args.settings.as_deref(), std::env::vars(), &flags)
+    let settings = Settings::load_with_flags(args.settings.as_deref(), std::env::vars(), &flags)
         .map_err(|err| invalid(format!("error: {err}")))?;
     let config = quiver_config::load_config(&args.config).map_err(invalid)?;
     eprintln!("quiver run: {}", config.summary());

@@ -455,10 +455,19 @@ const BLOCK_REASON: &str =
     "a blocking read would otherwise time out while the server legitimately holds it";
 
 impl Settings {
+    /// Defaults, overlaid with `file` (if any) and then the environment, and
+    /// checked: [`Settings::load_with_flags`] without flags.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        Settings::load_with_flags(file, env, &[])
+    }
+
     /// Defaults, overlaid with `file` (if any), then the environment, then
     /// `flags`, and checked. Every problem is reported, and any one of them
     /// refuses the settings whole.
-    pub fn load(
+    pub fn load_with_flags(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         flags: &[Flag],
@@ -1006,7 +1015,7 @@ mod tests {
 
     #[test]
     fn defaults_validate() {
-        let s = Settings::load(None, env(&[]), &[]).unwrap();
+        let s = Settings::load(None, env(&[])).unwrap();
         assert_eq!(s, Settings::default());
         assert_eq!(s.source_kind().unwrap(), SourceKind::Synthetic);
         assert_eq!(s.sink_kind().unwrap(), SinkKind::Stdout);
@@ -1030,7 +1039,6 @@ mod tests {
                 ("QUIVER__SESSION__ENABLED", "true"),
                 ("UNRELATED__X", "y"),
             ]),
-            &[],
         )
         .unwrap();
         assert_eq!(s.strategy.history_store_size, 2000);
@@ -1050,7 +1058,7 @@ mod tests {
             "s.toml",
             "[quiver]\nsource = \"replay:ticks.csv\"\nsink = \"jsonl:out.jsonl\"\n[quiver.replay]\nspeed = 0\n",
         );
-        let s = Settings::load(Some(&path), env(&[]), &[]).unwrap();
+        let s = Settings::load(Some(&path), env(&[])).unwrap();
         assert_eq!(
             s.source_kind().unwrap(),
             SourceKind::Replay("ticks.csv".into())
@@ -1061,7 +1069,7 @@ mod tests {
 
     /// The printed issues of settings that must be refused.
     fn refused(file: Option<&Path>, vars: &[(&str, &str)], flags: &[Flag]) -> Vec<String> {
-        match Settings::load(file, env(vars), flags) {
+        match Settings::load_with_flags(file, env(vars), flags) {
             Err(SettingsError::Invalid { issues }) => {
                 issues.iter().map(ToString::to_string).collect()
             }
@@ -1197,7 +1205,8 @@ mod tests {
                 value: "0".to_owned(),
             },
         ];
-        let s = Settings::load(Some(&path), env(&[("QUIVER__SOURCE", "redis")]), &flags).unwrap();
+        let s = Settings::load_with_flags(Some(&path), env(&[("QUIVER__SOURCE", "redis")]), &flags)
+            .unwrap();
         assert_eq!(s.source_kind().unwrap(), SourceKind::Replay("t.csv".into()));
         assert_eq!(s.quiver.replay.speed, 0.0);
 
@@ -1219,17 +1228,17 @@ mod tests {
     #[test]
     fn unreadable_files_stop_at_the_one_error() {
         let (_dir, path) = file("s.yaml", "quiver: [\n");
-        let err = Settings::load(Some(&path), env(&[]), &[]).unwrap_err();
+        let err = Settings::load(Some(&path), env(&[])).unwrap_err();
         assert!(matches!(err, SettingsError::Syntax(_)), "{err:?}");
         let (_dir, path) = file("s.toml", "[quiver]\nsource = \n");
-        let err = Settings::load(Some(&path), env(&[]), &[]).unwrap_err();
+        let err = Settings::load(Some(&path), env(&[])).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with(&format!("{}:2:10: TOML syntax error: ", path.display())),
             "{err}"
         );
         let (_dir, path) = file("s.ini", "");
-        let err = Settings::load(Some(&path), env(&[]), &[]).unwrap_err();
+        let err = Settings::load(Some(&path), env(&[])).unwrap_err();
         assert!(matches!(err, SettingsError::Format { .. }), "{err:?}");
     }
 }
