@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use quiver_io::live::Stop;
-use quiver_runtime::{AnySink, AnySource, Service, Settings, WiringError};
+use quiver_runtime::{AnySink, AnySource, Flag, Service, Settings, WiringError};
 
 use crate::edge::{invalid, note, Outcome};
 
@@ -39,29 +39,32 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> Outcome {
-    let mut settings = Settings::load(args.settings.as_deref(), std::env::vars())
-        .map_err(|err| invalid(format!("error: {err}")))?;
-    let q = &mut settings.quiver;
-    if let Some(source) = &args.source {
-        q.source = source.clone();
-    }
-    if let Some(speed) = args.speed {
-        q.replay.speed = speed;
-    }
-    if let Some(rate) = args.rate {
-        q.synthetic.rate = rate;
-    }
-    if let Some(sink) = &args.sink {
-        q.sink = sink.clone();
-    }
-    if let Some(url) = &args.redis {
-        q.redis_url = url.clone();
-    }
-    if let Some(http) = &args.http {
-        q.http_addr = http.clone();
-    }
-    settings
-        .validate()
+    let flags: Vec<Flag> = [
+        ("--source", "quiver.source", args.source.clone()),
+        (
+            "--speed",
+            "quiver.replay.speed",
+            args.speed.map(|v| v.to_string()),
+        ),
+        (
+            "--rate",
+            "quiver.synthetic.rate",
+            args.rate.map(|v| v.to_string()),
+        ),
+        ("--sink", "quiver.sink", args.sink.clone()),
+        ("--redis", "quiver.redis_url", args.redis.clone()),
+        ("--http", "quiver.http_addr", args.http.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, key, value)| {
+        Some(Flag {
+            flag,
+            key,
+            value: value?,
+        })
+    })
+    .collect();
+    let settings = Settings::load_with_flags(args.settings.as_deref(), std::env::vars(), &flags)
         .map_err(|err| invalid(format!("error: {err}")))?;
     let config = quiver_config::load_config(&args.config).map_err(invalid)?;
     eprintln!("quiver run: {}", config.summary());

@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use crate::yaml::{self, child, line, pos, value, Issue, Mapping, Node, Pos, Reader, Value};
+use crate::{ModelRef, ModelsSource, StrategyRow};
 use quiver_core::InstrumentToken;
 use quiver_strategy::hybrid::{self, Policy};
 use quiver_strategy::ml::{self, MlFeature};
@@ -15,9 +17,6 @@ use quiver_strategy::rules;
 use quiver_strategy::{
     MlSpec, RulesType, StandardValidator, StrategyKind, StrategySpec, StrategyType,
 };
-use saphyr::{AnnotatedMapping, MarkedYaml, Scalar, YamlData};
-
-use crate::{ConfigIssue, ModelRef, ModelsSource, StrategyRow};
 
 /// Fields of a row, in the order the "expected ..." hint lists them.
 const ROW_FIELDS: [&str; 7] = [
@@ -31,6 +30,8 @@ const ROW_FIELDS: [&str; 7] = [
 ];
 /// Fields of a hybrid's `rules` / `ml` part.
 const PART_FIELDS: [&str; 2] = ["strategy_type", "parameters"];
+/// The top level of the file.
+const TOP_FIELDS: [&str; 2] = ["strategies", "models"];
 /// The parts a hybrid's `parameters` must hold besides its own parameters.
 const HYBRID_PARTS: &[&str] = &["rules", "ml"];
 /// What an `ml` strategy's `parameters` hold besides its own parameters.
@@ -38,56 +39,6 @@ const ML_PARTS: &[&str] = &["model", "features"];
 /// `ml_momentum` and `hybrid_momentum` fix their features.
 const PRESET_PARTS: &[&str] = &["model"];
 const VALIDATORS: &[&str] = &["standard"];
-/// How issues about the document as a whole name their location.
-const ROOT: &str = "(root)";
-
-type Node<'y> = MarkedYaml<'y>;
-type Mapping<'y> = AnnotatedMapping<'y, MarkedYaml<'y>>;
-
-/// A node's value as the schema sees it, so checks match on meaning rather
-/// than on saphyr's representation.
-enum Value<'n, 'y> {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Str(&'n str),
-    Null,
-    List(&'n [Node<'y>]),
-    Map(&'n Mapping<'y>),
-    /// Anything the schema never accepts (custom tags, values a core tag
-    /// could not parse), described for the message.
-    Other(&'static str),
-}
-
-fn value<'n, 'y>(node: &'n Node<'y>) -> Value<'n, 'y> {
-    match &node.data {
-        YamlData::Value(Scalar::Integer(v)) => Value::Int(*v),
-        YamlData::Value(Scalar::FloatingPoint(v)) => Value::Float(v.0),
-        YamlData::Value(Scalar::Boolean(v)) => Value::Bool(*v),
-        YamlData::Value(Scalar::String(v)) => Value::Str(v),
-        YamlData::Value(Scalar::Null) => Value::Null,
-        YamlData::Sequence(items) => Value::List(items),
-        YamlData::Mapping(map) => Value::Map(map),
-        YamlData::Tagged(..) => Value::Other("a tagged value"),
-        _ => Value::Other("an invalid value"),
-    }
-}
-
-/// How a message shows the value it rejects: strings quoted, so `"0.01"` is
-/// visibly not the number 0.01; floats with a fraction, so `20.0` is visibly
-/// not an integer.
-fn describe(node: &Node<'_>) -> String {
-    match value(node) {
-        Value::Int(v) => v.to_string(),
-        Value::Float(v) => format!("{v:?}"),
-        Value::Bool(v) => v.to_string(),
-        Value::Str(v) => quiver_strategy::params::quote_truncated(v),
-        Value::Null => "null".to_owned(),
-        Value::List(_) => "a list".to_owned(),
-        Value::Map(_) => "a mapping".to_owned(),
-        Value::Other(what) => what.to_owned(),
-    }
-}
 
 fn raw<'n>(node: &'n Node<'_>) -> RawParam<'n> {
     match value(node) {
@@ -100,44 +51,6 @@ fn raw<'n>(node: &'n Node<'_>) -> RawParam<'n> {
         Value::Map(_) => RawParam::Other("a mapping"),
         Value::Other(what) => RawParam::Other(what),
     }
-}
-
-/// Where a node starts: 1-based line (saphyr's lines already are; a node built
-/// without a position, line 0, is put on the first line rather than on one
-/// that does not exist) and 0-based column, used only to order issues.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Pos {
-    line: usize,
-    col: usize,
-}
-
-/// Where issues about an empty document go.
-const START: Pos = Pos { line: 1, col: 0 };
-
-fn pos(node: &Node<'_>) -> Pos {
-    Pos {
-        line: node.span.start.line().max(1),
-        col: node.span.start.col(),
-    }
-}
-
-fn line(node: &Node<'_>) -> usize {
-    pos(node).line
-}
-
-fn child(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{path}.{name}")
-    }
-}
-
-/// One key of a mapping that survived the key checks.
-struct Entry<'n, 'y> {
-    name: &'n str,
-    key: &'n Node<'y>,
-    value: &'n Node<'y>,
 }
 
 /// A `parameters` mapping after its declared parameters were checked.
@@ -171,9 +84,7 @@ impl Params<'_, '_> {
 
 /// Walks the document, collecting issues.
 pub(crate) struct Checker {
-    /// Prefix of keys renamed because they repeat an earlier key (see `source`).
-    duplicate_mark: Option<char>,
-    issues: Vec<(Pos, ConfigIssue)>,
+    yaml: Reader,
     /// Models named by the row being checked.
     model_refs: Vec<ModelRef>,
     /// Where the `models:` section points.
@@ -181,162 +92,39 @@ pub(crate) struct Checker {
 }
 
 impl Checker {
-    pub(crate) fn new(duplicate_mark: Option<char>) -> Self {
+    pub(crate) fn new(yaml: Reader) -> Self {
         Checker {
-            duplicate_mark,
-            issues: Vec::new(),
+            yaml,
             model_refs: Vec::new(),
             models: None,
         }
     }
 
     /// The issues in document order. Checks run field by field (a row's
-    /// `parameters` need its `strategy_type`, wherever that is written), so they
-    /// are sorted by position; the sort is stable, keeping issues about the
-    /// same value in the order they were found.
-    pub(crate) fn finish(mut self) -> Vec<ConfigIssue> {
-        self.issues.sort_by_key(|(at, _)| *at);
-        self.issues.into_iter().map(|(_, issue)| issue).collect()
-    }
-
-    fn issue(&mut self, at: Pos, path: &str, message: String) {
-        let path = if path.is_empty() { ROOT } else { path };
-        let issue = ConfigIssue {
-            line: at.line,
-            path: path.to_owned(),
-            message,
-        };
-        self.issues.push((at, issue));
-    }
-
-    fn expected(&mut self, node: &Node<'_>, path: &str, what: &str) {
-        self.issue(
-            pos(node),
-            path,
-            format!("expected {what}, got {}", describe(node)),
-        );
-    }
-
-    /// `node`, or a `missing field` issue located at `owner`, the mapping that
-    /// should have held it.
-    fn required<'n, 'y>(
-        &mut self,
-        node: Option<&'n Node<'y>>,
-        field: &str,
-        path: &str,
-        owner: Pos,
-    ) -> Option<&'n Node<'y>> {
-        if node.is_none() {
-            self.issue(owner, path, format!("missing field {field:?}"));
-        }
-        node
-    }
-
-    /// The string-keyed entries of `map`, reporting non-string keys and keys
-    /// that repeat an earlier one.
-    fn entries<'n, 'y>(&mut self, map: &'n Mapping<'y>, path: &str) -> Vec<Entry<'n, 'y>> {
-        let mut entries = Vec::with_capacity(map.len());
-        for (key, val) in map {
-            let Value::Str(name) = value(key) else {
-                self.expected(key, path, "a string key");
-                continue;
-            };
-            if let Some(mark) = self.duplicate_mark.filter(|m| name.starts_with(*m)) {
-                let original = name.trim_start_matches(mark);
-                let first = map.keys().find(|k| match value(k) {
-                    Value::Str(s) => s == original,
-                    _ => describe(k) == original,
-                });
-                let also =
-                    first.map_or_else(String::new, |k| format!(" (also at line {})", line(k)));
-                self.issue(
-                    pos(key),
-                    &child(path, original),
-                    format!("duplicate key {original:?}{also}"),
-                );
-                continue;
-            }
-            entries.push(Entry {
-                name,
-                key,
-                value: val,
-            });
-        }
-        entries
-    }
-
-    fn string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
-        match value(node) {
-            Value::Str(s) => Some(s),
-            _ => {
-                self.expected(node, path, "a string");
-                None
-            }
-        }
-    }
-
-    fn non_empty_string<'n>(&mut self, node: &'n Node<'_>, path: &str) -> Option<&'n str> {
-        match self.string(node, path)? {
-            "" => {
-                self.issue(pos(node), path, "must not be empty".to_owned());
-                None
-            }
-            s => Some(s),
-        }
-    }
-
-    fn non_empty_list<'n, 'y>(&mut self, node: &'n Node<'y>, path: &str) -> Option<&'n [Node<'y>]> {
-        match value(node) {
-            Value::List([]) => {
-                self.issue(pos(node), path, "must not be empty".to_owned());
-                None
-            }
-            Value::List(items) => Some(items),
-            _ => {
-                self.expected(node, path, "a list");
-                None
-            }
-        }
+    /// `parameters` need its `strategy_type`, wherever that is written), so the
+    /// reader's sorting by position is what puts them in order.
+    pub(crate) fn finish(self) -> Vec<Issue> {
+        self.yaml.finish()
     }
 
     /// Checks the whole document; the rows are meaningful only if no issue
     /// was recorded.
     pub(crate) fn document(&mut self, docs: &[Node<'_>]) -> Vec<StrategyRow> {
-        let Some(root) = docs.first() else {
-            self.issue(START, "", "missing field \"strategies\"".to_owned());
+        let Some(root) = self.yaml.single_document(docs) else {
+            self.yaml.required(None, "strategies", "", Pos::START);
             return Vec::new();
         };
-        if let Some(extra) = docs.get(1) {
-            self.issue(
-                pos(extra),
-                "",
-                format!("expected one YAML document, got {}", docs.len()),
-            );
+        let Some(map) = self.yaml.mapping(root, "") else {
+            return Vec::new();
+        };
+        let [strategies, models] = self.yaml.fields(map, "", &TOP_FIELDS);
+        if let Some(models) = models {
+            self.models_section(models);
         }
-        let Value::Map(map) = value(root) else {
-            self.expected(root, "", "a mapping");
+        let Some(list) = self.yaml.required(strategies, "strategies", "", pos(root)) else {
             return Vec::new();
         };
-        let mut strategies = None;
-        for entry in self.entries(map, "") {
-            match entry.name {
-                "strategies" => strategies = Some(entry.value),
-                "models" => self.models_section(entry.value),
-                _ => self.issue(
-                    pos(entry.key),
-                    entry.name,
-                    format!(
-                        "unknown field {:?} (expected strategies, models)",
-                        entry.name
-                    ),
-                ),
-            }
-        }
-        let Some(list) = self.required(strategies, "strategies", "", pos(root)) else {
-            return Vec::new();
-        };
-        let Value::List(items) = value(list) else {
-            self.expected(list, "strategies", "a list");
+        let Some(items) = self.yaml.sequence(list, "strategies") else {
             return Vec::new();
         };
         let mut ids = HashMap::new();
@@ -353,7 +141,7 @@ impl Checker {
         let line = line(node);
         self.models = match value(node) {
             Value::Str("") => {
-                self.issue(pos(node), "models", "must not be empty".to_owned());
+                self.yaml.issue(pos(node), "models", yaml::EMPTY_MESSAGE);
                 None
             }
             Value::Str(path) => Some(ModelsSource::File {
@@ -362,7 +150,8 @@ impl Checker {
             }),
             Value::List(_) | Value::Null => Some(ModelsSource::Inline { line }),
             _ => {
-                self.expected(node, "models", "a registry file path or a list of models");
+                self.yaml
+                    .expected(node, "models", "a registry file path or a list of models");
                 None
             }
         };
@@ -375,39 +164,24 @@ impl Checker {
         node: &Node<'_>,
         ids: &mut HashMap<String, (usize, usize)>,
     ) -> Option<StrategyRow> {
-        let base = format!("strategies[{index}]");
-        let Value::Map(map) = value(node) else {
-            self.expected(node, &base, "a mapping");
-            return None;
-        };
+        let base = yaml::item("strategies", index);
+        let map = self.yaml.mapping(node, &base)?;
         let row_at = pos(node);
         let label = match readable_id(map) {
             Some(id) => format!("{base} (id {id:?})"),
             None => base,
         };
 
-        let mut fields: [Option<&Node<'_>>; ROW_FIELDS.len()] = [None; ROW_FIELDS.len()];
-        for entry in self.entries(map, &label) {
-            match ROW_FIELDS.iter().position(|f| *f == entry.name) {
-                Some(at) => fields[at] = Some(entry.value),
-                None => self.issue(
-                    pos(entry.key),
-                    &child(&label, entry.name),
-                    format!(
-                        "unknown field {:?} (expected {})",
-                        entry.name,
-                        ROW_FIELDS.join(", ")
-                    ),
-                ),
-            }
-        }
-        let [id, strategy_type, parameters, brokers, instruments, enabled, validator] = fields;
+        let [id, strategy_type, parameters, brokers, instruments, enabled, validator] =
+            self.yaml.fields(map, &label, &ROW_FIELDS);
 
         let id = self
+            .yaml
             .required(id, "id", &label, row_at)
             .and_then(|node| self.id(node, &child(&label, "id"), index, ids));
 
         let ty = self
+            .yaml
             .required(strategy_type, "strategy_type", &label, row_at)
             .and_then(|node| self.strategy_type(node, &child(&label, "strategy_type")));
         let params_path = child(&label, "parameters");
@@ -428,18 +202,16 @@ impl Checker {
         };
 
         let brokers = self
+            .yaml
             .required(brokers, "brokers", &label, row_at)
             .and_then(|node| self.brokers(node, &child(&label, "brokers")));
         let instruments = self
+            .yaml
             .required(instruments, "instruments", &label, row_at)
             .and_then(|node| self.instruments(node, &child(&label, "instruments")));
-        let enabled = match enabled.map(|node| (node, value(node))) {
+        let enabled = match enabled {
             None => Some(true),
-            Some((_, Value::Bool(b))) => Some(b),
-            Some((node, _)) => {
-                self.expected(node, &child(&label, "enabled"), "a boolean");
-                None
-            }
+            Some(node) => self.yaml.bool(node, &child(&label, "enabled")),
         };
         let known_validator = match validator {
             None => true,
@@ -473,9 +245,9 @@ impl Checker {
         index: usize,
         ids: &mut HashMap<String, (usize, usize)>,
     ) -> Option<String> {
-        let id = self.non_empty_string(node, path)?;
+        let id = self.yaml.non_empty_string(node, path)?;
         if let Some(&(first_index, first_line)) = ids.get(id) {
-            self.issue(
+            self.yaml.issue(
                 pos(node),
                 path,
                 format!("duplicate id {id:?} (first used by strategies[{first_index}] at line {first_line})"),
@@ -487,19 +259,9 @@ impl Checker {
     }
 
     fn strategy_type(&mut self, node: &Node<'_>, path: &str) -> Option<StrategyType> {
-        let name = self.string(node, path)?;
-        let ty = StrategyType::from_name(name);
-        if ty.is_none() {
-            self.issue(
-                pos(node),
-                path,
-                format!(
-                    "unknown strategy_type {name:?} (expected {})",
-                    StrategyType::known_names()
-                ),
-            );
-        }
-        ty
+        let names = StrategyType::ALL.map(StrategyType::name);
+        let name = self.yaml.one_of(node, path, "strategy_type", &names)?;
+        StrategyType::from_name(name)
     }
 
     /// The spec of a strategy of type `ty` from its `parameters` (at `path`;
@@ -533,7 +295,8 @@ impl Checker {
                 // reports every mistake.
                 let features = if ty.takes_feature_list() {
                     let at = params.at.unwrap_or(owner);
-                    self.required(params.part("features"), "features", path, at)
+                    self.yaml
+                        .required(params.part("features"), "features", path, at)
                         .and_then(|node| self.feature_list(node, &child(path, "features")))
                 } else {
                     Some(Vec::new())
@@ -582,7 +345,8 @@ impl Checker {
                 let params = self.params(parameters, path, hybrid::PARAMS, HYBRID_PARTS, validator);
                 let at = params.at.unwrap_or(owner);
                 let mut part = |name: &str| {
-                    self.required(params.part(name), name, path, at)
+                    self.yaml
+                        .required(params.part(name), name, path, at)
                         .and_then(|node| self.part(node, &child(path, name)))
                 };
                 let (rules, ml) = (part("rules"), part("ml"));
@@ -590,7 +354,7 @@ impl Checker {
                 let rules_ty = rules.as_ref().map(StrategySpec::strategy_type);
                 if let Some(ty) = rules_ty.filter(|ty| ty.kind() != StrategyKind::Rules) {
                     let at = params.part("rules").map_or(owner, pos);
-                    self.issue(
+                    self.yaml.issue(
                         at,
                         &child(path, "rules"),
                         format!("must be a rules strategy, got {}", ty.name()),
@@ -619,11 +383,12 @@ impl Checker {
         let model_path = child(path, "model");
         let (name, at) = match params.part("model") {
             Some(node) => (
-                self.non_empty_string(node, &model_path)?.to_owned(),
+                self.yaml.non_empty_string(node, &model_path)?.to_owned(),
                 pos(node),
             ),
             None if ty.model_param() == Some(true) => {
-                self.required(None, "model", path, params.at.unwrap_or(owner));
+                self.yaml
+                    .required(None, "model", path, params.at.unwrap_or(owner));
                 return None;
             }
             None => (
@@ -641,19 +406,19 @@ impl Checker {
 
     /// An `ml` strategy's input columns: store specs or derived features.
     fn feature_list(&mut self, node: &Node<'_>, path: &str) -> Option<Vec<MlFeature>> {
-        let items = self.non_empty_list(node, path)?;
+        let items = self.yaml.non_empty_sequence(node, path)?;
         let mut features = Vec::with_capacity(items.len());
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
-            let item_path = format!("{path}[{i}]");
-            let Some(text) = self.string(item, &item_path) else {
+            let item_path = yaml::item(path, i);
+            let Some(text) = self.yaml.string(item, &item_path) else {
                 ok = false;
                 continue;
             };
             match MlFeature::parse(text) {
                 Ok(feature) => features.push(feature),
                 Err(message) => {
-                    self.issue(pos(item), &item_path, message);
+                    self.yaml.issue(pos(item), &item_path, message);
                     ok = false;
                 }
             }
@@ -663,34 +428,17 @@ impl Checker {
 
     /// A hybrid's `rules` or `ml` part.
     fn part(&mut self, node: &Node<'_>, path: &str) -> Option<StrategySpec> {
-        let Value::Map(map) = value(node) else {
-            self.expected(node, path, "a mapping");
-            return None;
-        };
-        let mut fields: [Option<&Node<'_>>; PART_FIELDS.len()] = [None; PART_FIELDS.len()];
-        for entry in self.entries(map, path) {
-            match PART_FIELDS.iter().position(|f| *f == entry.name) {
-                Some(at) => fields[at] = Some(entry.value),
-                None => self.issue(
-                    pos(entry.key),
-                    &child(path, entry.name),
-                    format!(
-                        "unknown field {:?} (expected {})",
-                        entry.name,
-                        PART_FIELDS.join(", ")
-                    ),
-                ),
-            }
-        }
-        let [strategy_type, parameters] = fields;
+        let map = self.yaml.mapping(node, path)?;
+        let [strategy_type, parameters] = self.yaml.fields(map, path, &PART_FIELDS);
         let params_path = child(path, "parameters");
         let type_path = child(path, "strategy_type");
         let ty = self
+            .yaml
             .required(strategy_type, "strategy_type", path, pos(node))
             .and_then(|ty_node| Some((self.strategy_type(ty_node, &type_path)?, ty_node)));
         match ty {
             Some((StrategyType::Hybrid | StrategyType::HybridMomentum, ty_node)) => {
-                self.issue(
+                self.yaml.issue(
                     pos(ty_node),
                     &type_path,
                     "nested hybrids are not supported".to_owned(),
@@ -731,12 +479,12 @@ impl Checker {
             Value::Null => return params,
             Value::Map(map) => map,
             _ => {
-                self.expected(node, path, "a mapping");
+                self.yaml.expected(node, path, "a mapping");
                 return params;
             }
         };
         params.at = Some(pos(node));
-        for entry in self.entries(map, path) {
+        for entry in self.yaml.entries(map, path) {
             let entry_path = child(path, entry.name);
             if let Some(def) = defs.iter().find(|d| d.name == entry.name) {
                 let checked = self.param(def, entry.value, &entry_path);
@@ -763,15 +511,7 @@ impl Checker {
                 if validator.is_some() {
                     expected.extend(VALIDATOR_PARAMS.iter().map(|d| d.name));
                 }
-                self.issue(
-                    pos(entry.key),
-                    &entry_path,
-                    format!(
-                        "unknown parameter {:?} (expected {})",
-                        entry.name,
-                        expected.join(", ")
-                    ),
-                );
+                self.yaml.unknown(&entry, path, "parameter", &expected);
             }
         }
         params
@@ -781,7 +521,7 @@ impl Checker {
         match def.check(&raw(node)) {
             Ok(v) => Some(v),
             Err(message) => {
-                self.issue(pos(node), path, message);
+                self.yaml.issue(pos(node), path, message);
                 None
             }
         }
@@ -794,9 +534,9 @@ impl Checker {
         match value(node) {
             Value::Null => {}
             Value::Map(map) => {
-                self.entries(map, path);
+                self.yaml.entries(map, path);
             }
-            _ => self.expected(node, path, "a mapping"),
+            _ => self.yaml.expected(node, path, "a mapping"),
         }
     }
 
@@ -821,8 +561,8 @@ impl Checker {
             .or(oversold)
             .map(|(at, _)| at)
             .or(params.at)
-            .unwrap_or(START);
-        self.issue(
+            .unwrap_or(Pos::START);
+        self.yaml.issue(
             at,
             &child(path, "overbought"),
             format!("must be greater than oversold ({low}), got {high}"),
@@ -830,16 +570,16 @@ impl Checker {
     }
 
     fn brokers(&mut self, node: &Node<'_>, path: &str) -> Option<Vec<String>> {
-        let items = self.non_empty_list(node, path)?;
+        let items = self.yaml.non_empty_sequence(node, path)?;
         let mut brokers: Vec<String> = Vec::with_capacity(items.len());
         let mut first_at: HashMap<&str, usize> = HashMap::new();
         for (i, item) in items.iter().enumerate() {
-            let item_path = format!("{path}[{i}]");
-            let Some(name) = self.non_empty_string(item, &item_path) else {
+            let item_path = yaml::item(path, i);
+            let Some(name) = self.yaml.non_empty_string(item, &item_path) else {
                 continue;
             };
             if let Some(first) = first_at.get(name) {
-                self.issue(
+                self.yaml.issue(
                     pos(item),
                     &item_path,
                     format!("duplicate broker {name:?} (also at brokers[{first}])"),
@@ -853,26 +593,24 @@ impl Checker {
     }
 
     fn instruments(&mut self, node: &Node<'_>, path: &str) -> Option<Vec<InstrumentToken>> {
-        let items = self.non_empty_list(node, path)?;
+        let items = self.yaml.non_empty_sequence(node, path)?;
         let mut tokens: Vec<InstrumentToken> = Vec::with_capacity(items.len());
         let mut first_at: HashMap<InstrumentToken, usize> = HashMap::new();
         for (i, item) in items.iter().enumerate() {
-            let item_path = format!("{path}[{i}]");
-            let token = match value(item) {
-                Value::Int(v) => match InstrumentToken::try_from(v) {
-                    Ok(token) if token > 0 => token,
-                    _ => {
-                        self.issue(pos(item), &item_path, format!("must be > 0, got {v}"));
-                        continue;
-                    }
-                },
+            let item_path = yaml::item(path, i);
+            let Some(v) = self.yaml.int(item, &item_path) else {
+                continue;
+            };
+            let token = match InstrumentToken::try_from(v) {
+                Ok(token) if token > 0 => token,
                 _ => {
-                    self.expected(item, &item_path, "an integer");
+                    self.yaml
+                        .issue(pos(item), &item_path, format!("must be > 0, got {v}"));
                     continue;
                 }
             };
             if let Some(first) = first_at.get(&token) {
-                self.issue(
+                self.yaml.issue(
                     pos(item),
                     &item_path,
                     format!("duplicate instrument {token} (also at instruments[{first}])"),
@@ -887,21 +625,9 @@ impl Checker {
 
     /// Whether `node` names a known validator.
     fn validator(&mut self, node: &Node<'_>, path: &str) -> bool {
-        let Some(name) = self.string(node, path) else {
-            return false;
-        };
-        let known = VALIDATORS.contains(&name);
-        if !known {
-            self.issue(
-                pos(node),
-                path,
-                format!(
-                    "unknown validator {name:?} (expected {})",
-                    VALIDATORS.join(", ")
-                ),
-            );
-        }
-        known
+        self.yaml
+            .one_of(node, path, "validator", VALIDATORS)
+            .is_some()
     }
 }
 

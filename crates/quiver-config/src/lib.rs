@@ -68,10 +68,9 @@
 //! `{file}:{line}:{col}: YAML syntax error: ...` instead.
 
 mod check;
-mod source;
+pub mod yaml;
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::Path;
 
 use quiver_core::InstrumentToken;
@@ -89,56 +88,20 @@ pub enum ConfigError {
     },
     /// The text is not YAML, so there is no tree to check and only this one
     /// error can be reported.
-    #[error("{file}:{line}:{col}: YAML syntax error: {message}")]
-    Syntax {
-        file: String,
-        line: usize,
-        /// 1-based, in characters.
-        col: usize,
-        message: String,
-    },
+    #[error(transparent)]
+    Syntax(#[from] yaml::SyntaxError),
     /// Every issue found, in document order, one per line when displayed.
-    #[error("{}", IssueLines { file, issues })]
+    #[error("{}", yaml::IssueLines(issues))]
     Invalid {
         file: String,
         issues: Vec<ConfigIssue>,
     },
 }
 
-/// One problem in a YAML-valid file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigIssue {
-    /// 1-based line of the offending value (of the containing mapping for a
-    /// missing field).
-    pub line: usize,
-    /// Where the value is, e.g. `strategies[3] (id "mom-7").parameters.threshold`;
-    /// the id is included because people find rows by id, not by index.
-    pub path: String,
-    pub message: String,
-}
-
-/// Renders [`ConfigError::Invalid`] without a trailing newline, so callers can
-/// print it like any other one-line error.
-struct IssueLines<'a> {
-    file: &'a str,
-    issues: &'a [ConfigIssue],
-}
-
-impl fmt::Display for IssueLines<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, issue) in self.issues.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(
-                f,
-                "{}:{}: {}: {}",
-                self.file, issue.line, issue.path, issue.message
-            )?;
-        }
-        Ok(())
-    }
-}
+/// One problem in a YAML-valid strategies file. Its path includes the row's
+/// id, e.g. `strategies[3] (id "mom-7").parameters.threshold`, because people
+/// find rows by id, not by index.
+pub type ConfigIssue = yaml::Issue;
 
 /// A validated strategies file.
 #[derive(Clone, Debug, PartialEq)]
@@ -259,15 +222,9 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
 /// Validates strategies-file `text`; `file` is only used to name it in
 /// messages.
 pub fn parse_config(text: &str, file: &str) -> Result<Config, ConfigError> {
-    let syntax = |e: source::SyntaxError| ConfigError::Syntax {
-        file: file.to_owned(),
-        line: e.line,
-        col: e.col,
-        message: e.message,
-    };
-    let source = source::prepare(text).map_err(syntax)?;
-    let docs = source.load().map_err(syntax)?;
-    let mut checker = check::Checker::new(source.duplicate_mark);
+    let source = yaml::Source::new(text, file)?;
+    let docs = source.documents()?;
+    let mut checker = check::Checker::new(source.reader());
     let strategies = checker.document(&docs);
     let models = checker.models.take();
     let issues = checker.finish();

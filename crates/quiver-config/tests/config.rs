@@ -762,6 +762,7 @@ fn every_error_comes_back_together_in_document_order() {
     };
     assert_eq!(file, FILE);
     let at = |line: usize, path: &str, message: &str| ConfigIssue {
+        file: FILE.to_owned(),
         line,
         path: path.to_owned(),
         message: message.to_owned(),

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
 
 use proptest::prelude::*;
+use quiver_config::yaml::SyntaxError;
 use quiver_config::{parse_config, ConfigError};
 
 const VALID: &str = "strategies:
@@ -29,7 +30,7 @@ fn check_outcome(text: &str) -> Result<(), TestCaseError> {
     let lines = text.lines().count().max(1);
     match parse_config(text, "f.yaml") {
         Ok(_) => {}
-        Err(ConfigError::Syntax { line, col, .. }) => {
+        Err(ConfigError::Syntax(SyntaxError { line, col, .. })) => {
             prop_assert!(line >= 1 && line <= lines + 1, "line {line} of {lines}");
             prop_assert!(col >= 1);
         }

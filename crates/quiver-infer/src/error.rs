@@ -1,7 +1,6 @@
 //! Error types. Every message names what it is about (file, model, field,
 //! operator) so an operator can act on it without reading code.
 
-use std::fmt;
 use std::path::PathBuf;
 
 /// Why an inference call failed.
@@ -87,47 +86,19 @@ pub enum LoadError {
 
 /// One problem in a registry file, positioned like config errors:
 /// `models.yaml:12: models[1] (name "mlp").sha256: must be 64 hex digits`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistryIssue {
-    pub line: usize,
-    /// Dotted path of the offending value, e.g. `models[1] (name "mlp").sha256`.
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for RegistryIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.line, self.path, self.message)
-    }
-}
+pub type RegistryIssue = quiver_config::yaml::Issue;
 
 /// Why a registry file was refused as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
     #[error("{path}: {message}")]
     Io { path: PathBuf, message: String },
-    #[error("{path}:{line}:{col}: YAML syntax error: {message}")]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        col: usize,
-        message: String,
-    },
+    #[error(transparent)]
+    Syntax(#[from] quiver_config::yaml::SyntaxError),
     /// Every problem found, in file order.
-    #[error("{}", render_issues(path, issues))]
+    #[error("{}", quiver_config::yaml::IssueLines(issues))]
     Invalid {
         path: PathBuf,
         issues: Vec<RegistryIssue>,
     },
-}
-
-fn render_issues(path: &std::path::Path, issues: &[RegistryIssue]) -> String {
-    let mut text = String::new();
-    for (i, issue) in issues.iter().enumerate() {
-        if i > 0 {
-            text.push('\n');
-        }
-        text.push_str(&format!("{}:{issue}", path.display()));
-    }
-    text
 }

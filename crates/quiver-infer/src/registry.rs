@@ -22,17 +22,14 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use saphyr::{AnnotatedMapping, LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use quiver_config::yaml::{self, child, describe, pos, value, Node, Pos, Reader, Value};
 
-use crate::error::{RegistryError, RegistryIssue};
-
-type Node<'y> = MarkedYaml<'y>;
-type Mapping<'y> = AnnotatedMapping<'y, MarkedYaml<'y>>;
+use crate::error::RegistryError;
 
 const TOP_FIELDS: &[&str] = &["models"];
 /// A `models:` list inside a strategies file sits next to its `strategies:`.
 const EMBEDDED_TOP_FIELDS: &[&str] = &["models", "strategies"];
-const MODEL_FIELDS: &[&str] = &[
+const MODEL_FIELDS: [&str; 10] = [
     "name",
     "path",
     "sha256",
@@ -44,8 +41,9 @@ const MODEL_FIELDS: &[&str] = &[
     "regime",
     "active",
 ];
-const INPUT_FIELDS: &[&str] = &["features", "dtype"];
-const OUTPUT_FIELDS: &[&str] = &["kind", "classes", "threshold", "tensor"];
+const INPUT_FIELDS: [&str; 2] = ["features", "dtype"];
+const OUTPUT_FIELDS: [&str; 4] = ["kind", "classes", "threshold", "tensor"];
+const OUTPUT_KINDS: &[&str] = &["classifier", "regressor"];
 /// Widest input a registry may declare; guards buffer sizing against typos.
 pub const MAX_FEATURES: usize = 4096;
 /// Most classes a classifier may declare.
@@ -236,39 +234,25 @@ impl Registry {
         path: &Path,
         top_fields: &'static [&'static str],
     ) -> Result<Registry, RegistryError> {
-        let docs = MarkedYaml::load_from_str(text).map_err(|e| RegistryError::Syntax {
-            path: path.to_owned(),
-            line: e.marker().line().max(1),
-            col: e.marker().col() + 1,
-            message: e.info().to_owned(),
-        })?;
+        let source = yaml::Source::new(text, path.display().to_string())?;
+        let docs = source.documents()?;
         let dir = path.parent().unwrap_or_else(|| Path::new("")).to_owned();
         let mut checker = Checker {
             dir,
             top_fields,
-            issues: Vec::new(),
+            yaml: source.reader(),
         };
-        let models = match docs.as_slice() {
-            [] => {
-                checker.issue(1, "(root)", "empty file: expected a `models:` list".into());
-                Vec::new()
-            }
-            [doc] => checker.root(doc),
-            [_, second, ..] => {
-                checker.issue(line(second), "(root)", "expected one YAML document".into());
-                Vec::new()
-            }
-        };
-        if checker.issues.is_empty() {
+        let models = checker.document(&docs);
+        let issues = checker.yaml.finish();
+        if issues.is_empty() {
             Ok(Registry {
                 path: path.to_owned(),
                 models,
             })
         } else {
-            checker.issues.sort_by_key(|i| i.line);
             Err(RegistryError::Invalid {
                 path: path.to_owned(),
-                issues: checker.issues,
+                issues,
             })
         }
     }
@@ -278,169 +262,80 @@ impl Registry {
     }
 }
 
-fn line(node: &Node<'_>) -> usize {
-    node.span.start.line().max(1)
-}
-
-fn describe(node: &Node<'_>) -> String {
-    match &node.data {
-        YamlData::Value(Scalar::Integer(v)) => v.to_string(),
-        YamlData::Value(Scalar::FloatingPoint(v)) => format!("{:?}", v.0),
-        YamlData::Value(Scalar::Boolean(v)) => v.to_string(),
-        YamlData::Value(Scalar::String(v)) => {
-            let short: String = v.chars().take(60).collect();
-            if short.len() < v.len() {
-                format!("{short:?}…")
-            } else {
-                format!("{short:?}")
-            }
-        }
-        YamlData::Value(Scalar::Null) => "null".into(),
-        YamlData::Sequence(_) => "a list".into(),
-        YamlData::Mapping(_) => "a mapping".into(),
-        _ => "an unsupported value".into(),
-    }
-}
-
+/// The string value of `node`, if it is one.
 fn as_str<'n>(node: &'n Node<'_>) -> Option<&'n str> {
-    match &node.data {
-        YamlData::Value(Scalar::String(v)) => Some(v),
+    match value(node) {
+        Value::Str(text) => Some(text),
         _ => None,
     }
 }
 
-fn as_map<'n, 'y>(node: &'n Node<'y>) -> Option<&'n Mapping<'y>> {
-    match &node.data {
-        YamlData::Mapping(map) => Some(map),
-        _ => None,
-    }
+/// The `name` of a model entry and where it is written, when it is a string.
+fn name_field<'n>(node: &'n Node<'_>) -> Option<(&'n str, Pos)> {
+    let Value::Map(map) = value(node) else {
+        return None;
+    };
+    map.iter()
+        .find(|(k, _)| as_str(k) == Some("name"))
+        .and_then(|(_, v)| Some((as_str(v)?, pos(v))))
 }
 
 struct Checker {
     dir: PathBuf,
     top_fields: &'static [&'static str],
-    issues: Vec<RegistryIssue>,
-}
-
-/// The known keys of a mapping with their value nodes, unknown keys reported.
-struct Fields<'n, 'y> {
-    entries: Vec<(&'n str, &'n Node<'y>)>,
-}
-
-impl<'n, 'y> Fields<'n, 'y> {
-    fn get(&self, name: &str) -> Option<&'n Node<'y>> {
-        self.entries
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, node)| *node)
-    }
+    yaml: Reader,
 }
 
 impl Checker {
-    fn issue(&mut self, line: usize, path: &str, message: String) {
-        self.issues.push(RegistryIssue {
-            line,
-            path: path.to_owned(),
-            message,
-        });
-    }
-
-    fn fields<'n, 'y>(
-        &mut self,
-        map: &'n Mapping<'y>,
-        path: &str,
-        known: &[&str],
-    ) -> Fields<'n, 'y> {
-        let mut entries = Vec::new();
-        for (key, value) in map.iter() {
-            match as_str(key) {
-                Some(name) if known.contains(&name) => entries.push((name, value)),
-                _ => self.issue(
-                    line(key),
-                    path,
-                    format!(
-                        "unknown field {} (expected {})",
-                        describe(key),
-                        known.join(", ")
-                    ),
-                ),
-            }
-        }
-        Fields { entries }
-    }
-
-    fn required<'n, 'y>(
-        &mut self,
-        fields: &Fields<'n, 'y>,
-        name: &str,
-        at: usize,
-        path: &str,
-    ) -> Option<&'n Node<'y>> {
-        let node = fields.get(name);
-        if node.is_none() {
-            self.issue(at, path, format!("missing field `{name}`"));
-        }
-        node
-    }
-
-    fn string(&mut self, node: &Node<'_>, path: &str) -> Option<String> {
-        match as_str(node) {
-            Some(text) if !text.trim().is_empty() => Some(text.to_owned()),
-            Some(_) => {
-                self.issue(line(node), path, "must not be empty".into());
-                None
-            }
-            None => {
-                self.issue(
-                    line(node),
-                    path,
-                    format!("expected a string, got {}", describe(node)),
-                );
-                None
-            }
+    /// A string that says something: blank text is as good as none for a
+    /// name or a path.
+    fn text(&mut self, node: &Node<'_>, path: &str) -> Option<String> {
+        let text = self.yaml.string(node, path)?;
+        if text.trim().is_empty() {
+            self.yaml.issue(pos(node), path, yaml::EMPTY_MESSAGE);
+            None
+        } else {
+            Some(text.to_owned())
         }
     }
 
-    fn root(&mut self, doc: &Node<'_>) -> Vec<ModelSpec> {
-        let Some(map) = as_map(doc) else {
-            self.issue(
-                line(doc),
-                "(root)",
-                format!("expected a mapping with `models:`, got {}", describe(doc)),
-            );
+    fn document(&mut self, docs: &[Node<'_>]) -> Vec<ModelSpec> {
+        let Some(doc) = self.yaml.single_document(docs) else {
+            self.yaml.required(None, "models", "", Pos::START);
             return Vec::new();
         };
-        let fields = self.fields(map, "(root)", self.top_fields);
-        let Some(models) = self.required(&fields, "models", line(doc), "(root)") else {
+        let Some(map) = self.yaml.mapping(doc, "") else {
+            return Vec::new();
+        };
+        let mut models = None;
+        for entry in self.yaml.entries(map, "") {
+            if entry.name == "models" {
+                models = Some(entry.value);
+            } else if !self.top_fields.contains(&entry.name) {
+                self.yaml.unknown(&entry, "", "field", self.top_fields);
+            }
+        }
+        let Some(models) = self.yaml.required(models, "models", "", pos(doc)) else {
             return Vec::new();
         };
         // `models:` with nothing under it: a registry with no models.
-        if matches!(models.data, YamlData::Value(Scalar::Null)) {
+        if matches!(value(models), Value::Null) {
             return Vec::new();
         }
-        let YamlData::Sequence(items) = &models.data else {
-            self.issue(
-                line(models),
-                "models",
-                format!("expected a list of models, got {}", describe(models)),
-            );
+        let Some(items) = self.yaml.sequence(models, "models") else {
             return Vec::new();
         };
         let mut names = BTreeSet::new();
         for (i, item) in items.iter().enumerate() {
-            let name = as_map(item).and_then(|map| {
-                map.iter()
-                    .find(|(k, _)| as_str(k) == Some("name"))
-                    .and_then(|(_, v)| as_str(v).map(|n| (n, line(v))))
-            });
-            if let Some((name, at)) = name {
-                if !names.insert(name) {
-                    self.issue(
-                        at,
-                        &format!("models[{i}] (name {name:?}).name"),
-                        format!("duplicate model name {name:?}"),
-                    );
-                }
+            let Some((name, at)) = name_field(item) else {
+                continue;
+            };
+            if !names.insert(name) {
+                self.yaml.issue(
+                    at,
+                    &format!("{}.name", label(i, Some(name))),
+                    format!("duplicate model name {name:?}"),
+                );
             }
         }
         items
@@ -452,93 +347,52 @@ impl Checker {
 
     /// Checks one entry; `None` when anything in it is wrong (issues recorded).
     fn model(&mut self, node: &Node<'_>, i: usize) -> Option<ModelSpec> {
-        let before = self.issues.len();
-        let at = line(node);
-        let Some(map) = as_map(node) else {
-            self.issue(
-                at,
-                &format!("models[{i}]"),
-                format!("expected a mapping, got {}", describe(node)),
-            );
-            return None;
-        };
-        let named = map
-            .iter()
-            .find(|(k, _)| as_str(k) == Some("name"))
-            .and_then(|(_, v)| as_str(v))
-            .map(|n| format!("models[{i}] (name {n:?})"))
-            .unwrap_or_else(|| format!("models[{i}]"));
-        let path = named.as_str();
-        let f = self.fields(map, path, MODEL_FIELDS);
-        let at_field = |name: &str| format!("{path}.{name}");
+        let before = self.yaml.issue_count();
+        let at = pos(node);
+        let map = self.yaml.mapping(node, &yaml::item("models", i))?;
+        let path = label(i, name_field(node).map(|(name, _)| name));
+        let path = path.as_str();
+        let [name, file, sha256, version, framework, input, features, output, regime, active] =
+            self.yaml.fields(map, path, &MODEL_FIELDS);
+        let at_field = |name: &str| child(path, name);
 
         let name = self
-            .required(&f, "name", at, path)
-            .and_then(|n| self.string(n, &at_field("name")));
+            .yaml
+            .required(name, "name", path, at)
+            .and_then(|n| self.text(n, &at_field("name")));
         let file = self
-            .required(&f, "path", at, path)
-            .and_then(|n| self.string(n, &at_field("path")));
+            .yaml
+            .required(file, "path", path, at)
+            .and_then(|n| self.text(n, &at_field("path")));
         let sha256 = self
-            .required(&f, "sha256", at, path)
-            .and_then(|n| match as_str(n) {
-                Some(text) if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                    Some(text.to_ascii_lowercase())
-                }
-                Some(text) => {
-                    let shown: String = text.chars().take(70).collect();
-                    self.issue(
-                        line(n),
-                        &at_field("sha256"),
-                        format!("must be 64 hex digits, got {shown:?}"),
-                    );
-                    None
-                }
-                None => {
-                    self.issue(
-                        line(n),
-                        &at_field("sha256"),
-                        format!(
-                            "expected a quoted string of 64 hex digits, got {}",
-                            describe(n)
-                        ),
-                    );
-                    None
-                }
-            });
+            .yaml
+            .required(sha256, "sha256", path, at)
+            .and_then(|n| self.sha256(n, &at_field("sha256")));
         let version = self
-            .required(&f, "version", at, path)
-            .and_then(|n| match &n.data {
-                YamlData::Value(Scalar::Integer(v)) => Some(v.to_string()),
-                YamlData::Value(Scalar::FloatingPoint(v)) => Some(v.0.to_string()),
-                _ => self.string(n, &at_field("version")),
+            .yaml
+            .required(version, "version", path, at)
+            .and_then(|n| match value(n) {
+                Value::Int(v) => Some(v.to_string()),
+                Value::Float(v) => Some(v.to_string()),
+                _ => self.text(n, &at_field("version")),
             });
-        let framework = self.required(&f, "framework", at, path).and_then(|n| {
-            match as_str(n).and_then(Framework::parse) {
-                Some(fw) => Some(fw),
-                None => {
-                    self.issue(
-                        line(n),
-                        &at_field("framework"),
-                        format!(
-                            "unknown framework {} (expected {})",
-                            describe(n),
-                            Framework::NAMES.join(", ")
-                        ),
-                    );
-                    None
-                }
-            }
-        });
+        let framework = self
+            .yaml
+            .required(framework, "framework", path, at)
+            .and_then(|n| {
+                self.yaml
+                    .one_of(n, &at_field("framework"), "framework", Framework::NAMES)
+            })
+            .and_then(Framework::parse);
         let input = self
-            .required(&f, "input", at, path)
+            .yaml
+            .required(input, "input", path, at)
             .and_then(|n| self.input(n, &at_field("input")));
-        let feature_names = f
-            .get("features")
-            .and_then(|n| self.feature_names(n, &at_field("features")));
-        if let (Some((n_features, _)), Some((names, names_line))) = (&input, &feature_names) {
+        let feature_names = features.and_then(|n| self.feature_names(n, &at_field("features")));
+        if let (Some((n_features, _)), Some((names, names_at))) = (&input, &feature_names) {
             if names.len() != *n_features {
-                self.issue(
-                    *names_line,
+                self.yaml.issue(
+                    *names_at,
                     &at_field("features"),
                     format!(
                         "lists {} names but input.features is {n_features}",
@@ -548,26 +402,15 @@ impl Checker {
             }
         }
         let output = self
-            .required(&f, "output", at, path)
+            .yaml
+            .required(output, "output", path, at)
             .and_then(|n| self.output(n, &at_field("output")));
-        let regime = f
-            .get("regime")
-            .and_then(|n| self.string(n, &at_field("regime")));
-        let active = match f.get("active") {
+        let regime = regime.and_then(|n| self.text(n, &at_field("regime")));
+        let active = match active {
             None => Some(true),
-            Some(n) => match &n.data {
-                YamlData::Value(Scalar::Boolean(v)) => Some(*v),
-                _ => {
-                    self.issue(
-                        line(n),
-                        &at_field("active"),
-                        format!("expected true or false, got {}", describe(n)),
-                    );
-                    None
-                }
-            },
+            Some(n) => self.yaml.bool(n, &at_field("active")),
         };
-        if self.issues.len() != before {
+        if self.yaml.issue_count() != before {
             return None;
         }
         let (name, file, sha256, version, framework, (n_features, dtype), output, active) = (
@@ -586,49 +429,52 @@ impl Checker {
             output,
             regime,
             active,
-            line: at,
+            line: at.line,
         })
     }
 
+    fn sha256(&mut self, node: &Node<'_>, path: &str) -> Option<String> {
+        match value(node) {
+            Value::Str(text) if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(text.to_ascii_lowercase())
+            }
+            Value::Str(text) => {
+                self.yaml.issue(
+                    pos(node),
+                    path,
+                    format!("must be 64 hex digits, got {}", yaml::quote(text)),
+                );
+                None
+            }
+            // An unquoted digest of digits only is read as a number, and its
+            // leading zeros are gone: the fix is quoting, so say so.
+            _ => {
+                self.yaml
+                    .expected(node, path, "a quoted string of 64 hex digits");
+                None
+            }
+        }
+    }
+
     fn input(&mut self, node: &Node<'_>, path: &str) -> Option<(usize, Dtype)> {
-        let Some(map) = as_map(node) else {
-            self.issue(
-                line(node),
-                path,
-                format!(
-                    "expected {{features: N, dtype: f32}}, got {}",
-                    describe(node)
-                ),
-            );
-            return None;
-        };
-        let f = self.fields(map, path, INPUT_FIELDS);
+        let map = self.yaml.mapping(node, path)?;
+        let [features, dtype] = self.yaml.fields(map, path, &INPUT_FIELDS);
         let features = self
-            .required(&f, "features", line(node), path)
-            .and_then(|n| match &n.data {
-                YamlData::Value(Scalar::Integer(v)) if (1..=MAX_FEATURES as i64).contains(v) => {
-                    Some(*v as usize)
-                }
-                _ => {
-                    self.issue(
-                        line(n),
-                        &format!("{path}.features"),
-                        format!(
-                            "must be an integer between 1 and {MAX_FEATURES}, got {}",
-                            describe(n)
-                        ),
-                    );
-                    None
-                }
-            });
-        let dtype = match f.get("dtype") {
+            .yaml
+            .required(features, "features", path, pos(node))
+            .and_then(|n| {
+                self.yaml
+                    .int_in(n, &child(path, "features"), 1, MAX_FEATURES as i64)
+            })
+            .and_then(|v| usize::try_from(v).ok());
+        let dtype = match dtype {
             None => Some(Dtype::F32),
             Some(n) => match as_str(n) {
                 Some("f32" | "float32" | "float") => Some(Dtype::F32),
                 _ => {
-                    self.issue(
-                        line(n),
-                        &format!("{path}.dtype"),
+                    self.yaml.issue(
+                        pos(n),
+                        &child(path, "dtype"),
                         format!("unsupported dtype {} (expected f32)", describe(n)),
                     );
                     None
@@ -638,124 +484,83 @@ impl Checker {
         Some((features?, dtype?))
     }
 
-    fn feature_names(&mut self, node: &Node<'_>, path: &str) -> Option<(Vec<String>, usize)> {
-        let YamlData::Sequence(items) = &node.data else {
-            self.issue(
-                line(node),
-                path,
-                format!("expected a list of names, got {}", describe(node)),
-            );
-            return None;
-        };
-        let mut names = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            names.push(self.string(item, &format!("{path}[{i}]"))?);
-        }
-        Some((names, line(node)))
+    fn feature_names(&mut self, node: &Node<'_>, path: &str) -> Option<(Vec<String>, Pos)> {
+        let items = self.yaml.sequence(node, path)?;
+        let names: Vec<Option<String>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| self.text(item, &yaml::item(path, i)))
+            .collect();
+        let names = names.into_iter().collect::<Option<Vec<_>>>()?;
+        Some((names, pos(node)))
     }
 
     fn output(&mut self, node: &Node<'_>, path: &str) -> Option<OutputSpec> {
-        let Some(map) = as_map(node) else {
-            self.issue(
-                line(node),
-                path,
-                format!(
-                    "expected {{kind: classifier, classes: [...]}} or {{kind: regressor, threshold: x}}, got {}",
-                    describe(node)
-                ),
-            );
-            return None;
-        };
-        let f = self.fields(map, path, OUTPUT_FIELDS);
-        let tensor = f
-            .get("tensor")
-            .and_then(|n| self.string(n, &format!("{path}.tensor")));
-        let kind_node = self.required(&f, "kind", line(node), path)?;
-        match as_str(kind_node) {
-            Some("classifier") => {
-                if let Some(n) = f.get("threshold") {
-                    self.issue(
-                        line(n),
-                        &format!("{path}.threshold"),
-                        "only a regressor has a threshold".into(),
+        let map = self.yaml.mapping(node, path)?;
+        let [kind, classes, threshold, tensor] = self.yaml.fields(map, path, &OUTPUT_FIELDS);
+        let tensor = tensor.and_then(|n| self.text(n, &child(path, "tensor")));
+        let kind = self.yaml.required(kind, "kind", path, pos(node))?;
+        match self
+            .yaml
+            .one_of(kind, &child(path, "kind"), "output kind", OUTPUT_KINDS)?
+        {
+            "classifier" => {
+                if let Some(n) = threshold {
+                    self.yaml.issue(
+                        pos(n),
+                        &child(path, "threshold"),
+                        "only a regressor has a threshold",
                     );
                 }
-                let classes_node = self.required(&f, "classes", line(node), path)?;
-                let classes = self.classes(classes_node, &format!("{path}.classes"))?;
+                let classes_node = self.yaml.required(classes, "classes", path, pos(node))?;
+                let classes = self.classes(classes_node, &child(path, "classes"))?;
                 Some(OutputSpec::Classifier { classes, tensor })
             }
-            Some("regressor") => {
-                if let Some(n) = f.get("classes") {
-                    self.issue(
-                        line(n),
-                        &format!("{path}.classes"),
-                        "only a classifier has classes".into(),
-                    );
-                }
-                let t = self.required(&f, "threshold", line(node), path)?;
-                let threshold = match &t.data {
-                    YamlData::Value(Scalar::Integer(v)) => *v as f64,
-                    YamlData::Value(Scalar::FloatingPoint(v)) => v.0,
-                    _ => f64::NAN,
-                };
-                if !threshold.is_finite() {
-                    self.issue(
-                        line(t),
-                        &format!("{path}.threshold"),
-                        format!("expected a finite number, got {}", describe(t)),
-                    );
-                    return None;
-                }
-                Some(OutputSpec::Regressor { threshold, tensor })
-            }
             _ => {
-                self.issue(
-                    line(kind_node),
-                    &format!("{path}.kind"),
-                    format!(
-                        "unknown output kind {} (expected classifier, regressor)",
-                        describe(kind_node)
-                    ),
-                );
-                None
+                if let Some(n) = classes {
+                    self.yaml.issue(
+                        pos(n),
+                        &child(path, "classes"),
+                        "only a classifier has classes",
+                    );
+                }
+                let t = self
+                    .yaml
+                    .required(threshold, "threshold", path, pos(node))?;
+                let threshold = self.yaml.float(t, &child(path, "threshold"))?;
+                Some(OutputSpec::Regressor { threshold, tensor })
             }
         }
     }
 
     fn classes(&mut self, node: &Node<'_>, path: &str) -> Option<Vec<i64>> {
-        let YamlData::Sequence(items) = &node.data else {
-            self.issue(
-                line(node),
-                path,
-                format!("expected a list of integer classes, got {}", describe(node)),
-            );
-            return None;
-        };
+        let items = self.yaml.sequence(node, path)?;
         let mut classes = Vec::with_capacity(items.len());
+        let mut ok = true;
         for (i, item) in items.iter().enumerate() {
-            match &item.data {
-                YamlData::Value(Scalar::Integer(v)) if !classes.contains(v) => classes.push(*v),
-                YamlData::Value(Scalar::Integer(v)) => {
-                    self.issue(
-                        line(item),
-                        &format!("{path}[{i}]"),
-                        format!("repeats class {v}"),
+            let item_path = yaml::item(path, i);
+            let Some(class) = self.yaml.int(item, &item_path) else {
+                ok = false;
+                continue;
+            };
+            match classes.iter().position(|c| *c == class) {
+                Some(first) => {
+                    self.yaml.issue(
+                        pos(item),
+                        &item_path,
+                        format!("duplicate class {class} (also at classes[{first}])"),
                     );
-                    return None;
+                    ok = false;
                 }
-                _ => {
-                    self.issue(
-                        line(item),
-                        &format!("{path}[{i}]"),
-                        format!("expected an integer class, got {}", describe(item)),
-                    );
-                    return None;
-                }
+                None => classes.push(class),
             }
         }
+        if !ok {
+            return None;
+        }
         if !(2..=MAX_CLASSES).contains(&classes.len()) {
-            self.issue(
-                line(node),
+            self.yaml.issue(
+                pos(node),
                 path,
                 format!(
                     "a classifier needs between 2 and {MAX_CLASSES} classes, got {}",
@@ -765,6 +570,15 @@ impl Checker {
             return None;
         }
         Some(classes)
+    }
+}
+
+/// How paths name model `i`: with its name when it has one, because people
+/// find entries by name, not by index.
+fn label(i: usize, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("models[{i}] (name {name:?})"),
+        None => format!("models[{i}]"),
     }
 }
 
@@ -799,9 +613,11 @@ models:
 
     fn issues(text: &str) -> Vec<String> {
         match parse(text) {
-            Err(RegistryError::Invalid { issues, .. }) => {
-                issues.iter().map(ToString::to_string).collect()
-            }
+            // Without the file, which every issue names alike.
+            Err(RegistryError::Invalid { issues, .. }) => issues
+                .iter()
+                .map(|i| format!("{}: {}: {}", i.line, i.path, i.message))
+                .collect(),
             other => panic!("expected issues, got {other:?}"),
         }
     }
@@ -855,12 +671,12 @@ models:
             vec![
                 "4: models[0] (name \"a\").sha256: must be 64 hex digits, got \"abc\"",
                 "6: models[0] (name \"a\").framework: unknown framework \"keras\" (expected sklearn, lightgbm, xgboost, pytorch, onnx)",
-                "7: models[0] (name \"a\").input.features: must be an integer between 1 and 4096, got 0",
-                "8: models[0] (name \"a\").output.classes[1]: repeats class 1",
-                "9: models[0] (name \"a\"): unknown field \"colour\" (expected name, path, sha256, version, framework, input, features, output, regime, active)",
+                "7: models[0] (name \"a\").input.features: must be >= 1, got 0",
+                "8: models[0] (name \"a\").output.classes[1]: duplicate class 1 (also at classes[0])",
+                "9: models[0] (name \"a\").colour: unknown field \"colour\" (expected name, path, sha256, version, framework, input, features, output, regime, active)",
                 "10: models[1] (name \"a\").name: duplicate model name \"a\"",
                 "15: models[1] (name \"a\").input.dtype: unsupported dtype \"f64\" (expected f32)",
-                "17: models[1] (name \"a\").output: missing field `threshold`",
+                "17: models[1] (name \"a\").output: missing field \"threshold\"",
             ]
         );
         let err = parse(text).unwrap_err().to_string();
@@ -888,17 +704,38 @@ models:
     fn syntax_errors_carry_file_line_and_column() {
         let err = parse("models: [\n  - a: 1\n").unwrap_err();
         assert!(
-            matches!(err, RegistryError::Syntax { line: 2, .. }),
+            matches!(
+                err,
+                RegistryError::Syntax(yaml::SyntaxError { line: 2, .. })
+            ),
             "{err:?}"
         );
         assert!(err.to_string().starts_with("/reg/models.yaml:2:"), "{err}");
-        assert_eq!(
-            issues(""),
-            vec!["1: (root): empty file: expected a `models:` list"]
-        );
+        assert_eq!(issues(""), vec!["1: (root): missing field \"models\""]);
         assert_eq!(
             issues("models: 3\n"),
-            vec!["1: models: expected a list of models, got 3"]
+            vec!["1: models: expected a list, got 3"]
+        );
+    }
+
+    #[test]
+    fn shapes_and_repeated_keys_are_worded_like_the_strategies_file() {
+        let text = GOOD
+            .replace("input: {features: 3, dtype: f32}", "input: 3")
+            .replace("active: false", "active: no\n    active: true")
+            .replace("classes: [-1, 0, 1]", "classes: [-1, x, 1]");
+        assert_eq!(
+            issues(&text),
+            vec![
+                "8: models[0] (name \"mlp\").input: expected a mapping, got 3",
+                "10: models[0] (name \"mlp\").output.classes[1]: expected an integer, got \"x\"",
+                "19: models[1] (name \"ridge\").active: expected a boolean, got \"no\"",
+                "20: models[1] (name \"ridge\").active: duplicate key \"active\" (also at line 19)",
+            ]
+        );
+        assert_eq!(
+            issues("- a\n"),
+            vec!["1: (root): expected a mapping, got a list"]
         );
     }
 

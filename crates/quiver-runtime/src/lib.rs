@@ -26,4 +26,6 @@ pub use instrumented::{instrument, Instrumented};
 pub use service::wiring::{AnySink, AnySource, WiringError};
 pub use service::{RunReport, RuntimeError, Service};
 pub use session::SessionClock;
-pub use settings::{Settings, SettingsError, SinkKind, SourceKind};
+pub use settings::{
+    Flag, Origin, SettingProblem, Settings, SettingsError, SettingsIssue, SinkKind, SourceKind,
+};

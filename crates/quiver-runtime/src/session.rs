@@ -7,7 +7,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Weekday};
 use chrono_tz::Tz;
 
-use crate::settings::SessionSettings;
+use crate::settings::{SessionSettings, SettingProblem};
 
 /// Trading hours in an exchange's time zone.
 #[derive(Clone, Debug)]
@@ -21,43 +21,83 @@ pub struct SessionClock {
 }
 
 impl SessionClock {
-    /// `None` when the session clock is disabled (every tick is in session).
+    /// `None` when the session clock is disabled (every tick is in session);
+    /// the error holds every problem, one `key: message` per line.
     pub fn from_settings(s: &SessionSettings) -> Result<Option<SessionClock>, String> {
-        let tz: Tz = s.timezone.parse().map_err(|_| {
-            format!(
-                "quiver.session.timezone: {:?} is not an IANA time zone",
-                s.timezone
-            )
-        })?;
-        let time = |field: &str, text: &str| {
-            NaiveTime::parse_from_str(text, "%H:%M")
-                .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M:%S"))
-                .map_err(|_| format!("quiver.session.{field}: {text:?} is not HH:MM"))
+        SessionClock::check(s).map_err(|problems| {
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    /// [`SessionClock::from_settings`], with every problem found on its own.
+    /// The settings are checked even when the clock is disabled, so enabling
+    /// it later cannot turn valid settings into invalid ones.
+    pub fn check(s: &SessionSettings) -> Result<Option<SessionClock>, Vec<SettingProblem>> {
+        let mut problems = Vec::new();
+        let mut problem = |key: String, message: String| {
+            problems.push(SettingProblem { key, message });
         };
-        let open = time("open", &s.open)?;
-        let close = time("close", &s.close)?;
-        if close <= open {
-            return Err(format!(
-                "quiver.session.close ({}) must be after quiver.session.open ({})",
-                s.close, s.open
-            ));
+        let tz: Option<Tz> = s.timezone.parse().ok();
+        if tz.is_none() {
+            problem(
+                "quiver.session.timezone".to_owned(),
+                format!("{:?} is not an IANA time zone", s.timezone),
+            );
+        }
+        let mut time = |field: &str, text: &str| {
+            let parsed = NaiveTime::parse_from_str(text, "%H:%M")
+                .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M:%S"))
+                .ok();
+            if parsed.is_none() {
+                problem(
+                    format!("quiver.session.{field}"),
+                    format!("{text:?} is not HH:MM"),
+                );
+            }
+            parsed
+        };
+        let open = time("open", &s.open);
+        let close = time("close", &s.close);
+        if let (Some(open), Some(close)) = (open, close) {
+            if close <= open {
+                problem(
+                    "quiver.session.close".to_owned(),
+                    format!(
+                        "must be after quiver.session.open ({}), got {}",
+                        s.open, s.close
+                    ),
+                );
+            }
         }
         let mut weekdays = [false; 7];
-        for day in &s.weekdays {
-            let wd: Weekday = day
-                .parse()
-                .map_err(|_| format!("quiver.session.weekdays: {day:?} is not a weekday"))?;
-            weekdays[wd.num_days_from_monday() as usize] = true;
+        for (i, day) in s.weekdays.iter().enumerate() {
+            match day.parse::<Weekday>() {
+                Ok(wd) => weekdays[wd.num_days_from_monday() as usize] = true,
+                Err(_) => problem(
+                    format!("quiver.session.weekdays[{i}]"),
+                    format!("{day:?} is not a weekday"),
+                ),
+            }
         }
-        let mut holidays = s
-            .holidays
-            .iter()
-            .map(|d| {
-                NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                    .map_err(|_| format!("quiver.session.holidays: {d:?} is not YYYY-MM-DD"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut holidays = Vec::with_capacity(s.holidays.len());
+        for (i, day) in s.holidays.iter().enumerate() {
+            match NaiveDate::parse_from_str(day, "%Y-%m-%d") {
+                Ok(date) => holidays.push(date),
+                Err(_) => problem(
+                    format!("quiver.session.holidays[{i}]"),
+                    format!("{day:?} is not YYYY-MM-DD"),
+                ),
+            }
+        }
         holidays.sort_unstable();
+        let (Some(tz), Some(open), Some(close), true) = (tz, open, close, problems.is_empty())
+        else {
+            return Err(problems);
+        };
         if !s.enabled {
             return Ok(None);
         }

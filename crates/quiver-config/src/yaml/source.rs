@@ -1,14 +1,14 @@
-//! Turning the file's text into YAML nodes, without losing duplicate keys.
+//! Turning a file's text into YAML nodes, without losing duplicate keys.
 //!
 //! saphyr's loader refuses a mapping with a repeated key, and it does so with a
 //! single fatal error that carries a position but no path, and stops there. The
 //! rest of the file would then go unchecked. So when the loader reports a
 //! duplicate, the later key is renamed in place — prefixed with a private-use
 //! character that the text does not otherwise contain — and the text is parsed
-//! again. The validator recognises the prefix and reports the duplicate with its
-//! full path, alongside every other error. Nothing but that one character is
-//! inserted, so line numbers are unchanged; columns of later syntax errors on
-//! the same line are corrected for it.
+//! again. [`Reader::entries`](super::Reader::entries) recognises the prefix and
+//! reports the duplicate with its full path, alongside every other error.
+//! Nothing but that one character is inserted, so line numbers are unchanged;
+//! columns of later syntax errors on the same line are corrected for it.
 
 use saphyr::{LoadableYamlNode, MarkedYaml, ScanError};
 
@@ -19,27 +19,24 @@ const DUPLICATE_KEY: &str = "duplicated key in mapping";
 /// Upper bound on renames, so a pathological file cannot make us reparse forever.
 const MAX_RENAMES: usize = 1_000;
 
-/// The text the YAML nodes were parsed from, and how duplicates were marked in it.
-pub(crate) struct Source {
-    pub(crate) text: String,
+/// Text that loads, and how duplicates were marked in it.
+pub(super) struct Prepared {
+    pub(super) text: String,
     /// Prefix of every renamed (later, duplicate) key; `None` when none was renamed.
-    pub(crate) duplicate_mark: Option<char>,
-}
-
-impl Source {
-    /// The YAML documents of the prepared text. [`prepare`] already parsed it
-    /// successfully, but an error is still passed on rather than assumed away.
-    pub(crate) fn load(&self) -> Result<Vec<MarkedYaml<'_>>, SyntaxError> {
-        MarkedYaml::load_from_str(&self.text).map_err(|e| original_position(&e, &[]))
-    }
+    pub(super) duplicate_mark: Option<char>,
 }
 
 /// A YAML syntax error, positioned in the caller's original text.
-pub(crate) struct SyntaxError {
-    pub(crate) line: usize,
+pub(super) struct Position {
+    pub(super) line: usize,
     /// 1-based, in characters.
-    pub(crate) col: usize,
-    pub(crate) message: String,
+    pub(super) col: usize,
+    pub(super) message: String,
+}
+
+/// The position of a loader error in text that had no marks inserted.
+pub(super) fn unmarked_position(error: &ScanError) -> Position {
+    original_position(error, &[])
 }
 
 /// Where a mark was inserted: line, and char index in the current text.
@@ -50,16 +47,16 @@ struct Insertion {
 
 /// Parses `text` until it loads, renaming duplicate keys as they are reported.
 ///
-/// The caller parses [`Source::text`] once more to get nodes that borrow from
-/// it; returning them from here would need the text to outlive this loop.
-pub(crate) fn prepare(text: &str) -> Result<Source, SyntaxError> {
+/// The caller parses [`Prepared::text`] once more to get nodes that borrow
+/// from it; returning them from here would need the text to outlive this loop.
+pub(super) fn prepare(text: &str) -> Result<Prepared, Position> {
     let mark = unused_private_char(text);
     let mut current = text.to_owned();
     let mut insertions: Vec<Insertion> = Vec::new();
     loop {
         let error = match MarkedYaml::load_from_str(&current) {
             Ok(_) => {
-                return Ok(Source {
+                return Ok(Prepared {
                     text: current,
                     duplicate_mark: mark.filter(|_| !insertions.is_empty()),
                 })
@@ -126,13 +123,13 @@ fn insert_mark(text: &mut String, error: &ScanError, mark: char) -> Option<usize
 
 /// The error's position in the original text: line as is, column less the marks
 /// inserted before it on its line.
-fn original_position(error: &ScanError, insertions: &[Insertion]) -> SyntaxError {
+fn original_position(error: &ScanError, insertions: &[Insertion]) -> Position {
     let marker = error.marker();
     let shift = insertions
         .iter()
         .filter(|i| i.line == marker.line() && i.index < marker.index())
         .count();
-    SyntaxError {
+    Position {
         line: marker.line().max(1),
         col: marker.col().saturating_sub(shift) + 1,
         message: error.info().to_owned(),

@@ -1,0 +1,1244 @@
+//! Service settings: defaults, then a settings file (YAML or TOML), then
+//! environment variables, then command-line flags.
+//!
+//! Environment variables use the seeds' names: `SECTION__KEY` (two
+//! underscores between levels) sets `section.key`, e.g.
+//! `STRATEGY__WARMUP_TICKS=50`, `QUIVER__REDIS_URL=redis://host:6379`,
+//! `QUIVER__REDIS__STREAM=ticks`. Only the `QUIVER__` and `STRATEGY__`
+//! prefixes are read, and an unknown key is an error rather than a silent
+//! no-op, so a typo cannot leave a setting at its default.
+//!
+//! Like the strategies file, settings are either entirely valid or refused:
+//! every problem is reported at once, each naming where its value came from
+//! (`file:line`, the environment variable or the flag) and the setting, e.g.
+//!
+//! ```text
+//! quiver.yaml:4: quiver.redis.partitions: expected an integer, got "four"
+//! environment variable QUIVER__SOURCE: quiver.source: "kafka" is not one of synthetic, replay:PATH, redis
+//! ```
+
+mod toml_tree;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use quiver_config::yaml::{self, child, line, value, Node, Reader};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: settings files are .yaml, .yml or .toml")]
+    Format { path: String },
+    /// The file is not YAML: there is nothing to check, so this is the only error.
+    #[error(transparent)]
+    Syntax(#[from] yaml::SyntaxError),
+    #[error("{file}:{line}:{col}: TOML syntax error: {message}")]
+    TomlSyntax {
+        file: String,
+        line: usize,
+        /// 1-based, in characters.
+        col: usize,
+        message: String,
+    },
+    /// Every problem found, one per line when displayed.
+    #[error("{}", IssueLines(issues))]
+    Invalid { issues: Vec<SettingsIssue> },
+}
+
+/// Where the value of a setting came from. Ordered as messages list them:
+/// the file (by line), then the environment, then flags, then values no
+/// layer set.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// The settings file, at this line.
+    File { file: String, line: usize },
+    /// An environment variable, e.g. `QUIVER__REDIS__STREAM`.
+    Env { var: String },
+    /// A command-line flag, e.g. `--source`.
+    Flag { flag: String },
+    /// The default, or a value set in code.
+    Default,
+}
+
+impl Origin {
+    /// Which layer the value is from; a later layer overrides an earlier one.
+    fn layer(&self) -> u8 {
+        match self {
+            Origin::Default => 0,
+            Origin::File { .. } => 1,
+            Origin::Env { .. } => 2,
+            Origin::Flag { .. } => 3,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { file, line } => write!(f, "{file}:{line}"),
+            Origin::Env { var } => write!(f, "environment variable {var}"),
+            Origin::Flag { flag } => write!(f, "flag {flag}"),
+            Origin::Default => f.write_str("settings"),
+        }
+    }
+}
+
+/// One problem with the settings: where the value came from, which setting
+/// it is (e.g. `quiver.redis.block_ms`, `quiver.session.weekdays[2]`) and what
+/// is wrong with it. A file's problems read like the strategies file's:
+/// `{file}:{line}: {key}: {message}`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {key}: {message}")]
+pub struct SettingsIssue {
+    pub origin: Origin,
+    pub key: String,
+    pub message: String,
+}
+
+/// A problem with one setting's value, before it is known where the value
+/// came from.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct SettingProblem {
+    pub key: String,
+    pub message: String,
+}
+
+impl SettingProblem {
+    fn new(key: &str, message: impl Into<String>) -> SettingProblem {
+        SettingProblem {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+struct IssueLines<'a>(&'a [SettingsIssue]);
+
+impl fmt::Display for IssueLines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{issue}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A command-line flag's value for one setting, applied after the
+/// environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flag {
+    /// As typed, e.g. `--speed`.
+    pub flag: &'static str,
+    /// The setting, e.g. `quiver.replay.speed`.
+    pub key: &'static str,
+    /// Read like an environment variable's value.
+    pub value: String,
+}
+
+/// Every setting. See the README's "Running the service" for the table.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub quiver: ServiceSettings,
+    pub strategy: StrategySettings,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceSettings {
+    /// `synthetic`, `replay:PATH` or `redis`.
+    pub source: String,
+    /// `stdout`, `jsonl:PATH` or `redis`; empty: `redis` for the redis
+    /// source, `stdout` otherwise.
+    pub sink: String,
+    pub redis_url: String,
+    /// Address of the HTTP endpoints; empty disables them.
+    pub http_addr: String,
+    /// Ticks per batch read from the source.
+    pub batch_size: usize,
+    /// Batches each queue between stages holds before the stage in front of
+    /// it waits (backpressure).
+    pub queue_capacity: usize,
+    /// How long shutdown may take to publish and acknowledge what is in flight.
+    pub drain_timeout_ms: u64,
+    /// Time each strategy evaluation (for `strategy_processing_duration_ms`
+    /// and `/strategies` p99): 1 = every evaluation, N = one in N, 0 = off.
+    pub strategy_timing_every: u32,
+    /// Model registry file; empty: the strategies file's `models:` section.
+    pub models: String,
+    /// `auto` (ONNX Runtime when its library loads, else tract),
+    /// `onnxruntime` or `tract`.
+    pub ml_backend: String,
+    /// `lazy` (a model loads when a strategy first needs it) or `eager`
+    /// (every active model at start).
+    pub model_load: String,
+    pub redis: RedisSettings,
+    pub synthetic: SyntheticSettings,
+    pub replay: ReplaySettings,
+    pub session: SessionSettings,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            source: "synthetic".to_owned(),
+            sink: String::new(),
+            redis_url: "redis://127.0.0.1:6379/".to_owned(),
+            http_addr: "127.0.0.1:9464".to_owned(),
+            batch_size: 256,
+            queue_capacity: 16,
+            drain_timeout_ms: 10_000,
+            strategy_timing_every: 1,
+            models: String::new(),
+            ml_backend: "auto".to_owned(),
+            model_load: "lazy".to_owned(),
+            redis: RedisSettings::default(),
+            synthetic: SyntheticSettings::default(),
+            replay: ReplaySettings::default(),
+            session: SessionSettings::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// Tick stream (with partitions > 1, `<stream>.<p>`).
+    pub stream: String,
+    pub partitions: u32,
+    pub group: String,
+    pub consumer: String,
+    /// Where a newly created group starts: `0` (the whole stream) or `$`.
+    pub start_id: String,
+    pub block_ms: u64,
+    /// redis-rs response timeout; must exceed `block_ms`.
+    pub response_timeout_ms: u64,
+    /// Entries pending this long for another consumer are taken over on start.
+    pub claim_min_idle_ms: u64,
+    pub signal_stream_prefix: String,
+    pub dead_letter_stream: String,
+    pub dedup_key_prefix: String,
+    /// How long a published signal id is remembered for duplicate checks.
+    pub dedup_ttl_s: u64,
+    /// Upper bound on tick entries read back to preload history on start.
+    pub preload_max_ticks: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            stream: "market.ticks".to_owned(),
+            partitions: 1,
+            group: "quiver".to_owned(),
+            consumer: "quiver-1".to_owned(),
+            start_id: "0".to_owned(),
+            block_ms: 200,
+            response_timeout_ms: 5_000,
+            claim_min_idle_ms: 30_000,
+            signal_stream_prefix: "signals.".to_owned(),
+            dead_letter_stream: "signals.dlq".to_owned(),
+            dedup_key_prefix: "quiver:published:".to_owned(),
+            dedup_ttl_s: 86_400,
+            preload_max_ticks: 2_000_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyntheticSettings {
+    /// Ticks per second; 0 = as fast as the engine goes.
+    pub rate: f64,
+    /// Instruments 1001, 1002, ... (the tokens `quiver demo` uses).
+    pub instruments: u32,
+    pub seed: u64,
+}
+
+impl Default for SyntheticSettings {
+    fn default() -> Self {
+        SyntheticSettings {
+            rate: 1_000.0,
+            instruments: 50,
+            seed: 1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplaySettings {
+    /// Multiple of the file's own pace; 0 = as fast as the engine goes.
+    pub speed: f64,
+}
+
+impl Default for ReplaySettings {
+    fn default() -> Self {
+        ReplaySettings { speed: 1.0 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    /// Off: every tick is in session.
+    pub enabled: bool,
+    /// IANA time zone of the exchange.
+    pub timezone: String,
+    /// Local `HH:MM` (or `HH:MM:SS`); the session is [open, close).
+    pub open: String,
+    pub close: String,
+    /// Trading weekdays (`mon` .. `sun`).
+    pub weekdays: Vec<String>,
+    /// Local dates (`YYYY-MM-DD`) with no session.
+    pub holidays: Vec<String>,
+    /// Ids of strategies that also trade ticks outside the session.
+    pub allow_outside: Vec<String>,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            enabled: false,
+            timezone: "Asia/Kolkata".to_owned(),
+            open: "09:15".to_owned(),
+            close: "15:30".to_owned(),
+            weekdays: ["mon", "tue", "wed", "thu", "fri"]
+                .map(str::to_owned)
+                .to_vec(),
+            holidays: Vec::new(),
+            allow_outside: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StrategySettings {
+    /// Ceiling on the history a strategy may declare (ticks per instrument);
+    /// 0 = no ceiling. A strategy needing more is refused at start.
+    pub history_store_size: usize,
+    /// Minimum ticks of history before any strategy sees an instrument; 0 =
+    /// each strategy's own declared history (what `quiver replay` does).
+    pub warmup_ticks: usize,
+    /// How long an inference worker holding a partial batch waits for more
+    /// requests; an idle engine never waits for it.
+    pub batch_window_ms: u64,
+    /// Rows per model call (each call padded to it, so live results have
+    /// the bits of a replay with `--call-rows` equal to it).
+    pub max_batch_size: usize,
+    /// Inference worker threads.
+    pub max_ml_workers: usize,
+    /// Inference requests queued at most; beyond it a request is HOLD. One
+    /// batch's requests are queued at a time, so it should hold a batch's
+    /// worth (the service warns at start when it cannot).
+    pub ml_pool_queue_size: usize,
+    /// From request to result; a late result is HOLD (live only: replay
+    /// never times out).
+    pub inference_timeout_seconds: f64,
+}
+
+impl Default for StrategySettings {
+    fn default() -> Self {
+        StrategySettings {
+            history_store_size: 0,
+            warmup_ticks: 0,
+            batch_window_ms: 2,
+            max_batch_size: 64,
+            max_ml_workers: 1,
+            ml_pool_queue_size: 8192,
+            inference_timeout_seconds: 0.1,
+        }
+    }
+}
+
+impl ServiceSettings {
+    /// How the model store loads models, from `ml_backend` and `model_load`.
+    pub fn store_options(&self) -> Result<quiver_infer::StoreOptions, SettingsError> {
+        match (self.backend(), self.load_policy()) {
+            (Ok(backend), Ok(load)) => Ok(quiver_infer::StoreOptions {
+                load,
+                backend,
+                ..Default::default()
+            }),
+            (backend, load) => Err(SettingsError::Invalid {
+                issues: [backend.err(), load.err()]
+                    .into_iter()
+                    .flatten()
+                    .map(|problem| problem.located(Origin::Default))
+                    .collect(),
+            }),
+        }
+    }
+
+    fn backend(&self) -> Result<quiver_infer::BackendChoice, SettingProblem> {
+        quiver_infer::BackendChoice::parse(&self.ml_backend).ok_or_else(|| {
+            SettingProblem::new(
+                "quiver.ml_backend",
+                format!(
+                    "unknown backend {:?} (expected {})",
+                    self.ml_backend,
+                    quiver_infer::BackendChoice::NAMES.join(", ")
+                ),
+            )
+        })
+    }
+
+    fn load_policy(&self) -> Result<quiver_infer::LoadPolicy, SettingProblem> {
+        match self.model_load.as_str() {
+            "lazy" => Ok(quiver_infer::LoadPolicy::Lazy),
+            "eager" => Ok(quiver_infer::LoadPolicy::Eager),
+            other => Err(SettingProblem::new(
+                "quiver.model_load",
+                format!("expected lazy or eager, got {other:?}"),
+            )),
+        }
+    }
+}
+
+impl StrategySettings {
+    /// The inference pool these settings describe.
+    pub fn pool_config(&self) -> quiver_infer::PoolConfig {
+        quiver_infer::PoolConfig {
+            workers: self.max_ml_workers.max(1),
+            queue_size: self.ml_pool_queue_size.max(1),
+            max_batch_size: self.max_batch_size.max(1),
+            batch_window: std::time::Duration::from_millis(self.batch_window_ms),
+            timeout: std::time::Duration::from_secs_f64(
+                self.inference_timeout_seconds.clamp(0.0, 3600.0),
+            ),
+            deterministic: None,
+        }
+    }
+}
+
+/// Where signals and ticks come from and go, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceKind {
+    Synthetic,
+    Replay(std::path::PathBuf),
+    Redis,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SinkKind {
+    Stdout,
+    Jsonl(std::path::PathBuf),
+    Redis,
+}
+
+impl SettingProblem {
+    /// This problem, located.
+    fn located(self, origin: Origin) -> SettingsIssue {
+        SettingsIssue {
+            origin,
+            key: self.key,
+            message: self.message,
+        }
+    }
+}
+
+/// Why a blocking read needs a response timeout longer than its block time.
+const BLOCK_REASON: &str =
+    "a blocking read would otherwise time out while the server legitimately holds it";
+
+impl Settings {
+    /// Defaults, overlaid with `file` (if any) and then the environment, and
+    /// checked: [`Settings::load_with_flags`] without flags.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        Settings::load_with_flags(file, env, &[])
+    }
+
+    /// Defaults, overlaid with `file` (if any), then the environment, then
+    /// `flags`, and checked. Every problem is reported, and any one of them
+    /// refuses the settings whole.
+    pub fn load_with_flags(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &[Flag],
+    ) -> Result<Settings, SettingsError> {
+        let mut layers = Layers::new()?;
+        if let Some(path) = file {
+            layers.file(path)?;
+        }
+        let env: BTreeMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("QUIVER__") || k.starts_with("STRATEGY__"))
+            .collect();
+        for (var, text) in env {
+            let path = var.split("__").map(str::to_ascii_lowercase).collect();
+            layers.text(path, &text, Origin::Env { var });
+        }
+        for flag in flags {
+            let path = flag.key.split('.').map(str::to_owned).collect();
+            let origin = Origin::Flag {
+                flag: flag.flag.to_owned(),
+            };
+            layers.text(path, &flag.value, origin);
+        }
+        layers.finish()
+    }
+
+    /// Checks the values that types alone cannot, reporting every problem.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let issues = self.check(&Origins::default());
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::Invalid { issues })
+        }
+    }
+
+    /// The problems [`Settings::validate`] reports, located by `origins`.
+    fn check(&self, origins: &Origins) -> Vec<SettingsIssue> {
+        let q = &self.quiver;
+        let mut problems = Vec::new();
+        problems.extend(self.source().err());
+        problems.extend(self.sink().err());
+        problems.extend(self.http().err());
+        problems.extend(q.backend().err());
+        problems.extend(q.load_policy().err());
+        let counts = [
+            ("quiver.batch_size", q.batch_size as u64),
+            ("quiver.queue_capacity", q.queue_capacity as u64),
+            ("quiver.redis.partitions", u64::from(q.redis.partitions)),
+        ];
+        for (key, count) in counts {
+            if count == 0 {
+                problems.push(SettingProblem::new(key, "must be >= 1, got 0"));
+            }
+        }
+        let (timeout, block) = (q.redis.response_timeout_ms, q.redis.block_ms);
+        if timeout <= block {
+            // Named by whichever of the two was set last: that is the value
+            // that broke the pair.
+            const BLOCK: &str = "quiver.redis.block_ms";
+            const TIMEOUT: &str = "quiver.redis.response_timeout_ms";
+            problems.push(if origins.of(BLOCK).layer() > origins.of(TIMEOUT).layer() {
+                SettingProblem::new(
+                    BLOCK,
+                    format!("must be less than {TIMEOUT} ({timeout}), got {block}: {BLOCK_REASON}"),
+                )
+            } else {
+                SettingProblem::new(
+                    TIMEOUT,
+                    format!("must exceed {BLOCK} ({block}), got {timeout}: {BLOCK_REASON}"),
+                )
+            });
+        }
+        if let Err(session) = crate::session::SessionClock::check(&q.session) {
+            problems.extend(session);
+        }
+        problems
+            .into_iter()
+            .map(|problem| {
+                let origin = origins.of(&problem.key);
+                problem.located(origin)
+            })
+            .collect()
+    }
+
+    pub fn source_kind(&self) -> Result<SourceKind, String> {
+        self.source().map_err(|problem| problem.to_string())
+    }
+
+    fn source(&self) -> Result<SourceKind, SettingProblem> {
+        let source = self.quiver.source.trim();
+        match source {
+            "synthetic" => Ok(SourceKind::Synthetic),
+            "redis" => Ok(SourceKind::Redis),
+            _ => match source.strip_prefix("replay:") {
+                Some(path) if !path.is_empty() => Ok(SourceKind::Replay(path.into())),
+                _ => Err(SettingProblem::new(
+                    "quiver.source",
+                    format!("{source:?} is not one of synthetic, replay:PATH, redis"),
+                )),
+            },
+        }
+    }
+
+    pub fn sink_kind(&self) -> Result<SinkKind, String> {
+        self.sink().map_err(|problem| problem.to_string())
+    }
+
+    fn sink(&self) -> Result<SinkKind, SettingProblem> {
+        let sink = self.quiver.sink.trim();
+        match sink {
+            "" if self.quiver.source.trim() == "redis" => Ok(SinkKind::Redis),
+            "" | "stdout" => Ok(SinkKind::Stdout),
+            "redis" => Ok(SinkKind::Redis),
+            _ => match sink.strip_prefix("jsonl:") {
+                Some(path) if !path.is_empty() => Ok(SinkKind::Jsonl(path.into())),
+                _ => Err(SettingProblem::new(
+                    "quiver.sink",
+                    format!("{sink:?} is not one of stdout, jsonl:PATH, redis"),
+                )),
+            },
+        }
+    }
+
+    /// The HTTP address, or `None` when disabled.
+    pub fn http_addr(&self) -> Result<Option<SocketAddr>, String> {
+        self.http().map_err(|problem| problem.to_string())
+    }
+
+    fn http(&self) -> Result<Option<SocketAddr>, SettingProblem> {
+        let addr = self.quiver.http_addr.trim();
+        if addr.is_empty() || addr == "off" {
+            return Ok(None);
+        }
+        addr.parse().map(Some).map_err(|_| {
+            SettingProblem::new(
+                "quiver.http_addr",
+                format!("{addr:?} is not an ip:port address"),
+            )
+        })
+    }
+}
+
+/// Where each setting's value came from, by key (`quiver.redis.stream`; a
+/// list's items from a file also as `quiver.session.holidays[1]`).
+#[derive(Debug, Default)]
+struct Origins(BTreeMap<String, Origin>);
+
+impl Origins {
+    fn of(&self, key: &str) -> Origin {
+        self.0
+            .get(key)
+            .or_else(|| key.split_once('[').and_then(|(list, _)| self.0.get(list)))
+            .cloned()
+            .unwrap_or(Origin::Default)
+    }
+}
+
+/// What a setting holds, judged by its default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Bool,
+    /// Every integer setting is unsigned.
+    Count,
+    Number,
+    List,
+    Table,
+}
+
+impl Kind {
+    fn of(default: &Value) -> Kind {
+        match default {
+            Value::Bool(_) => Kind::Bool,
+            Value::Number(n) if n.is_f64() => Kind::Number,
+            Value::Number(_) => Kind::Count,
+            Value::Array(_) => Kind::List,
+            Value::Object(_) => Kind::Table,
+            Value::String(_) | Value::Null => Kind::Text,
+        }
+    }
+}
+
+/// One setting's new value from one layer.
+struct Assignment {
+    path: Vec<String>,
+    value: Value,
+    origin: Origin,
+    /// Where a list's items are, when the layer says.
+    item_origins: Vec<Origin>,
+}
+
+/// The settings tree as the layers are applied, and every problem found so
+/// far. A value with a problem is not applied, so the rest can still be
+/// checked against valid neighbours; nothing is returned unless there are
+/// no problems at all.
+struct Layers {
+    defaults: Value,
+    tree: Value,
+    origins: Origins,
+    issues: Vec<SettingsIssue>,
+}
+
+impl Layers {
+    fn new() -> Result<Layers, SettingsError> {
+        let defaults =
+            serde_json::to_value(Settings::default()).map_err(|e| SettingsError::Invalid {
+                issues: vec![SettingsIssue {
+                    origin: Origin::Default,
+                    key: yaml::ROOT.to_owned(),
+                    message: e.to_string(),
+                }],
+            })?;
+        Ok(Layers {
+            tree: defaults.clone(),
+            defaults,
+            origins: Origins::default(),
+            issues: Vec::new(),
+        })
+    }
+
+    /// Reads the settings file at `path`. Only a file that cannot be read or
+    /// parsed at all ends loading here; problems with its values are
+    /// collected with the rest.
+    fn file(&mut self, path: &Path) -> Result<(), SettingsError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let mut assignments = Vec::new();
+        let schema = &self.defaults;
+        let issues = match ext.as_str() {
+            "yaml" | "yml" => {
+                let source = yaml::Source::new(&text, shown)?;
+                let docs = source.documents()?;
+                let mut reader = source.reader();
+                if let Some(doc) = reader.single_document(&docs) {
+                    read_table(&mut reader, doc, "", schema, &mut assignments);
+                }
+                reader.finish()
+            }
+            "toml" => {
+                let tree = toml_tree::load(&text).map_err(|e| SettingsError::TomlSyntax {
+                    file: shown.clone(),
+                    line: e.line,
+                    col: e.col,
+                    message: e.message,
+                })?;
+                let mut reader = Reader::new(shown);
+                read_table(&mut reader, &tree, "", schema, &mut assignments);
+                reader.finish()
+            }
+            _ => return Err(SettingsError::Format { path: shown }),
+        };
+        self.issues
+            .extend(issues.into_iter().map(|issue| SettingsIssue {
+                origin: Origin::File {
+                    file: issue.file,
+                    line: issue.line,
+                },
+                key: issue.path,
+                message: issue.message,
+            }));
+        for assignment in assignments {
+            self.apply(assignment);
+        }
+        Ok(())
+    }
+
+    /// Sets the setting at `path` from `text`, an environment variable's or a
+    /// flag's value, converted to the type the setting has.
+    fn text(&mut self, path: Vec<String>, text: &str, origin: Origin) {
+        match self.text_value(&path, text) {
+            Ok(value) => self.apply(Assignment {
+                path,
+                value,
+                origin,
+                item_origins: Vec::new(),
+            }),
+            Err(message) => self.issues.push(SettingsIssue {
+                origin,
+                key: path.join("."),
+                message,
+            }),
+        }
+    }
+
+    fn text_value(&self, path: &[String], text: &str) -> Result<Value, String> {
+        let mut slot = &self.defaults;
+        for (depth, part) in path.iter().enumerate() {
+            if !slot.is_object() {
+                return Err(format!(
+                    "{} is a setting, not a table",
+                    path[..depth].join(".")
+                ));
+            }
+            slot = slot
+                .get(part)
+                .ok_or_else(|| yaml::unknown_message("setting", part, &names(slot)))?;
+        }
+        Ok(match Kind::of(slot) {
+            Kind::Table => return Err("is a table; set one of its keys".to_owned()),
+            Kind::Text => Value::String(text.to_owned()),
+            Kind::Bool => Value::Bool(match text.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => return Err(yaml::expected_message("a boolean", &yaml::quote(text))),
+            }),
+            Kind::Count => {
+                let v: i64 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| yaml::expected_message("an integer", &yaml::quote(text)))?;
+                if let Some(message) = yaml::range_message(v, 0, i64::MAX) {
+                    return Err(message);
+                }
+                Value::from(v)
+            }
+            Kind::Number => {
+                let v: f64 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| yaml::expected_message("a number", &yaml::quote(text)))?;
+                if !v.is_finite() {
+                    return Err(yaml::non_finite_message(&yaml::quote(text)));
+                }
+                Value::from(v)
+            }
+            Kind::List => Value::Array(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.to_owned()))
+                    .collect(),
+            ),
+        })
+    }
+
+    fn apply(&mut self, assignment: Assignment) {
+        let Assignment {
+            path,
+            value,
+            origin,
+            item_origins,
+        } = assignment;
+        let key = path.join(".");
+        if let Some(message) = self.out_of_range(&path, &value) {
+            self.issues.push(SettingsIssue {
+                origin,
+                key,
+                message,
+            });
+            return;
+        }
+        if let Some(slot) = self.tree.pointer_mut(&pointer(&path)) {
+            *slot = value;
+        }
+        let items = format!("{key}[");
+        self.origins.0.retain(|k, _| !k.starts_with(&items));
+        for (i, item) in item_origins.into_iter().enumerate() {
+            self.origins.0.insert(yaml::item(&key, i), item);
+        }
+        self.origins.0.insert(key, origin);
+    }
+
+    /// Why an integer does not fit its setting (a `u32` one), if it does
+    /// not. The settings' types are the authority, so the value is tried in
+    /// them rather than checked against a second list of bounds.
+    fn out_of_range(&self, path: &[String], value: &Value) -> Option<String> {
+        let v = value.as_i64()?;
+        let mut trial = self.defaults.clone();
+        *trial.pointer_mut(&pointer(path))? = value.clone();
+        let err = serde_json::from_value::<Settings>(trial).err()?;
+        Some(yaml::range_message(v, 0, i64::from(u32::MAX)).unwrap_or_else(|| err.to_string()))
+    }
+
+    fn finish(mut self) -> Result<Settings, SettingsError> {
+        match serde_json::from_value::<Settings>(self.tree) {
+            Ok(settings) if self.issues.is_empty() => {
+                let issues = settings.check(&self.origins);
+                if issues.is_empty() {
+                    return Ok(settings);
+                }
+                self.issues = issues;
+            }
+            // Values with problems were not applied, so the rest is still
+            // worth checking.
+            Ok(settings) => self.issues.extend(settings.check(&self.origins)),
+            Err(e) => self.issues.push(SettingsIssue {
+                origin: Origin::Default,
+                key: yaml::ROOT.to_owned(),
+                message: e.to_string(),
+            }),
+        }
+        self.issues.sort_by(|a, b| a.origin.cmp(&b.origin));
+        Err(SettingsError::Invalid {
+            issues: self.issues,
+        })
+    }
+}
+
+/// The JSON pointer of the setting at `path`; setting names hold neither `/`
+/// nor `~`, so they need no escaping.
+fn pointer(path: &[String]) -> String {
+    path.iter().map(|part| format!("/{part}")).collect()
+}
+
+/// The settings a table holds, for "expected ..." hints.
+fn names(table: &Value) -> Vec<&str> {
+    let mut names: Vec<&str> = table
+        .as_object()
+        .map(|table| table.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    names.sort_unstable();
+    names
+}
+
+/// Collects the settings a file's table `node` sets, checked against
+/// `schema`, the table's defaults.
+fn read_table(
+    reader: &mut Reader,
+    node: &Node<'_>,
+    path: &str,
+    schema: &Value,
+    out: &mut Vec<Assignment>,
+) {
+    // A table whose keys are all commented out keeps its defaults.
+    if matches!(value(node), yaml::Value::Null) {
+        return;
+    }
+    let Some(map) = reader.mapping(node, path) else {
+        return;
+    };
+    for entry in reader.entries(map, path) {
+        let key = child(path, entry.name);
+        match schema.get(entry.name) {
+            None => reader.unknown(&entry, path, "setting", &names(schema)),
+            Some(table @ Value::Object(_)) => read_table(reader, entry.value, &key, table, out),
+            Some(default) => out.extend(read_value(reader, entry.value, &key, default)),
+        }
+    }
+}
+
+/// The value of setting `key` from a file, of the type its `default` has.
+fn read_value(
+    reader: &mut Reader,
+    node: &Node<'_>,
+    key: &str,
+    default: &Value,
+) -> Option<Assignment> {
+    let at = |node: &Node<'_>, reader: &Reader| Origin::File {
+        file: reader.file().to_owned(),
+        line: line(node),
+    };
+    let mut item_origins = Vec::new();
+    let value = match Kind::of(default) {
+        Kind::Text => Value::String(reader.string(node, key)?.to_owned()),
+        Kind::Bool => Value::Bool(reader.bool(node, key)?),
+        Kind::Count => Value::from(reader.int_in(node, key, 0, i64::MAX)?),
+        Kind::Number => Value::from(reader.float(node, key)?),
+        Kind::List => {
+            let items = reader.sequence(node, key)?;
+            let mut values = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                if let Some(text) = reader.string(item, &yaml::item(key, i)) {
+                    values.push(Value::String(text.to_owned()));
+                    item_origins.push(at(item, reader));
+                }
+            }
+            if values.len() != items.len() {
+                return None;
+            }
+            Value::Array(values)
+        }
+        // `read_table` walks into tables itself.
+        Kind::Table => return None,
+    };
+    Some(Assignment {
+        path: key.split('.').map(str::to_owned).collect(),
+        value,
+        origin: at(node, reader),
+        item_origins,
+    })
+}
+
+impl Settings {
+    /// The tick streams, one per partition.
+    pub fn tick_streams(&self) -> Vec<String> {
+        let r = &self.quiver.redis;
+        (0..r.partitions)
+            .map(|p| quiver_io::live::partition_stream(&r.stream, p, r.partitions))
+            .collect()
+    }
+
+    pub fn redis_source_config(&self) -> quiver_io::redis::RedisSourceConfig {
+        let r = &self.quiver.redis;
+        quiver_io::redis::RedisSourceConfig {
+            url: self.quiver.redis_url.clone(),
+            streams: self.tick_streams(),
+            group: r.group.clone(),
+            consumer: r.consumer.clone(),
+            block: std::time::Duration::from_millis(r.block_ms),
+            response_timeout: std::time::Duration::from_millis(r.response_timeout_ms),
+            claim_min_idle: std::time::Duration::from_millis(r.claim_min_idle_ms),
+            start_id: r.start_id.clone(),
+        }
+    }
+
+    pub fn redis_sink_config(&self) -> quiver_io::redis::RedisSinkConfig {
+        let r = &self.quiver.redis;
+        quiver_io::redis::RedisSinkConfig {
+            url: self.quiver.redis_url.clone(),
+            response_timeout: std::time::Duration::from_millis(r.response_timeout_ms),
+            signal_stream_prefix: r.signal_stream_prefix.clone(),
+            dead_letter_stream: r.dead_letter_stream.clone(),
+            dedup_key_prefix: r.dedup_key_prefix.clone(),
+            dedup_ttl: std::time::Duration::from_secs(r.dedup_ttl_s),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn file(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.source_kind().unwrap(), SourceKind::Synthetic);
+        assert_eq!(s.sink_kind().unwrap(), SinkKind::Stdout);
+    }
+
+    #[test]
+    fn yaml_then_env_with_seed_names() {
+        let (_dir, path) = file(
+            "s.yaml",
+            "quiver:\n  source: redis\n  redis:\n    stream: ticks\n    partitions: 4\n\
+             strategy:\n  warmup_ticks: 10\n",
+        );
+        let s = Settings::load(
+            Some(&path),
+            env(&[
+                ("STRATEGY__HISTORY_STORE_SIZE", "2000"),
+                ("STRATEGY__WARMUP_TICKS", "50"),
+                ("QUIVER__REDIS_URL", "redis://10.0.0.1:6380/"),
+                ("QUIVER__REDIS__CONSUMER", "123"),
+                ("QUIVER__SESSION__HOLIDAYS", "2026-01-26, 2026-03-14"),
+                ("QUIVER__SESSION__ENABLED", "true"),
+                ("UNRELATED__X", "y"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.strategy.history_store_size, 2000);
+        assert_eq!(s.strategy.warmup_ticks, 50);
+        assert_eq!(s.quiver.redis_url, "redis://10.0.0.1:6380/");
+        assert_eq!(s.quiver.redis.consumer, "123");
+        assert_eq!(s.quiver.redis.stream, "ticks");
+        assert_eq!(s.quiver.redis.partitions, 4);
+        assert_eq!(s.quiver.session.holidays, ["2026-01-26", "2026-03-14"]);
+        assert!(s.quiver.session.enabled);
+        assert_eq!(s.sink_kind().unwrap(), SinkKind::Redis);
+    }
+
+    #[test]
+    fn toml_files_work_too() {
+        let (_dir, path) = file(
+            "s.toml",
+            "[quiver]\nsource = \"replay:ticks.csv\"\nsink = \"jsonl:out.jsonl\"\n[quiver.replay]\nspeed = 0\n",
+        );
+        let s = Settings::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(
+            s.source_kind().unwrap(),
+            SourceKind::Replay("ticks.csv".into())
+        );
+        assert_eq!(s.sink_kind().unwrap(), SinkKind::Jsonl("out.jsonl".into()));
+        assert_eq!(s.quiver.replay.speed, 0.0);
+    }
+
+    /// The printed issues of settings that must be refused.
+    fn refused(file: Option<&Path>, vars: &[(&str, &str)], flags: &[Flag]) -> Vec<String> {
+        match Settings::load_with_flags(file, env(vars), flags) {
+            Err(SettingsError::Invalid { issues }) => {
+                issues.iter().map(ToString::to_string).collect()
+            }
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let (_dir, path) = file("s.yaml", "quiver:\n  redis:\n    stram: x\n");
+        let shown = path.display();
+        assert_eq!(
+            refused(Some(&path), &[], &[]),
+            [format!(
+                "{shown}:3: quiver.redis.stram: unknown setting \"stram\" (expected block_ms, \
+                 claim_min_idle_ms, consumer, dead_letter_stream, dedup_key_prefix, dedup_ttl_s, \
+                 group, partitions, preload_max_ticks, response_timeout_ms, \
+                 signal_stream_prefix, start_id, stream)"
+            )]
+        );
+        let err = refused(None, &[("QUIVER__REDIS__BATCH", "1")], &[]);
+        assert_eq!(err.len(), 1);
+        assert!(
+            err[0].starts_with(
+                "environment variable QUIVER__REDIS__BATCH: quiver.redis.batch: \
+                 unknown setting \"batch\" (expected block_ms, "
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            refused(None, &[("QUIVER__BATCH_SIZE", "many")], &[]),
+            [
+                "environment variable QUIVER__BATCH_SIZE: quiver.batch_size: \
+                 expected an integer, got \"many\""
+            ]
+        );
+        assert_eq!(
+            refused(None, &[("QUIVER__REDIS__BLOCK_MS", "6000")], &[]),
+            [
+                "environment variable QUIVER__REDIS__BLOCK_MS: quiver.redis.block_ms: \
+                 must be less than quiver.redis.response_timeout_ms (5000), got 6000: \
+                 a blocking read would otherwise time out while the server legitimately holds it"
+            ]
+        );
+        let err = refused(None, &[("QUIVER__SOURCE", "kafka")], &[]);
+        assert_eq!(
+            err,
+            ["environment variable QUIVER__SOURCE: quiver.source: \
+                 \"kafka\" is not one of synthetic, replay:PATH, redis"]
+        );
+    }
+
+    #[test]
+    fn a_settings_file_reports_every_problem_with_its_line() {
+        let (_dir, path) = file(
+            "s.yaml",
+            "quiver:\n\
+             \x20 batch_size: lots\n\
+             \x20 redis:\n\
+             \x20   stream: ticks\n\
+             \x20   colour: blue\n\
+             \x20 session:\n\
+             \x20   weekdays: [mon, funday]\n\
+             strategy:\n\
+             \x20 warmup_ticks: 10\n",
+        );
+        let shown = path.display();
+        assert_eq!(
+            refused(Some(&path), &[], &[]),
+            [
+                format!("{shown}:2: quiver.batch_size: expected an integer, got \"lots\""),
+                format!(
+                    "{shown}:5: quiver.redis.colour: unknown setting \"colour\" (expected \
+                     block_ms, claim_min_idle_ms, consumer, dead_letter_stream, \
+                     dedup_key_prefix, dedup_ttl_s, group, partitions, preload_max_ticks, \
+                     response_timeout_ms, signal_stream_prefix, start_id, stream)"
+                ),
+                format!("{shown}:7: quiver.session.weekdays[1]: \"funday\" is not a weekday"),
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_from_every_layer_are_reported_together() {
+        let (_dir, path) = file(
+            "s.toml",
+            "[quiver]\nqueue_capacity = 0\nhttp_addr = 9464\n\n[quiver.session]\n\
+             open = 09:30:00\nclose = \"09:00\"\n\n[strategy]\nwarmup_ticks = -1\n",
+        );
+        let shown = path.display();
+        let flags = [Flag {
+            flag: "--speed",
+            key: "quiver.replay.speed",
+            value: "fast".to_owned(),
+        }];
+        assert_eq!(
+            refused(
+                Some(&path),
+                &[
+                    ("QUIVER__REDIS__PARTITIONS", "5000000000"),
+                    ("STRATEGY__MAX_ML_WORKERS", "2"),
+                ],
+                &flags,
+            ),
+            [
+                format!("{shown}:2: quiver.queue_capacity: must be >= 1, got 0"),
+                format!("{shown}:3: quiver.http_addr: expected a string, got 9464"),
+                format!(
+                    "{shown}:7: quiver.session.close: \
+                     must be after quiver.session.open (09:30:00), got 09:00"
+                ),
+                format!("{shown}:10: strategy.warmup_ticks: must be >= 0, got -1"),
+                "environment variable QUIVER__REDIS__PARTITIONS: quiver.redis.partitions: \
+                 must be <= 4294967295, got 5000000000"
+                    .to_owned(),
+                "flag --speed: quiver.replay.speed: expected a number, got \"fast\"".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn later_layers_override_and_fix_earlier_ones() {
+        let (_dir, path) = file("s.yaml", "quiver:\n  source: kafka\n  redis:\n");
+        let flags = [
+            Flag {
+                flag: "--source",
+                key: "quiver.source",
+                value: "replay:t.csv".to_owned(),
+            },
+            Flag {
+                flag: "--speed",
+                key: "quiver.replay.speed",
+                value: "0".to_owned(),
+            },
+        ];
+        let s = Settings::load_with_flags(Some(&path), env(&[("QUIVER__SOURCE", "redis")]), &flags)
+            .unwrap();
+        assert_eq!(s.source_kind().unwrap(), SourceKind::Replay("t.csv".into()));
+        assert_eq!(s.quiver.replay.speed, 0.0);
+
+        let (_dir, path) = file(
+            "s.yaml",
+            "quiver:\n  redis:\n    response_timeout_ms: 100\n",
+        );
+        assert_eq!(
+            refused(Some(&path), &[], &[]),
+            [format!(
+                "{}:3: quiver.redis.response_timeout_ms: must exceed quiver.redis.block_ms (200), \
+                 got 100: a blocking read would otherwise time out while the server legitimately \
+                 holds it",
+                path.display()
+            )]
+        );
+    }
+
+    #[test]
+    fn unreadable_files_stop_at_the_one_error() {
+        let (_dir, path) = file("s.yaml", "quiver: [\n");
+        let err = Settings::load(Some(&path), env(&[])).unwrap_err();
+        assert!(matches!(err, SettingsError::Syntax(_)), "{err:?}");
+        let (_dir, path) = file("s.toml", "[quiver]\nsource = \n");
+        let err = Settings::load(Some(&path), env(&[])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}:2:10: TOML syntax error: ", path.display())),
+            "{err}"
+        );
+        let (_dir, path) = file("s.ini", "");
+        let err = Settings::load(Some(&path), env(&[])).unwrap_err();
+        assert!(matches!(err, SettingsError::Format { .. }), "{err:?}");
+    }
+}
