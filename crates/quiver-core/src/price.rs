@@ -43,9 +43,10 @@ impl Price {
         self.0
     }
 
-    /// A whole-number price, for tests and generators.
+    /// A whole-number price, for tests and generators (saturating at the
+    /// representable range rather than wrapping).
     pub const fn from_int(value: i64) -> Self {
-        Price(value * SCALE)
+        Price(value.saturating_mul(SCALE))
     }
 
     pub const fn is_positive(self) -> bool {
@@ -100,7 +101,11 @@ impl Price {
         let mut frac_scale = SCALE;
         for &b in &frac_part[..significant_frac] {
             frac_scale /= 10;
-            units += i64::from(b - b'0') * frac_scale;
+            // Checked: an integer part near the limit plus a fraction would
+            // otherwise wrap, and a wrapped negative price reads as positive.
+            units = units
+                .checked_add(i64::from(b - b'0') * frac_scale)
+                .ok_or_else(out_of_range)?;
         }
         Ok(Price(if negative { -units } else { units }))
     }
@@ -182,6 +187,30 @@ mod tests {
             Price::parse("99999999999999999999"),
             Err(PriceError::OutOfRange(_))
         ));
+    }
+
+    #[test]
+    fn the_fraction_cannot_wrap_a_price_past_its_range() {
+        // i64::MAX units is 92233720368.54775807: the largest price.
+        let max = Price::parse("92233720368.54775807").unwrap();
+        assert_eq!(max.units(), i64::MAX);
+        assert_eq!(
+            Price::parse("-92233720368.54775807").unwrap().units(),
+            -i64::MAX
+        );
+        for text in [
+            "92233720368.54775808",
+            "92233720368.99999999",
+            "-92233720368.99999999",
+            "+92233720368.6",
+        ] {
+            assert_eq!(
+                Price::parse(text),
+                Err(PriceError::OutOfRange(text.to_owned())),
+                "{text}"
+            );
+        }
+        assert_eq!(Price::from_int(i64::MAX).units(), i64::MAX);
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub struct Tick {
 }
 
 impl Tick {
+    /// The largest volume a tick may carry: 2⁵³, the largest integer the
+    /// history (which keeps volumes as `f64`) holds exactly. Sources refuse
+    /// larger volumes rather than round them.
+    pub const MAX_VOLUME: u64 = 1 << 53;
+
     /// A tick with no quote, the common case in tests and generators.
     pub const fn trade(ts_ns: i64, instrument: InstrumentToken, price: Price, volume: u64) -> Self {
         Tick {

@@ -44,7 +44,9 @@ pub(crate) enum FeatureState {
     Extreme(Extreme),
     Vwap {
         n: usize,
-        price_volume: i128,
+        /// Σ price units × volume over the window; `None` after an
+        /// overflow, until the window's own sum fits again.
+        price_volume: Option<i128>,
         volume: u128,
     },
 }
@@ -86,7 +88,7 @@ impl FeatureState {
             FeatureSpec::Max(_) => FeatureState::Extreme(Extreme::new(n, true)),
             FeatureSpec::Vwap(_) => FeatureState::Vwap {
                 n,
-                price_volume: 0,
+                price_volume: Some(0),
                 volume: 0,
             },
         }
@@ -149,17 +151,44 @@ impl FeatureState {
             } => {
                 let (units, volumes) = (history.units(), history.volumes());
                 let vol = volumes[len - 1] as u64;
-                *price_volume += i128::from(units[len - 1]) * i128::from(vol);
+                let leaving = (len > *n).then(|| len - *n - 1);
+                // Checked: prices and volumes at the edges of their ranges
+                // would wrap the sum. After an overflow the sum is taken from
+                // the window again, so it recovers once the extreme ticks
+                // leave it; until then the feature reads as absent.
+                let rolled = price_volume.and_then(|sum| {
+                    let sum = sum.checked_add(price_volume_term(units[len - 1], vol)?)?;
+                    match leaving {
+                        Some(i) => sum.checked_sub(price_volume_term(units[i], volumes[i] as u64)?),
+                        None => Some(sum),
+                    }
+                });
+                *price_volume = rolled.or_else(|| {
+                    let start = len.saturating_sub(*n);
+                    (start..len).try_fold(0i128, |sum, i| {
+                        sum.checked_add(price_volume_term(units[i], volumes[i] as u64)?)
+                    })
+                });
                 *volume += u128::from(vol);
-                if len > *n {
-                    let old = volumes[len - *n - 1] as u64;
-                    *price_volume -= i128::from(units[len - *n - 1]) * i128::from(old);
-                    *volume -= u128::from(old);
+                if let Some(i) = leaving {
+                    *volume -= u128::from(volumes[i] as u64);
                 }
-                (len >= *n && *volume > 0).then(|| *price_volume as f64 / *volume as f64 * UNIT)
+                match *price_volume {
+                    Some(sum) if len >= *n && *volume > 0 => {
+                        Some(sum as f64 / *volume as f64 * UNIT)
+                    }
+                    _ => None,
+                }
             }
         }
     }
+}
+
+/// One tick's price units × volume; `None` if it does not fit (it always
+/// does for the volumes sources accept, at most 2⁵³).
+#[inline]
+fn price_volume_term(units: i64, volume: u64) -> Option<i128> {
+    i128::from(units).checked_mul(i128::from(volume))
 }
 
 #[inline]

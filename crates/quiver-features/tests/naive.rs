@@ -233,3 +233,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn vwap_never_wraps_at_the_edges_of_price_and_volume() {
+    let mut features = InstrumentFeatures::new([FeatureSpec::Vwap(3)]);
+    let mut ring = HistoryRing::new(features.ring_needed());
+    let largest = Price::from_units(i64::MAX);
+    let normal = Price::from_int(10);
+    let mut seen = Vec::new();
+    for (price, volume) in [
+        (largest, 1u64 << 63),
+        (largest, 1u64 << 63),
+        (largest, 1u64 << 63),
+        (normal, 1),
+        (normal, 1),
+        (normal, 1),
+    ] {
+        ring.push(price, volume);
+        features.update(ring.view());
+        seen.push(features.values()[0]);
+    }
+    // Three terms of ~2^126 do not fit an i128: absent, not a wrapped value.
+    assert_eq!(seen[2], None);
+    // Once the extreme ticks left the window, the exact sum is back.
+    assert_eq!(seen[5], Some(10.0));
+}

@@ -82,6 +82,8 @@ pub enum RowErrorKind {
     NonPositivePrice { field: &'static str, value: Price },
     #[error("volume: {text} is not an unsigned integer")]
     BadVolume { text: String },
+    #[error("volume: must be <= {max} (2^53, kept exactly), got {volume}", max = quiver_core::Tick::MAX_VOLUME)]
+    VolumeOutOfRange { volume: u64 },
     #[error(
         "ts_ns: {ts_ns} is before {previous}, the previous timestamp of instrument {instrument}"
     )]
@@ -114,6 +116,7 @@ impl RowErrorKind {
             RowErrorKind::BadPrice { .. } => "bad_price",
             RowErrorKind::NonPositivePrice { .. } => "non_positive_price",
             RowErrorKind::BadVolume { .. } => "bad_volume",
+            RowErrorKind::VolumeOutOfRange { .. } => "volume_out_of_range",
             RowErrorKind::TimestampBackwards { .. } => "timestamp_backwards",
             RowErrorKind::WrongFieldCount { .. } => "wrong_field_count",
             RowErrorKind::UnknownField { .. } => "unknown_field",
@@ -134,7 +137,9 @@ impl RowErrorKind {
             RowErrorKind::BadPrice { field, .. } | RowErrorKind::NonPositivePrice { field, .. } => {
                 Some(field)
             }
-            RowErrorKind::BadVolume { .. } => Some("volume"),
+            RowErrorKind::BadVolume { .. } | RowErrorKind::VolumeOutOfRange { .. } => {
+                Some("volume")
+            }
             RowErrorKind::UnknownField { name } => Some(name),
             RowErrorKind::DuplicateField { name } | RowErrorKind::MissingField { name } => {
                 Some(name)

@@ -301,6 +301,7 @@ impl CsvSource {
         let volume = csv_u64(required(VOLUME)).ok_or_else(|| RowErrorKind::BadVolume {
             text: shown_cell(required(VOLUME)),
         })?;
+        let volume = bounded_volume(volume)?;
         let quote = |field: usize| match cell(field) {
             None | Some(b"") => Ok(None),
             Some(text) => positive_price(field, csv_price(text)).map(Some),
@@ -645,6 +646,7 @@ fn parse_json_row(line: &[u8]) -> Result<Tick, RowErrorKind> {
     let volume = volume.parse().map_err(|_| RowErrorKind::BadVolume {
         text: volume.to_owned(),
     })?;
+    let volume = bounded_volume(volume)?;
     let quote = |field: usize| match row.values[field].map(RawValue::get) {
         None | Some("null") | Some("\"\"") => Ok(None),
         Some(raw) => positive_price(field, json_price(raw)).map(Some),
@@ -683,6 +685,15 @@ fn json_message(error: &serde_json::Error) -> String {
         Some(message) if error.column() == 0 => message.to_owned(),
         Some(message) => format!("{message} (column {})", error.column()),
         None => full,
+    }
+}
+
+/// A volume the history keeps exactly (see [`Tick::MAX_VOLUME`]).
+fn bounded_volume(volume: u64) -> Result<u64, RowErrorKind> {
+    if volume <= Tick::MAX_VOLUME {
+        Ok(volume)
+    } else {
+        Err(RowErrorKind::VolumeOutOfRange { volume })
     }
 }
 

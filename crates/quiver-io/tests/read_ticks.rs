@@ -232,6 +232,47 @@ fn csv_bad_volume() {
 }
 
 #[test]
+fn exact_decimals_never_wrap_in_either_format() {
+    // The fraction pushes the integer part past the range: refused, not
+    // read as a (positive) wrapped price.
+    let row = "-92233720368.99999999";
+    let err = only_error(csv(&format!("{HEADER}1,256265,{row},5\n")));
+    assert_eq!(
+        err,
+        format!("ticks.csv:2: price: \"{row}\" is out of range")
+    );
+    let json = format!("{{\"ts_ns\":1,\"instrument\":7,\"price\":\"{row}\",\"volume\":1}}\n");
+    let err = only_error(jsonl(&json));
+    assert_eq!(
+        err,
+        format!("ticks.jsonl:1: price: \"{row}\" is out of range")
+    );
+}
+
+#[test]
+fn volumes_beyond_what_history_keeps_exactly_are_refused() {
+    let max = Tick::MAX_VOLUME;
+    let text = format!(
+        "{HEADER}1,256265,101.05,{max}\n2,256265,101.05,{}\n",
+        max + 1
+    );
+    let items = csv(&text);
+    assert_eq!(items[0].as_ref().map(|t| t.volume), Ok(max));
+    assert_eq!(
+        items[1],
+        Err(format!(
+            "ticks.csv:3: volume: must be <= {max} (2^53, kept exactly), got {}",
+            max + 1
+        ))
+    );
+    let json = format!(
+        "{{\"ts_ns\":1,\"instrument\":7,\"price\":1,\"volume\":{}}}\n",
+        u64::MAX
+    );
+    assert!(only_error(jsonl(&json)).contains("volume: must be <= 9007199254740992"));
+}
+
+#[test]
 fn csv_wrong_field_count() {
     let err = only_error(csv(&format!("{HEADER}1,2,3,4\n1,2,3,4,5\n")));
     assert_eq!(err, "ticks.csv:3: expected 4 fields, found 5");

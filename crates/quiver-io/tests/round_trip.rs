@@ -19,7 +19,7 @@ fn ticks() -> impl Strategy<Value = Vec<Tick>> {
         0i64..1_000_000,
         0u64..4,
         price(),
-        any::<u64>(),
+        0..=Tick::MAX_VOLUME,
         proptest::option::of(price()),
         proptest::option::of(price()),
     );

@@ -53,11 +53,18 @@ pub fn parse_tick_fields(
     if !price.is_positive() {
         return Err(format!("price: must be > 0, got {price}"));
     }
+    let volume = volume.ok_or_else(|| missing("volume"))?;
+    if volume > Tick::MAX_VOLUME {
+        return Err(format!(
+            "volume: must be <= {} (2^53, kept exactly), got {volume}",
+            Tick::MAX_VOLUME
+        ));
+    }
     let tick = Tick {
         ts_ns: ts_ns.ok_or_else(|| missing("ts_ns"))?,
         instrument: instrument.ok_or_else(|| missing("instrument"))?,
         price,
-        volume: volume.ok_or_else(|| missing("volume"))?,
+        volume,
         bid,
         ask,
     };
@@ -177,7 +184,7 @@ mod tests {
     #[test]
     fn names_the_field_at_fault() {
         let origin: Arc<str> = Arc::from("s/1-0");
-        let cases: [(&[(&str, &str)], &str); 4] = [
+        let cases: [(&[(&str, &str)], &str); 6] = [
             (
                 &[("ts_ns", "1"), ("instrument", "2"), ("volume", "3")],
                 "price: missing",
@@ -208,6 +215,25 @@ mod tests {
                     ("volume", "3"),
                 ],
                 "price: must be > 0, got -1",
+            ),
+            (
+                // The fraction would wrap this to a positive price.
+                &[
+                    ("ts_ns", "1"),
+                    ("instrument", "2"),
+                    ("price", "-92233720368.99999999"),
+                    ("volume", "3"),
+                ],
+                "price: \"-92233720368.99999999\" is out of range",
+            ),
+            (
+                &[
+                    ("ts_ns", "1"),
+                    ("instrument", "2"),
+                    ("price", "1"),
+                    ("volume", "9007199254740993"),
+                ],
+                "volume: must be <= 9007199254740992 (2^53, kept exactly), got 9007199254740993",
             ),
         ];
         for (pairs, message) in cases {
