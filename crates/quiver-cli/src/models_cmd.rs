@@ -56,7 +56,7 @@ pub fn run(args: &ModelsArgs) -> Outcome {
 
 /// `ok`, `MISMATCH` or `missing (...)`: the file against the registry's sha256.
 fn checksum_status(spec: &ModelSpec) -> (String, Option<Vec<u8>>) {
-    match std::fs::read(&spec.path) {
+    match quiver_config::files::read_regular(&spec.path, quiver_config::files::MODEL_FILE_LIMIT) {
         Ok(bytes) if sha256_hex(&bytes) == spec.sha256 => ("ok".into(), Some(bytes)),
         Ok(bytes) => ("MISMATCH".into(), Some(bytes)),
         Err(err) => (format!("unreadable ({err})"), None),

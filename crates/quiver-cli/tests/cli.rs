@@ -763,3 +763,34 @@ fn features_rejects_a_bad_spec_by_name() {
         out.stderr
     );
 }
+
+#[test]
+fn special_files_are_refused_by_name_not_read_for_ever() {
+    let dir = tempdir();
+    // A device as the strategies file.
+    let run = quiver(["validate", "--config", "/dev/zero"]);
+    run.expect_code(INVALID_INPUT);
+    let stderr = run.stderr.clone();
+    assert!(
+        stderr.contains("/dev/zero") && stderr.contains("a device"),
+        "{stderr}"
+    );
+    // A FIFO as the model registry: refused without blocking on it.
+    let fifo = dir.path().join("registry.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    write(
+        &dir.path().join("strategies.yaml"),
+        "models: registry.yaml\nstrategies:\n  - id: m\n    strategy_type: momentum\n    brokers: [paper]\n    instruments: [1]\n",
+    );
+    let run = quiver_in(dir.path(), ["validate", "--config", "strategies.yaml"]);
+    run.expect_code(INVALID_INPUT);
+    let stderr = run.stderr.clone();
+    assert!(
+        stderr.contains("registry.yaml") && stderr.contains("a FIFO"),
+        "{stderr}"
+    );
+}

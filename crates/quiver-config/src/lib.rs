@@ -68,6 +68,7 @@
 //! `{file}:{line}:{col}: YAML syntax error: ...` instead.
 
 mod check;
+pub mod files;
 pub mod yaml;
 
 use std::collections::BTreeSet;
@@ -213,7 +214,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// as `path` was given, so they match what the user typed.
 pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match files::read_regular_text(path, files::CONFIG_FILE_LIMIT) {
         Ok(text) => parse_config(&text, &file),
         Err(source) => Err(ConfigError::Io { path: file, source }),
     }

@@ -176,11 +176,13 @@ impl Loader {
     /// Reads `spec.path` and loads it (see [`Loader::load_bytes`]).
     pub fn load(&self, spec: &ModelSpec) -> Result<LoadedModel, LoadError> {
         let started = Instant::now();
-        let bytes = std::fs::read(&spec.path).map_err(|e| LoadError::Read {
-            model: spec.name.clone(),
-            path: spec.path.clone(),
-            message: e.to_string(),
-        })?;
+        let limit = quiver_config::files::MODEL_FILE_LIMIT;
+        let bytes =
+            quiver_config::files::read_regular(&spec.path, limit).map_err(|e| LoadError::Read {
+                model: spec.name.clone(),
+                path: spec.path.clone(),
+                message: e.to_string(),
+            })?;
         self.load_bytes_since(spec, &bytes, started)
     }
 

@@ -207,9 +207,12 @@ impl Registry {
     /// [`Registry::load`], or with `embedded` the `models:` list of the
     /// strategies file at `path` ([`Registry::parse_embedded`]).
     pub fn read(path: &Path, embedded: bool) -> Result<Registry, RegistryError> {
-        let text = std::fs::read_to_string(path).map_err(|e| RegistryError::Io {
-            path: path.to_owned(),
-            message: e.to_string(),
+        let limit = quiver_config::files::CONFIG_FILE_LIMIT;
+        let text = quiver_config::files::read_regular_text(path, limit).map_err(|e| {
+            RegistryError::Io {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }
         })?;
         if embedded {
             Registry::parse_embedded(&text, path)

@@ -470,9 +470,12 @@ impl ModelStore {
             // Same bytes and same entry: a touched file, nothing to do.
             if let Some(old) = &before {
                 if old.spec == entry.spec
-                    && std::fs::read(&entry.spec.path)
-                        .map(|bytes| crate::model::sha256_hex(&bytes) == old.sha256)
-                        .unwrap_or(false)
+                    && quiver_config::files::read_regular(
+                        &entry.spec.path,
+                        quiver_config::files::MODEL_FILE_LIMIT,
+                    )
+                    .map(|bytes| crate::model::sha256_hex(&bytes) == old.sha256)
+                    .unwrap_or(false)
                 {
                     continue;
                 }

@@ -84,9 +84,12 @@ impl Layers {
     /// collected with the rest.
     pub(super) fn file(&mut self, path: &Path) -> Result<(), SettingsError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Io {
-            path: shown.clone(),
-            source,
+        let limit = quiver_config::files::CONFIG_FILE_LIMIT;
+        let text = quiver_config::files::read_regular_text(path, limit).map_err(|source| {
+            SettingsError::Io {
+                path: shown.clone(),
+                source,
+            }
         })?;
         let ext = path
             .extension()

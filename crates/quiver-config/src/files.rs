@@ -1,0 +1,99 @@
+//! Reading the files operators name (strategies, registry, settings,
+//! models): regular files only, of a bounded size. A path naming
+//! `/dev/zero` would otherwise be read until memory runs out, and a FIFO
+//! would block the reader for ever.
+
+use std::io::{self, Read};
+use std::path::Path;
+
+/// The largest strategies file, registry or settings file read: 16 MiB.
+pub const CONFIG_FILE_LIMIT: u64 = 16 << 20;
+
+/// The largest model file read: 1 GiB.
+pub const MODEL_FILE_LIMIT: u64 = 1 << 30;
+
+/// The bytes of the regular file at `path`, refused (before it is opened)
+/// when it is a device, a FIFO, a socket or a directory, and when it holds
+/// more than `limit` bytes, even if it grows while being read.
+pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let kind = std::fs::metadata(path)?.file_type();
+    if !kind.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "not a regular file ({}); only regular files are read",
+                describe(kind)
+            ),
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than the {limit}-byte limit for this kind of file"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_regular`] as UTF-8 text.
+pub fn read_regular_text(path: &Path, limit: u64) -> io::Result<String> {
+    String::from_utf8(read_regular(path, limit)?).map_err(|err| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "not UTF-8 text (first bad byte at offset {})",
+                err.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+fn describe(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_directories_fifos_and_oversized_files_are_refused() {
+        let zero = read_regular(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert!(zero.to_string().contains("a device"), "{zero}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_regular(dir.path(), 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("a directory"), "{err}");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Refused without opening it: opening a FIFO blocks until a writer comes.
+        let err = read_regular(&fifo, 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("a FIFO"), "{err}");
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, vec![b'#'; 101]).unwrap();
+        assert_eq!(read_regular(&big, 101).unwrap().len(), 101);
+        let err = read_regular(&big, 100).unwrap_err();
+        assert!(err.to_string().contains("100-byte limit"), "{err}");
+        std::fs::write(&big, [b'a', 0xff, b'b']).unwrap();
+        let err = read_regular_text(&big, 100).unwrap_err();
+        assert!(err.to_string().contains("offset 1"), "{err}");
+    }
+}
