@@ -246,6 +246,10 @@ impl Checker {
         ids: &mut HashMap<String, (usize, usize)>,
     ) -> Option<String> {
         let id = self.yaml.non_empty_string(node, path)?;
+        if let Some(problem) = name_problem(id, &[]) {
+            self.yaml.issue(pos(node), path, problem);
+            return None;
+        }
         if let Some(&(first_index, first_line)) = ids.get(id) {
             self.yaml.issue(
                 pos(node),
@@ -578,6 +582,10 @@ impl Checker {
             let Some(name) = self.yaml.non_empty_string(item, &item_path) else {
                 continue;
             };
+            if let Some(problem) = name_problem(name, RESERVED_BROKERS) {
+                self.yaml.issue(pos(item), &item_path, problem);
+                continue;
+            }
             if let Some(first) = first_at.get(name) {
                 self.yaml.issue(
                     pos(item),
@@ -638,4 +646,35 @@ fn readable_id<'n>(map: &'n Mapping<'_>) -> Option<&'n str> {
             (Value::Str("id"), Value::Str(id)) if !id.is_empty() => Some(id),
             _ => None,
         })
+}
+
+/// The longest strategy id or broker name.
+pub const NAME_MAX: usize = 64;
+
+/// Broker names that would publish into the service's own streams: broker
+/// `dlq` is `signals.dlq`, the dead-letter stream.
+pub const RESERVED_BROKERS: &[&str] = &["dlq"];
+
+/// Why `name` cannot be a strategy id or broker name, if it cannot. Both
+/// become stream names, metric labels and log fields, so they are kept to
+/// 1–[`NAME_MAX`] ASCII letters, digits, `-`, `_` and `.`, starting with a
+/// letter or digit.
+fn name_problem(name: &str, reserved: &[&str]) -> Option<String> {
+    let shown = quiver_strategy::params::quote_truncated(name);
+    let valid = name.len() <= NAME_MAX
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !valid {
+        return Some(format!(
+            "{shown} is not a valid name: use 1 to {NAME_MAX} ASCII letters, digits, '-', '_' or '.', starting with a letter or digit"
+        ));
+    }
+    reserved
+        .contains(&name)
+        .then(|| format!("{shown} is reserved (broker dlq would publish into the dead-letter stream signals.dlq)"))
 }

@@ -1005,3 +1005,32 @@ fn ml_rows_report_every_mistake() {
         ]
     );
 }
+
+#[test]
+fn ids_and_broker_names_that_would_become_bad_keys_are_refused() {
+    let lines = [
+        "strategies:",
+        "  - id: \"mom 1\"",
+        "    strategy_type: momentum",
+        "    brokers: [paper, dlq, \"signals/x\", zerodha]",
+        "    instruments: [256265]",
+        "  - id: mom-2.b_3",
+        "    strategy_type: momentum",
+        "    brokers: [paper]",
+        "    instruments: [256265]",
+    ];
+    let rule = "is not a valid name: use 1 to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit";
+    assert_eq!(
+        issues(&lines),
+        [
+            format!("strategies.yaml:2: strategies[0] (id \"mom 1\").id: \"mom 1\" {rule}"),
+            "strategies.yaml:4: strategies[0] (id \"mom 1\").brokers[1]: \"dlq\" is reserved (broker dlq would publish into the dead-letter stream signals.dlq)".to_owned(),
+            format!("strategies.yaml:4: strategies[0] (id \"mom 1\").brokers[2]: \"signals/x\" {rule}"),
+        ]
+    );
+    let long = "x".repeat(65);
+    let lines = momentum_row_with(2, &[&format!("  - id: {long}")]);
+    assert!(issues(&lines)[0].contains("is not a valid name"));
+    let fine = momentum_row_with(2, &[&format!("  - id: {}", "x".repeat(64))]);
+    assert_eq!(load(&fine).strategies.len(), 1);
+}

@@ -219,3 +219,17 @@ fn pause_resume_and_stop_touch_only_their_strategy() {
         assert!(!target(&reference, keep).is_empty(), "no signal {window}");
     }
 }
+
+#[test]
+fn a_broker_whose_stream_is_the_dead_letter_stream_is_refused() {
+    let mut settings = settings();
+    settings.quiver.redis.dead_letter_stream = "signals.paper".to_owned();
+    let err = Service::from_entries(scenario().entries(), settings)
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("broker \"paper\" would publish into the dead-letter stream"),
+        "{err}"
+    );
+}

@@ -80,6 +80,18 @@ impl Service {
                 }
             }
         }
+        // The strategies file refuses broker `dlq`; a renamed dead-letter
+        // stream is caught here, where both names are known.
+        let redis = &settings.quiver.redis;
+        if let Some(broker) = broker_names
+            .iter()
+            .find(|b| format!("{}{b}", redis.signal_stream_prefix) == redis.dead_letter_stream)
+        {
+            return Err(RuntimeError::Settings(format!(
+                "broker {broker:?} would publish into the dead-letter stream {:?} (quiver.redis.dead_letter_stream)",
+                redis.dead_letter_stream
+            )));
+        }
         let broker_arcs: Vec<Arc<str>> =
             broker_names.iter().map(|b| Arc::from(b.as_str())).collect();
         let mut instruments: Vec<u64> = rows
