@@ -117,13 +117,19 @@ fn verify(registry: &Registry, choice: BackendChoice, ort_dylib: Option<&Path>) 
             continue;
         }
         match loader.load(spec) {
-            Ok(model) => println!(
-                "ok    {} {} on {}: sha256 ok, loaded and ran one row in {:.1} ms",
-                spec.name,
-                spec.version,
-                model.backend,
-                model.load_seconds() * 1e3
-            ),
+            Ok(model) => match usable_outputs(spec, &model) {
+                Ok(()) => println!(
+                    "ok    {} {} on {}: sha256 ok, loaded and ran one row in {:.1} ms",
+                    spec.name,
+                    spec.version,
+                    model.backend,
+                    model.load_seconds() * 1e3
+                ),
+                Err(why) => {
+                    failed += 1;
+                    println!("FAIL  {} {}: {why}", spec.name, spec.version);
+                }
+            },
             Err(err) => {
                 failed += 1;
                 println!("FAIL  {err}");
@@ -137,6 +143,21 @@ fn verify(registry: &Registry, choice: BackendChoice, ort_dylib: Option<&Path>) 
     } else {
         ExitCode::from(EXIT_INVALID_INPUT)
     }
+}
+
+/// Runs one row of zeros and reads the outputs as the engine would: a model
+/// whose outputs the engine would ignore (not finite, probabilities outside
+/// [0, 1] or not summing to 1) is not usable.
+fn usable_outputs(spec: &ModelSpec, model: &quiver_infer::LoadedModel) -> Result<(), String> {
+    let predictor = model.predictor();
+    let mut out = vec![0.0f32; predictor.n_outputs()];
+    predictor
+        .predict(&vec![0.0f32; predictor.n_features()], &mut out)
+        .map_err(|err| format!("inference failed: {err}"))?;
+    let output = quiver_runtime::models::model_info(spec).output;
+    output
+        .check(&out)
+        .map_err(|_| format!("outputs {out:?} are not usable as its declared output (the engine would ignore every row)"))
 }
 
 fn info(registry: &Registry, name: Option<&str>) -> Outcome {

@@ -531,6 +531,15 @@ impl Checker {
                     .yaml
                     .required(threshold, "threshold", path, pos(node))?;
                 let threshold = self.yaml.float(t, &child(path, "threshold"))?;
+                if !(threshold.is_finite() && threshold > 0.0) {
+                    // A threshold <= 0 would signal on every row, even a 0.
+                    self.yaml.issue(
+                        pos(t),
+                        &child(path, "threshold"),
+                        format!("must be > 0, got {threshold}"),
+                    );
+                    return None;
+                }
                 Some(OutputSpec::Regressor { threshold, tensor })
             }
         }
@@ -647,6 +656,19 @@ models:
                 tensor: None
             }
         );
+    }
+
+    #[test]
+    fn a_regressor_threshold_must_be_positive() {
+        for (threshold, shown) in [("0", "0"), ("-1.5", "-1.5")] {
+            let text = GOOD.replace("threshold: 2}", &format!("threshold: {threshold}}}"));
+            assert_eq!(
+                issues(&text),
+                [format!(
+                    "18: models[1] (name \"ridge\").output.threshold: must be > 0, got {shown}"
+                )]
+            );
+        }
     }
 
     #[test]

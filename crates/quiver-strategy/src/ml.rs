@@ -34,6 +34,29 @@ pub enum ModelOutput {
 }
 
 impl ModelOutput {
+    /// Whether `outputs` (one row) can be read as this output: the right
+    /// width, finite, and for a classifier probabilities in `[0, 1]` summing
+    /// to 1 (within float rounding). The engine ignores rows that fail it;
+    /// `quiver models verify` refuses a model whose outputs fail it.
+    pub fn check(&self, outputs: &[f32]) -> Result<(), OutputOutOfRange> {
+        if outputs.len() != self.width() || outputs.is_empty() {
+            return Err(OutputOutOfRange);
+        }
+        match self {
+            ModelOutput::Regressor { .. } if outputs[0].is_finite() => Ok(()),
+            ModelOutput::Regressor { .. } => Err(OutputOutOfRange),
+            ModelOutput::Classifier { .. } => {
+                let in_range = |p: &f32| (-PROBABILITY_SLACK..=1.0 + PROBABILITY_SLACK).contains(p);
+                let sum: f32 = outputs.iter().sum();
+                if outputs.iter().all(in_range) && (sum - 1.0).abs() <= PROBABILITY_SLACK {
+                    Ok(())
+                } else {
+                    Err(OutputOutOfRange)
+                }
+            }
+        }
+    }
+
     /// Values per row the model writes.
     pub fn width(&self) -> usize {
         match self {
@@ -260,16 +283,11 @@ impl PostProcessor {
         outputs: &[f32],
         tick: &Tick,
     ) -> Result<Option<Decision>, OutputOutOfRange> {
+        output.check(outputs)?;
         match output {
             ModelOutput::Classifier { classes } => self.classify(classes, outputs, tick),
             ModelOutput::Regressor { threshold } => {
-                let &[value] = outputs else {
-                    return Err(OutputOutOfRange);
-                };
-                if !value.is_finite() {
-                    return Err(OutputOutOfRange);
-                }
-                let value = f64::from(value);
+                let value = f64::from(outputs[0]);
                 let side = if value > *threshold {
                     Side::Buy
                 } else if value < -threshold {
@@ -296,14 +314,7 @@ impl PostProcessor {
         probabilities: &[f32],
         tick: &Tick,
     ) -> Result<Option<Decision>, OutputOutOfRange> {
-        if probabilities.len() != classes.len() || probabilities.is_empty() {
-            return Err(OutputOutOfRange);
-        }
-        let in_range = |p: &f32| (-PROBABILITY_SLACK..=1.0 + PROBABILITY_SLACK).contains(p);
-        let sum: f32 = probabilities.iter().sum();
-        if !probabilities.iter().all(in_range) || (sum - 1.0).abs() > PROBABILITY_SLACK {
-            return Err(OutputOutOfRange);
-        }
+        // Range and width were checked by `ModelOutput::check`.
         // Ties go to the earliest class, whatever the runtime.
         let mut best = 0;
         for (i, p) in probabilities.iter().enumerate() {
@@ -702,6 +713,26 @@ mod tests {
         let b = [MlFeature::Shared(FeatureSpec::Returns(5)), MlFeature::Price];
         assert_eq!(feature_hash(&a), feature_hash(&b));
         assert_ne!(feature_hash(&a), feature_hash(&[b[1], b[0]]));
+    }
+
+    #[test]
+    fn outputs_are_checked_as_the_declared_output() {
+        let classifier = ModelOutput::Classifier {
+            classes: vec![-1, 0, 1],
+        };
+        assert_eq!(classifier.check(&[0.2, 0.3, 0.5]), Ok(()));
+        for bad in [
+            &[0.2, 0.3][..],
+            &[0.5, 0.5, 0.5],
+            &[1.5, -0.5, 0.0],
+            &[f32::NAN, 0.5, 0.5],
+        ] {
+            assert_eq!(classifier.check(bad), Err(OutputOutOfRange), "{bad:?}");
+        }
+        let regressor = ModelOutput::Regressor { threshold: 1.0 };
+        assert_eq!(regressor.check(&[-7.5]), Ok(()));
+        assert_eq!(regressor.check(&[f32::INFINITY]), Err(OutputOutOfRange));
+        assert_eq!(regressor.check(&[1.0, 2.0]), Err(OutputOutOfRange));
     }
 
     #[test]
