@@ -1034,3 +1034,47 @@ fn ids_and_broker_names_that_would_become_bad_keys_are_refused() {
     let fine = momentum_row_with(2, &[&format!("  - id: {}", "x".repeat(64))]);
     assert_eq!(load(&fine).strategies.len(), 1);
 }
+
+#[test]
+fn yaml_bombs_are_refused_before_anything_is_built() {
+    // Deep nesting: refused at the level that exceeds the bound, whatever the
+    // depth (60 KB of brackets used to overflow the stack).
+    let deep = format!("strategies:\n  {}x\n", "- ".repeat(30_000));
+    let err = parse_config(&deep, FILE).unwrap_err().to_string();
+    assert!(err.contains("nested more than 64 levels deep"), "{err}");
+    assert!(err.starts_with("strategies.yaml:2:"), "{err}");
+    // Flow brackets meet the parser's own limit first; refused all the same.
+    let flow = format!("strategies: {}{}\n", "[".repeat(60_000), "]".repeat(60_000));
+    let err = parse_config(&flow, FILE).unwrap_err().to_string();
+    assert!(err.starts_with("strategies.yaml:1:"), "{err}");
+    // Billion laughs: each level aliases the previous one ten times.
+    let mut bomb = String::from("a0: &a0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n");
+    for i in 1..12 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    bomb.push_str("strategies: []\n");
+    let err = parse_config(&bomb, FILE).unwrap_err().to_string();
+    assert!(err.contains("once aliases are expanded"), "{err}");
+    // One large scalar aliased many times.
+    let mut wide = format!("big: &big \"{}\"\nmany:\n", "x".repeat(100_000));
+    for _ in 0..1_000 {
+        wide.push_str("  - *big\n");
+    }
+    let err = parse_config(&wide, FILE).unwrap_err().to_string();
+    assert!(err.contains("once aliases are expanded"), "{err}");
+    // Ordinary aliases still load.
+    let shared = doc(&[
+        "defaults: &p {lookback_periods: 20}",
+        "strategies:",
+        "  - id: mom-1",
+        "    strategy_type: momentum",
+        "    parameters: *p",
+        "    brokers: [paper]",
+        "    instruments: [256265]",
+    ]);
+    let err = parse_config(&shared, FILE).unwrap_err().to_string();
+    // Refused only for the unknown top-level key, not for the alias.
+    assert!(!err.contains("aliases"), "{err}");
+    assert!(err.contains("defaults"), "{err}");
+}

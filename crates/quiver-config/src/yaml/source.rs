@@ -50,6 +50,7 @@ struct Insertion {
 /// The caller parses [`Prepared::text`] once more to get nodes that borrow
 /// from it; returning them from here would need the text to outlive this loop.
 pub(super) fn prepare(text: &str) -> Result<Prepared, Position> {
+    bounded(text)?;
     let mark = unused_private_char(text);
     let mut current = text.to_owned();
     let mut insertions: Vec<Insertion> = Vec::new();
@@ -84,6 +85,78 @@ pub(super) fn prepare(text: &str) -> Result<Prepared, Position> {
             None => return Err(original_position(&error, &insertions)),
         }
     }
+}
+
+/// The deepest nesting of sequences and mappings a file may have.
+pub(super) const MAX_DEPTH: usize = 64;
+
+/// The most a file may expand to through its aliases — values, and bytes of
+/// scalar text — counting an alias as what the node it names costs: a few
+/// kilobytes of aliases to aliases cannot expand into gigabytes.
+pub(super) const MAX_NODES: u64 = 1_000_000;
+pub(super) const MAX_EXPANDED_BYTES: u64 = 64 << 20;
+
+/// Walks `text`'s events once, before anything is built from it, and refuses
+/// nesting deeper than [`MAX_DEPTH`] (building such a tree would exhaust the
+/// stack) and more than [`MAX_NODES`] values or [`MAX_EXPANDED_BYTES`] of
+/// scalar text once aliases are expanded.
+fn bounded(text: &str) -> Result<(), Position> {
+    use saphyr_parser::{Event, Parser};
+    /// (values, scalar bytes), as expanded.
+    type Cost = (u64, u64);
+    // Per open collection: its anchor and the cost where it began.
+    let mut open: Vec<(usize, Cost)> = Vec::new();
+    // Expanded cost of every anchored node, by anchor id.
+    let mut sizes: std::collections::HashMap<usize, Cost> = std::collections::HashMap::new();
+    let mut total: Cost = (0, 0);
+    for event in Parser::new_from_str(text) {
+        // A syntax error is the loader's to report, with its own wording.
+        let Ok((event, span)) = event else {
+            return Ok(());
+        };
+        let refuse = |message: String| Position {
+            line: span.start.line(),
+            col: span.start.col() + 1,
+            message,
+        };
+        match event {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if open.len() >= MAX_DEPTH {
+                    return Err(refuse(format!("nested more than {MAX_DEPTH} levels deep")));
+                }
+                total.0 += 1;
+                open.push((anchor, total));
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, began)) = open.pop() {
+                    if anchor != 0 {
+                        sizes.insert(anchor, (total.0 - began.0 + 1, total.1 - began.1));
+                    }
+                }
+            }
+            Event::Scalar(value, _, anchor, _) => {
+                let cost = (1, value.len() as u64);
+                total = (total.0 + cost.0, total.1 + cost.1);
+                if anchor != 0 {
+                    sizes.insert(anchor, cost);
+                }
+            }
+            Event::Alias(anchor) => {
+                let (values, bytes) = sizes.get(&anchor).copied().unwrap_or((1, 0));
+                total = (
+                    total.0.saturating_add(values),
+                    total.1.saturating_add(bytes),
+                );
+            }
+            _ => {}
+        }
+        if total.0 > MAX_NODES || total.1 > MAX_EXPANDED_BYTES {
+            return Err(refuse(format!(
+                "expands to more than {MAX_NODES} values or {MAX_EXPANDED_BYTES} bytes once aliases are expanded"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A private-use character absent from `text`, so a renamed key cannot be
