@@ -83,8 +83,9 @@ impl Engine {
         }
         let at = self.last_tick;
         for (entry, s) in entries.into_iter().zip(targets) {
-            let mut names = self.model_names.clone();
-            let (driven, feature_hash) = drive(entry.logic, &mut names);
+            // The check above found the model already interned, so this
+            // interns nothing new.
+            let (driven, feature_hash) = drive(entry.logic, &mut self.model_names);
             let slot = &mut self.slots[s.index()];
             slot.required = driven.strategy().required_history().max(1);
             slot.driven = driven;

@@ -56,9 +56,9 @@ pub struct Issue {
 
 /// Displays issues one per line, without a trailing newline, so a list of
 /// them prints like any other error.
-pub struct IssueLines<'a>(pub &'a [Issue]);
+pub struct IssueLines<'a, T = Issue>(pub &'a [T]);
 
-impl fmt::Display for IssueLines<'_> {
+impl<T: fmt::Display> fmt::Display for IssueLines<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, issue) in self.0.iter().enumerate() {
             if i > 0 {

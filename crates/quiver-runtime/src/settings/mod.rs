@@ -53,7 +53,7 @@ pub enum SettingsError {
         message: String,
     },
     /// Every problem found, one per line when displayed.
-    #[error("{}", IssueLines(issues))]
+    #[error("{}", yaml::IssueLines(issues))]
     Invalid { issues: Vec<SettingsIssue> },
 }
 
@@ -122,20 +122,6 @@ impl SettingProblem {
             key: key.to_owned(),
             message: message.into(),
         }
-    }
-}
-
-struct IssueLines<'a>(&'a [SettingsIssue]);
-
-impl fmt::Display for IssueLines<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, issue) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{issue}")?;
-        }
-        Ok(())
     }
 }
 
