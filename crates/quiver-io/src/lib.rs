@@ -20,12 +20,14 @@ pub mod live;
 pub mod redis;
 mod signal;
 pub mod signal_id;
+mod tick_check;
 mod tick_error;
 mod tick_reader;
 mod tick_writer;
 
 pub use signal::{encode_signal, ModelTag, SignalRecord, SignalWriter};
 pub use signal_id::signal_id;
+pub use tick_check::MAX_ROW_BYTES;
 pub use tick_error::{OpenError, RowError, RowErrorKind, SkipReport};
 pub use tick_reader::{open_ticks, TickFormat, TickReader};
 pub use tick_writer::{write_ticks_csv, write_ticks_csv_with_quotes};

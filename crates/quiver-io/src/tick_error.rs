@@ -102,6 +102,14 @@ pub enum RowErrorKind {
     MissingField { name: &'static str },
     #[error("invalid JSON: {message}")]
     BadJson { message: String },
+    /// A line (JSON Lines) or stream entry too long to be a tick; reading
+    /// goes on with the next one.
+    #[error("longer than {limit} bytes, which no tick is")]
+    RowTooLong { limit: usize },
+    /// A CSV row that runs on past the limit: an unclosed quote or binary
+    /// junk. Records cannot be told apart after it, so the reader stops.
+    #[error("a row longer than {limit} bytes starts here (an unclosed quote?); the rest of the file cannot be split into rows")]
+    Unterminated { limit: usize },
     /// The source failed; the reader yields nothing after this.
     #[error("read error: {error}")]
     Io { error: io::Error },
@@ -123,6 +131,7 @@ impl RowErrorKind {
             RowErrorKind::DuplicateField { .. } => "duplicate_field",
             RowErrorKind::MissingField { .. } => "missing_field",
             RowErrorKind::BadJson { .. } => "bad_json",
+            RowErrorKind::RowTooLong { .. } | RowErrorKind::Unterminated { .. } => "row_too_long",
             RowErrorKind::Io { .. } => "io_error",
         }
     }
@@ -146,8 +155,18 @@ impl RowErrorKind {
             }
             RowErrorKind::WrongFieldCount { .. }
             | RowErrorKind::BadJson { .. }
+            | RowErrorKind::RowTooLong { .. }
+            | RowErrorKind::Unterminated { .. }
             | RowErrorKind::Io { .. } => None,
         }
+    }
+
+    /// True when no further rows can follow this one.
+    pub fn ends_reading(&self) -> bool {
+        matches!(
+            self,
+            RowErrorKind::Io { .. } | RowErrorKind::Unterminated { .. }
+        )
     }
 }
 
@@ -180,9 +199,10 @@ impl RowError {
         self.kind.field()
     }
 
-    /// True when the source itself failed, so no further rows can follow.
+    /// True when the source itself failed or cannot be split into rows any
+    /// more, so no further rows can follow.
     pub fn is_io(&self) -> bool {
-        matches!(self.kind, RowErrorKind::Io { .. })
+        self.kind.ends_reading()
     }
 }
 

@@ -5,27 +5,20 @@
 //! ticks were stored. Rows are parsed from reused buffers: the happy path does
 //! not allocate per row.
 
-use std::collections::hash_map::{Entry, HashMap};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use quiver_core::{InstrumentToken, Price, PriceError, Tick};
+use quiver_core::Tick;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::tick_check::{self, quoted, RowFields, TimeOrder, MAX_ROW_BYTES, PRICE};
 use crate::tick_error::{OpenError, RowError, RowErrorKind, FIELDS, REQUIRED_FIELDS};
-
-const TS_NS: usize = 0;
-const INSTRUMENT: usize = 1;
-const PRICE: usize = 2;
-const VOLUME: usize = 3;
-const BID: usize = 4;
-const ASK: usize = 5;
 
 /// Big enough that a read syscall moves many rows at once.
 const READ_BUFFER_BYTES: usize = 1 << 16;
@@ -76,7 +69,7 @@ pub struct TickReader {
     name: Arc<str>,
     format: TickFormat,
     source: Source,
-    last_ts: HashMap<InstrumentToken, i64, BuildHasherDefault<TokenHasher>>,
+    order: TimeOrder,
     done: bool,
 }
 
@@ -110,7 +103,7 @@ impl TickReader {
             name: Arc::from(name),
             format,
             source,
-            last_ts: HashMap::default(),
+            order: TimeOrder::default(),
             done: false,
         })
     }
@@ -124,27 +117,11 @@ impl TickReader {
         self.format
     }
 
-    /// Rejects a tick older than its instrument's previous one; instruments are
-    /// independent, so feeds that interleave instruments out of order are fine.
     fn check_order(&mut self, line: u64, tick: Tick) -> Result<Tick, RowError> {
-        match self.last_ts.entry(tick.instrument) {
-            Entry::Occupied(mut last) => {
-                let previous = *last.get();
-                if tick.ts_ns < previous {
-                    let kind = RowErrorKind::TimestampBackwards {
-                        ts_ns: tick.ts_ns,
-                        previous,
-                        instrument: tick.instrument,
-                    };
-                    return Err(RowError::new(self.name.clone(), line, kind));
-                }
-                last.insert(tick.ts_ns);
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(tick.ts_ns);
-            }
+        match self.order.admit(&tick) {
+            Ok(()) => Ok(tick),
+            Err(kind) => Err(RowError::new(self.name.clone(), line, kind)),
         }
-        Ok(tick)
     }
 }
 
@@ -166,7 +143,7 @@ impl Iterator for TickReader {
         Some(match parsed {
             Ok((line, tick)) => self.check_order(line, tick),
             Err((line, kind)) => {
-                self.done = matches!(kind, RowErrorKind::Io { .. });
+                self.done = kind.ends_reading();
                 Err(RowError::new(self.name.clone(), line, kind))
             }
         })
@@ -178,33 +155,9 @@ impl fmt::Debug for TickReader {
         f.debug_struct("TickReader")
             .field("name", &self.name)
             .field("format", &self.format)
-            .field("instruments_seen", &self.last_ts.len())
+            .field("instruments_seen", &self.order.instruments())
             .field("done", &self.done)
             .finish_non_exhaustive()
-    }
-}
-
-/// Hashes instrument tokens with one multiply.
-///
-/// Tokens come from the input file, not an adversary, so SipHash's DoS
-/// resistance buys nothing on this per-row lookup.
-#[derive(Default)]
-struct TokenHasher(u64);
-
-impl Hasher for TokenHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // Fibonacci hashing constant; multiplication spreads low bits upward.
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -274,46 +227,43 @@ impl CsvSource {
                         found: len,
                     },
                 ),
-                kind => (
-                    record_line(&mut self.reader, Some(&before)),
-                    RowErrorKind::Io {
-                        error: kind_to_io(kind),
-                    },
-                ),
+                kind => {
+                    let error = kind_to_io(kind);
+                    let kind = if error.get_ref().is_some_and(|e| e.is::<RecordTooLong>()) {
+                        RowErrorKind::Unterminated {
+                            limit: MAX_ROW_BYTES,
+                        }
+                    } else {
+                        RowErrorKind::Io { error }
+                    };
+                    (record_line(&mut self.reader, Some(&before)), kind)
+                }
             })),
         }
     }
 
     fn parse_record(&self) -> Result<Tick, RowErrorKind> {
-        let cell = |field: usize| match self.columns[field] {
-            Some(index) => self.record.get(index),
-            None => None,
-        };
-        let required = |field: usize| cell(field).unwrap_or_default();
-        let ts_ns = csv_i64(required(TS_NS)).ok_or_else(|| RowErrorKind::BadTimestamp {
-            text: shown_cell(required(TS_NS)),
-        })?;
-        let instrument =
-            csv_u64(required(INSTRUMENT)).ok_or_else(|| RowErrorKind::BadInstrument {
-                text: shown_cell(required(INSTRUMENT)),
-            })?;
-        let price = positive_price(PRICE, csv_price(required(PRICE)))?;
-        let volume = csv_u64(required(VOLUME)).ok_or_else(|| RowErrorKind::BadVolume {
-            text: shown_cell(required(VOLUME)),
-        })?;
-        let volume = bounded_volume(volume)?;
-        let quote = |field: usize| match cell(field) {
-            None | Some(b"") => Ok(None),
-            Some(text) => positive_price(field, csv_price(text)).map(Some),
-        };
-        Ok(Tick {
-            ts_ns,
-            instrument,
-            price,
-            volume,
-            bid: quote(BID)?,
-            ask: quote(ASK)?,
+        tick_check::tick_of(&CsvRow {
+            record: &self.record,
+            columns: &self.columns,
         })
+    }
+}
+
+struct CsvRow<'a> {
+    record: &'a csv::ByteRecord,
+    columns: &'a [Option<usize>; 6],
+}
+
+impl RowFields for CsvRow<'_> {
+    fn text(&self, field: usize) -> Option<Cow<'_, [u8]>> {
+        self.columns[field]
+            .and_then(|index| self.record.get(index))
+            .map(Cow::Borrowed)
+    }
+
+    fn shown(&self, field: usize) -> String {
+        quoted(self.text(field).as_deref().unwrap_or_default())
     }
 }
 
@@ -345,7 +295,23 @@ struct LineTracker {
     at_line_start: bool,
     /// `(offset, line)` of line starts not yet asked about.
     starts: VecDeque<(u64, u64)>,
+    /// Where the last record the parser finished started: reading further
+    /// than [`MAX_ROW_BYTES`] (plus what the parser buffers) past it means
+    /// the current record is too long to be a tick.
+    record_start: u64,
 }
+
+/// The error [`LineTracker`] reads fail with once a record runs on too long.
+#[derive(Debug)]
+struct RecordTooLong;
+
+impl fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a row longer than {MAX_ROW_BYTES} bytes")
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
 
 impl LineTracker {
     fn new(inner: Box<dyn Read + Send>) -> Self {
@@ -355,11 +321,14 @@ impl LineTracker {
             line: 1,
             at_line_start: true,
             starts: VecDeque::new(),
+            record_start: 0,
         }
     }
 
-    /// The line of the first content byte at or after `offset`.
+    /// The line of the first content byte at or after `offset`, where a
+    /// record started.
     fn line_at_or_after(&mut self, offset: u64) -> Option<u64> {
+        self.record_start = self.record_start.max(offset);
         while let Some(&(start, line)) = self.starts.front() {
             if start >= offset {
                 return Some(line);
@@ -372,6 +341,10 @@ impl LineTracker {
 
 impl Read for LineTracker {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let window = (MAX_ROW_BYTES + READ_BUFFER_BYTES) as u64;
+        if self.offset.saturating_sub(self.record_start) > window {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, RecordTooLong));
+        }
         let n = self.inner.read(buf)?;
         let data = &buf[..n];
         let mut i = 0;
@@ -451,47 +424,6 @@ fn header_columns(
     Ok(columns)
 }
 
-/// `[+]digits`, as `str::parse` accepts, read straight from the bytes: digits
-/// are ASCII, so validating UTF-8 first would be wasted work on every row.
-fn csv_u64(cell: &[u8]) -> Option<u64> {
-    digits_u64(cell.strip_prefix(b"+").unwrap_or(cell))
-}
-
-/// `[+|-]digits`, as `str::parse` accepts.
-fn csv_i64(cell: &[u8]) -> Option<i64> {
-    match cell.split_first() {
-        Some((b'-', digits)) => 0i64.checked_sub_unsigned(digits_u64(digits)?),
-        Some((b'+', digits)) => i64::try_from(digits_u64(digits)?).ok(),
-        _ => i64::try_from(digits_u64(cell)?).ok(),
-    }
-}
-
-fn digits_u64(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |value, &b| {
-        let digit = b.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
-        }
-        value.checked_mul(10)?.checked_add(u64::from(digit))
-    })
-}
-
-fn csv_price(cell: &[u8]) -> Result<Price, PriceError> {
-    match std::str::from_utf8(cell) {
-        Ok(text) => Price::parse(text),
-        Err(_) => Err(PriceError::NotDecimal(
-            String::from_utf8_lossy(cell).into_owned(),
-        )),
-    }
-}
-
-fn shown_cell(cell: &[u8]) -> String {
-    format!("{:?}", String::from_utf8_lossy(cell))
-}
-
 /// Byte records only fail on I/O (length mismatches are handled by the
 /// caller), but the kind is non-exhaustive, so anything else is reported as
 /// invalid data rather than dropped.
@@ -504,15 +436,6 @@ fn kind_to_io(kind: csv::ErrorKind) -> io::Error {
 
 fn csv_io_error(error: csv::Error) -> io::Error {
     kind_to_io(error.into_kind())
-}
-
-fn positive_price(field: usize, parsed: Result<Price, PriceError>) -> Result<Price, RowErrorKind> {
-    let field = FIELDS[field];
-    match parsed {
-        Ok(price) if price.is_positive() => Ok(price),
-        Ok(value) => Err(RowErrorKind::NonPositivePrice { field, value }),
-        Err(error) => Err(RowErrorKind::BadPrice { field, error }),
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -528,12 +451,18 @@ impl JsonlSource {
     fn next_row(&mut self) -> Option<Parsed> {
         loop {
             self.line.clear();
-            match self.reader.read_until(b'\n', &mut self.line) {
-                Ok(0) => return None,
-                Ok(_) => {}
+            let whole = match read_line_bounded(&mut self.reader, &mut self.line, MAX_ROW_BYTES) {
+                Ok(None) => return None,
+                Ok(Some(whole)) => whole,
                 Err(error) => return Some(Err((self.line_no + 1, RowErrorKind::Io { error }))),
-            }
+            };
             self.line_no += 1;
+            if !whole {
+                let kind = RowErrorKind::RowTooLong {
+                    limit: MAX_ROW_BYTES,
+                };
+                return Some(Err((self.line_no, kind)));
+            }
             let text = self.line.trim_ascii();
             if text.is_empty() {
                 continue;
@@ -544,6 +473,43 @@ impl JsonlSource {
                     .map(|t| (line, t))
                     .map_err(|k| (line, k)),
             );
+        }
+    }
+}
+
+/// Reads one line into `line`, keeping at most `limit` bytes of it: the rest
+/// of a longer line is read past without being kept. `None` at the end of
+/// the input; otherwise whether the line was kept whole.
+fn read_line_bounded(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<Option<bool>> {
+    let mut read_any = false;
+    let mut whole = true;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if buf.is_empty() {
+            return Ok(read_any.then_some(whole));
+        }
+        read_any = true;
+        let (chunk, ends) = match buf.iter().position(|&b| b == b'\n') {
+            Some(at) => (&buf[..=at], true),
+            None => (buf, false),
+        };
+        if whole && line.len() + chunk.len() <= limit {
+            line.extend_from_slice(chunk);
+        } else {
+            whole = false;
+        }
+        let used = chunk.len();
+        reader.consume(used);
+        if ends {
+            return Ok(Some(whole));
         }
     }
 }
@@ -625,53 +591,38 @@ fn parse_json_row(line: &[u8]) -> Result<Tick, RowErrorKind> {
     if let Some(name) = row.duplicate {
         return Err(RowErrorKind::DuplicateField { name });
     }
-    let mut required = [""; REQUIRED_FIELDS];
-    for (field, slot) in required.iter_mut().enumerate() {
-        *slot = row.values[field]
-            .ok_or(RowErrorKind::MissingField {
-                name: FIELDS[field],
-            })?
-            .get();
-    }
-    let [ts_ns, instrument, price, volume] = required;
-    let ts_ns = ts_ns.parse().map_err(|_| RowErrorKind::BadTimestamp {
-        text: ts_ns.to_owned(),
-    })?;
-    let instrument = instrument
-        .parse()
-        .map_err(|_| RowErrorKind::BadInstrument {
-            text: instrument.to_owned(),
-        })?;
-    let price = positive_price(PRICE, json_price(price))?;
-    let volume = volume.parse().map_err(|_| RowErrorKind::BadVolume {
-        text: volume.to_owned(),
-    })?;
-    let volume = bounded_volume(volume)?;
-    let quote = |field: usize| match row.values[field].map(RawValue::get) {
-        None | Some("null") | Some("\"\"") => Ok(None),
-        Some(raw) => positive_price(field, json_price(raw)).map(Some),
-    };
-    Ok(Tick {
-        ts_ns,
-        instrument,
-        price,
-        volume,
-        bid: quote(BID)?,
-        ask: quote(ASK)?,
-    })
+    tick_check::tick_of(&row)
 }
 
-/// Parses a price from raw JSON text: a number's own digits, or a string's
-/// contents. Never via `f64`, which cannot hold most decimals exactly.
-fn json_price(raw: &str) -> Result<Price, PriceError> {
-    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-        Some(inner) if !inner.contains('\\') => Price::parse(inner),
-        // Escapes in a price are odd but legal JSON; decode them properly.
-        Some(_) => match serde_json::from_str::<String>(raw) {
-            Ok(decoded) => Price::parse(&decoded),
-            Err(_) => Err(PriceError::NotDecimal(raw.to_owned())),
-        },
-        None => Price::parse(raw),
+impl RowFields for RawRow<'_> {
+    /// Integers are read from the value's own text (a quoted integer is not
+    /// one); prices from a number's digits or a string's contents, never via
+    /// `f64`, which cannot hold most decimals exactly. `null` is no quote.
+    fn text(&self, field: usize) -> Option<Cow<'_, [u8]>> {
+        let raw = self.values[field]?.get();
+        if field < PRICE || field == tick_check::VOLUME {
+            return Some(Cow::Borrowed(raw.as_bytes()));
+        }
+        if raw == "null" && field != PRICE {
+            return None;
+        }
+        Some(
+            match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+                Some(inner) if !inner.contains('\\') => Cow::Borrowed(inner.as_bytes()),
+                // Escapes in a price are odd but legal JSON; decode them properly.
+                Some(_) => match serde_json::from_str::<String>(raw) {
+                    Ok(decoded) => Cow::Owned(decoded.into_bytes()),
+                    Err(_) => Cow::Borrowed(raw.as_bytes()),
+                },
+                None => Cow::Borrowed(raw.as_bytes()),
+            },
+        )
+    }
+
+    fn shown(&self, field: usize) -> String {
+        self.values[field]
+            .map(|raw| raw.get().to_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -685,15 +636,6 @@ fn json_message(error: &serde_json::Error) -> String {
         Some(message) if error.column() == 0 => message.to_owned(),
         Some(message) => format!("{message} (column {})", error.column()),
         None => full,
-    }
-}
-
-/// A volume the history keeps exactly (see [`Tick::MAX_VOLUME`]).
-fn bounded_volume(volume: u64) -> Result<u64, RowErrorKind> {
-    if volume <= Tick::MAX_VOLUME {
-        Ok(volume)
-    } else {
-        Err(RowErrorKind::VolumeOutOfRange { volume })
     }
 }
 
@@ -714,12 +656,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn csv_integers_parse_like_str_parse(text in "[-+]?[0-9]{0,21}|[-+0-9a ]{0,4}") {
-            prop_assert_eq!(csv_i64(text.as_bytes()), text.parse::<i64>().ok());
-            prop_assert_eq!(csv_u64(text.as_bytes()), text.parse::<u64>().ok());
-        }
-
         #[test]
         fn line_tracking_survives_any_read_sizes(
             lines in proptest::collection::vec("[a-z]{0,12}", 1..40),

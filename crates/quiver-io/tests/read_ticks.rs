@@ -583,3 +583,87 @@ fn open_ticks_reports_header_errors_with_the_path_as_given() {
         )
     );
 }
+
+/// Bytes `prefix`, then `filler` repeated for ever; counts what was read.
+struct Endless {
+    prefix: Cursor<Vec<u8>>,
+    filler: &'static [u8],
+    read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Read for Endless {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = self.prefix.read(buf)?;
+        while n < buf.len() {
+            let take = self.filler.len().min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&self.filler[..take]);
+            n += take;
+        }
+        self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn endless(
+    prefix: String,
+    filler: &'static [u8],
+) -> (Endless, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let read = std::sync::Arc::default();
+    let source = Endless {
+        prefix: Cursor::new(prefix.into_bytes()),
+        filler,
+        read: std::sync::Arc::clone(&read),
+    };
+    (source, read)
+}
+
+#[test]
+fn an_unclosed_csv_quote_ends_reading_at_the_row_limit_naming_its_line() {
+    // A quoted field of endless short lines: without a bound the parser
+    // would buffer it (and a line start per line) until memory ran out.
+    let (source, read) = endless(format!("{HEADER}1,7,1,1\n2,7,\""), b"a\n");
+    let mut ticks = TickReader::from_reader("t.csv", TickFormat::Csv, source).unwrap();
+    assert!(ticks.next().unwrap().is_ok());
+    let err = ticks.next().unwrap().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "t.csv:3: a row longer than {} bytes starts here (an unclosed quote?); \
+             the rest of the file cannot be split into rows",
+            quiver_io::MAX_ROW_BYTES
+        )
+    );
+    assert!(err.is_io(), "nothing can follow it");
+    assert_eq!(err.reason(), "row_too_long");
+    assert!(ticks.next().is_none());
+    let read = read.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(read < 4 * quiver_io::MAX_ROW_BYTES, "read {read} bytes");
+}
+
+#[test]
+fn an_overlong_json_line_is_refused_without_being_kept_and_reading_goes_on() {
+    let long = format!(
+        "{{\"ts_ns\":1,\"instrument\":7,\"price\":1,\"volume\":1,\"x\":\"{}\"}}\n",
+        "y".repeat(1 << 20)
+    );
+    let text = format!("{long}{{\"ts_ns\":2,\"instrument\":7,\"price\":1,\"volume\":1}}\n");
+    let items = jsonl(&text);
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(
+        items[0].as_ref().unwrap_err(),
+        &format!(
+            "ticks.jsonl:1: longer than {} bytes, which no tick is",
+            quiver_io::MAX_ROW_BYTES
+        )
+    );
+    assert_eq!(items[1].as_ref().unwrap().ts_ns, 2);
+
+    // An endless line ends only with the input; it is never buffered whole.
+    let (source, read) = endless(String::new(), b"yyyyyyyy");
+    let mut ticks =
+        TickReader::from_reader("t.jsonl", TickFormat::Jsonl, source.take(64 << 20)).unwrap();
+    let err = ticks.next().unwrap().unwrap_err();
+    assert_eq!(err.reason(), "row_too_long");
+    assert!(ticks.next().is_none());
+    assert!(read.load(std::sync::atomic::Ordering::Relaxed) >= 64 << 20);
+}

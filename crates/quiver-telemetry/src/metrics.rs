@@ -234,7 +234,12 @@ pub mod drop_reasons {
 }
 
 /// Categories of ticks that could not be processed (dead-lettered).
-pub const TICK_REJECT_CATEGORIES: [&str; 2] = ["malformed_tick", "deleted_entry"];
+pub const TICK_REJECT_CATEGORIES: [&str; 4] = [
+    "malformed_tick",
+    "out_of_order_tick",
+    "oversized_entry",
+    "deleted_entry",
+];
 
 /// One strategy as the metrics see it.
 #[derive(Clone, Debug)]
@@ -546,6 +551,19 @@ mod tests {
         }
     }
 
+    /// Compares `actual` with `testdata/<name>`; with `QUIVER_BLESS=1` in the
+    /// environment, writes it there instead (after a deliberate change).
+    fn golden(name: &str, actual: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(name);
+        if std::env::var_os("QUIVER_BLESS").is_some_and(|v| v == "1") {
+            std::fs::write(&path, actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(actual, expected, "{} differs", path.display());
+    }
+
     #[test]
     fn every_metric_is_declared_once_and_only_counters_end_in_total() {
         for (i, metric) in METRICS.iter().enumerate() {
@@ -572,10 +590,7 @@ mod tests {
         metrics.set_state(1, "quarantined");
         metrics.set_state(2, "warmup");
         metrics.set_state(3, "stopped");
-        assert_eq!(
-            registry.encode(),
-            include_str!("../testdata/full_catalog.prom")
-        );
+        golden("full_catalog.prom", &registry.encode());
     }
 
     #[test]
@@ -584,10 +599,7 @@ mod tests {
         let metrics = ServiceMetrics::register(&registry, &Catalog::default()).unwrap();
         touch_every_handle(&metrics);
         assert!(metrics.inference_queue_depth.is_none());
-        assert_eq!(
-            registry.encode(),
-            include_str!("../testdata/empty_catalog.prom")
-        );
+        golden("empty_catalog.prom", &registry.encode());
     }
 
     #[test]

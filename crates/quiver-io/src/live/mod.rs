@@ -158,6 +158,8 @@ pub struct PreloadRequest {
     pub depth: HashMap<InstrumentToken, usize>,
     /// Upper bound on ticks read while looking back.
     pub max_ticks: u64,
+    /// Upper bound on the bytes of the entries read while looking back.
+    pub max_bytes: u64,
     /// Whether the live path would have dispatched this tick (the session
     /// clock may skip it); only admitted ticks count towards the depth.
     pub admit: Box<dyn Fn(&Tick) -> bool + Send + Sync>,

@@ -35,7 +35,10 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-pub use codec::{parse_tick_fields, TickFields};
+pub use codec::{
+    parse_tick_fields, parse_tick_pairs, EntryError, TickFields, MAX_CORRELATION_ID_BYTES,
+    MAX_ENTRY_BYTES,
+};
 pub use publish::{add_tick_command, publish_ticks, PublishOptions, PublishProgress};
 pub use sink::{RedisSignalSink, RedisSinkConfig};
 pub use source::{RedisAcker, RedisLagProbe, RedisSourceConfig, RedisTickSource};

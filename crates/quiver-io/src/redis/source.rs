@@ -8,12 +8,13 @@ use quiver_core::{InstrumentToken, Tick};
 use redis::aio::ConnectionManager;
 use redis::Value;
 
-use super::codec::{parse_tick_fields, rejected, text};
+use super::codec::{byte_len, pairs_of, parse_tick_pairs, rejected, text, EntryError};
 use super::{classify, connect};
 use crate::live::{
     partition_of, Ack, Acker, DeadLetter, LagProbe, LiveError, PreloadRequest, SourceLag, Stop,
     TickBatch, TickSource,
 };
+use crate::tick_check::TimeOrder;
 
 /// Where and how to read ticks.
 #[derive(Clone, Debug)]
@@ -57,6 +58,53 @@ pub struct RedisTickSource {
     phase: Phase,
     /// `stream/` prefix of every origin, per stream.
     origin_prefix: Vec<String>,
+    /// The file reader's per-instrument time order. Within one stream the
+    /// group delivers entries in id order in every phase (own pending
+    /// entries, claimed ones included, are re-read oldest first), so this
+    /// is the order a replay of the stream sees.
+    order: TimeOrder,
+    /// How many entries to ask for at once, sized from the entries lately seen.
+    sizer: ReplySizer,
+}
+
+/// Sizes replies so one holds about [`REPLY_BYTES`]: a stream of junk entries
+/// of a megabyte each is read a few at a time instead of a batch at a time.
+/// The estimate jumps to the largest entry of a reply and decays by half per
+/// reply after it.
+struct ReplySizer {
+    entry_bytes: usize,
+}
+
+/// About how many bytes one reply may hold.
+const REPLY_BYTES: usize = 16 << 20;
+
+impl ReplySizer {
+    fn new() -> Self {
+        ReplySizer {
+            entry_bytes: 64 << 10,
+        }
+    }
+
+    fn count(&self, max: usize) -> usize {
+        (REPLY_BYTES / self.entry_bytes.max(1)).clamp(1, max.max(1))
+    }
+
+    fn observe(&mut self, largest: usize) {
+        self.entry_bytes = largest.max(self.entry_bytes / 2).max(64);
+    }
+}
+
+/// The bytes of an entry's fields.
+fn entry_bytes(entry: &Value) -> usize {
+    let Value::Array(parts) = entry else { return 0 };
+    match parts.get(1) {
+        Some(Value::Array(fields)) => fields.iter().map(byte_len).fold(0, usize::saturating_add),
+        Some(Value::Map(map)) => map
+            .iter()
+            .map(|(k, v)| byte_len(k).saturating_add(byte_len(v)))
+            .fold(0, usize::saturating_add),
+        _ => 0,
+    }
 }
 
 impl RedisTickSource {
@@ -99,42 +147,58 @@ impl RedisTickSource {
             config,
             conn,
             origin_prefix,
+            order: TimeOrder::default(),
+            sizer: ReplySizer::new(),
         })
     }
 
     /// Turns `[[id, [field, value, ...] | nil], ...]` from `stream` into a batch.
-    fn batch_of(&self, stream: usize, entries: &[Value], batch: &mut TickBatch) {
+    fn batch_of(&mut self, stream: usize, entries: &[Value], batch: &mut TickBatch) {
+        let mut largest = 0;
         for entry in entries {
             let Value::Array(parts) = entry else { continue };
             let Some(id) = parts.first().and_then(text) else {
                 continue;
             };
+            largest = largest.max(entry_bytes(entry));
             let origin: Arc<str> = Arc::from(format!("{}{id}", self.origin_prefix[stream]));
-            match parts.get(1) {
-                Some(Value::Array(fields)) => match parse_tick_fields(id, fields, &origin) {
-                    Ok(tick) => batch.ticks.push(tick),
-                    Err(reason) => batch.rejected.push(rejected(&origin, fields, reason)),
-                },
+            let fields = parts.get(1);
+            let parsed = match fields {
+                Some(Value::Array(fields)) => super::codec::parse_tick_fields(id, fields, &origin),
                 Some(Value::Map(map)) => {
-                    let fields: Vec<Value> = map
-                        .iter()
-                        .flat_map(|(k, v)| [k.clone(), v.clone()])
-                        .collect();
-                    match parse_tick_fields(id, &fields, &origin) {
-                        Ok(tick) => batch.ticks.push(tick),
-                        Err(reason) => batch.rejected.push(rejected(&origin, &fields, reason)),
-                    }
+                    parse_tick_pairs(id, map.iter().map(|(k, v)| (k, v)), &origin)
                 }
                 // A pending entry whose data was trimmed or deleted.
-                _ => batch.rejected.push(DeadLetter {
-                    category: "deleted_entry",
-                    reason: "the entry was deleted from the stream before it was processed"
-                        .to_owned(),
-                    origin: origin.to_string(),
-                    payload: String::new(),
+                _ => {
+                    batch.rejected.push(DeadLetter {
+                        category: "deleted_entry",
+                        reason: "the entry was deleted from the stream before it was processed"
+                            .to_owned(),
+                        origin: origin.to_string(),
+                        payload: String::new(),
+                    });
+                    batch.ack.push(stream, id.to_owned());
+                    continue;
+                }
+            };
+            let admitted = parsed.and_then(|live| match self.order.admit(&live.tick) {
+                Ok(()) => Ok(live),
+                Err(kind) => Err(EntryError::Field(kind)),
+            });
+            match admitted {
+                Ok(live) => batch.ticks.push(live),
+                Err(error) => batch.rejected.push(match fields {
+                    Some(Value::Map(map)) => {
+                        rejected(&origin, map.iter().map(|(k, v)| (k, v)), &error)
+                    }
+                    Some(Value::Array(fields)) => rejected(&origin, pairs_of(fields), &error),
+                    _ => rejected(&origin, std::iter::empty(), &error),
                 }),
             }
             batch.ack.push(stream, id.to_owned());
+        }
+        if !entries.is_empty() {
+            self.sizer.observe(largest);
         }
     }
 
@@ -260,6 +324,8 @@ impl TickSource for RedisTickSource {
         let partitions = self.config.streams.len() as u32;
         let mut all = Vec::new();
         let mut read_total = 0u64;
+        let mut bytes_total = 0u64;
+        let mut sizer = ReplySizer::new();
         for p in 0..self.config.streams.len() {
             let stream = self.config.streams[p].clone();
             let mut remaining: HashMap<InstrumentToken, usize> = request
@@ -272,14 +338,17 @@ impl TickSource for RedisTickSource {
                 continue;
             };
             let mut collected = Vec::new();
-            while !remaining.is_empty() && read_total < request.max_ticks {
+            let within_bounds =
+                |read: u64, bytes: u64| read < request.max_ticks && bytes < request.max_bytes;
+            while !remaining.is_empty() && within_bounds(read_total, bytes_total) {
+                let chunk = sizer.count(PRELOAD_CHUNK);
                 let mut range = redis::cmd("XREVRANGE");
                 range
                     .arg(&stream)
                     .arg(&end)
                     .arg("-")
                     .arg("COUNT")
-                    .arg(PRELOAD_CHUNK);
+                    .arg(chunk);
                 let Value::Array(entries) = self.query(&range, "XREVRANGE").await? else {
                     break;
                 };
@@ -287,6 +356,7 @@ impl TickSource for RedisTickSource {
                     break;
                 }
                 let origin: Arc<str> = Arc::from(stream.as_str());
+                let mut largest = 0;
                 for entry in &entries {
                     let Value::Array(parts) = entry else { continue };
                     let Some(id) = parts.first().and_then(text) else {
@@ -294,10 +364,14 @@ impl TickSource for RedisTickSource {
                     };
                     end = format!("({id}");
                     read_total += 1;
+                    let size = entry_bytes(entry);
+                    largest = largest.max(size);
+                    bytes_total = bytes_total.saturating_add(size as u64);
                     let Some(Value::Array(fields)) = parts.get(1) else {
                         continue;
                     };
-                    let Ok(live) = parse_tick_fields(id, fields, &origin) else {
+                    // Entries the live path would refuse are no history.
+                    let Ok(live) = super::codec::parse_tick_fields(id, fields, &origin) else {
                         continue;
                     };
                     if !(request.admit)(&live.tick) {
@@ -311,20 +385,26 @@ impl TickSource for RedisTickSource {
                         }
                     }
                 }
-                if entries.len() < PRELOAD_CHUNK {
+                sizer.observe(largest);
+                if entries.len() < chunk {
                     break;
                 }
             }
-            if read_total >= request.max_ticks && !remaining.is_empty() {
+            if !within_bounds(read_total, bytes_total) && !remaining.is_empty() {
                 tracing::warn!(
                     stream,
                     instruments = remaining.len(),
                     max_ticks = request.max_ticks,
+                    max_bytes = request.max_bytes,
                     "history preload stopped at its limit; some instruments start with less history than an uninterrupted run"
                 );
             }
             collected.reverse();
             all.extend(collected);
+        }
+        // What the previous run accepted is what the next tick is held to.
+        for tick in &all {
+            self.order.seed(tick);
         }
         Ok(all)
     }
@@ -400,7 +480,7 @@ impl TickSource for RedisTickSource {
                         .arg(&self.config.group)
                         .arg(&self.config.consumer)
                         .arg("COUNT")
-                        .arg(max)
+                        .arg(self.sizer.count(max))
                         .arg("STREAMS")
                         .arg(&self.config.streams[s])
                         .arg(after.as_str());
@@ -441,7 +521,7 @@ impl TickSource for RedisTickSource {
                         .arg(&self.config.group)
                         .arg(&self.config.consumer)
                         .arg("COUNT")
-                        .arg(max)
+                        .arg(self.sizer.count(max))
                         .arg("BLOCK")
                         .arg(self.config.block.as_millis() as u64)
                         .arg("STREAMS");

@@ -41,6 +41,7 @@ pub(super) async fn preload<S: TickSource>(
     let request = PreloadRequest {
         depth,
         max_ticks: settings.quiver.redis.preload_max_ticks,
+        max_bytes: settings.quiver.redis.preload_max_bytes,
         admit: Box::new(move |t: &Tick| gate.admits(t)),
     };
     let preload = source

@@ -224,6 +224,9 @@ pub struct RedisSettings {
     pub dedup_ttl_s: u64,
     /// Upper bound on tick entries read back to preload history on start.
     pub preload_max_ticks: u64,
+    /// Upper bound on the bytes of those entries, so junk in the stream
+    /// cannot make a restart read gigabytes back.
+    pub preload_max_bytes: u64,
 }
 
 impl Default for RedisSettings {
@@ -242,6 +245,7 @@ impl Default for RedisSettings {
             dedup_key_prefix: "quiver:published:".to_owned(),
             dedup_ttl_s: 86_400,
             preload_max_ticks: 2_000_000,
+            preload_max_bytes: 256 << 20,
         }
     }
 }

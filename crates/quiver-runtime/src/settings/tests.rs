@@ -85,8 +85,8 @@ fn unknown_keys_and_bad_values_are_errors() {
         [format!(
             "{shown}:3: quiver.redis.stram: unknown setting \"stram\" (expected block_ms, \
              claim_min_idle_ms, consumer, dead_letter_stream, dedup_key_prefix, dedup_ttl_s, \
-             group, partitions, preload_max_ticks, response_timeout_ms, \
-             signal_stream_prefix, start_id, stream)"
+             group, partitions, preload_max_bytes, preload_max_ticks, \
+             response_timeout_ms, signal_stream_prefix, start_id, stream)"
         )]
     );
     let err = refused(None, &[("QUIVER__REDIS__BATCH", "1")], &[]);
@@ -143,8 +143,8 @@ fn a_settings_file_reports_every_problem_with_its_line() {
             format!(
                 "{shown}:5: quiver.redis.colour: unknown setting \"colour\" (expected \
                  block_ms, claim_min_idle_ms, consumer, dead_letter_stream, \
-                 dedup_key_prefix, dedup_ttl_s, group, partitions, preload_max_ticks, \
-                 response_timeout_ms, signal_stream_prefix, start_id, stream)"
+                 dedup_key_prefix, dedup_ttl_s, group, partitions, preload_max_bytes, \
+                 preload_max_ticks, response_timeout_ms, signal_stream_prefix, start_id, stream)"
             ),
             format!("{shown}:7: quiver.session.weekdays[1]: \"funday\" is not a weekday"),
         ]
