@@ -1080,3 +1080,229 @@ fn sigterm_drains_even_when_stderr_is_closed() {
     });
     assert_eq!(status.and_then(|s| s.code()), Some(0));
 }
+
+/// Peak and current resident memory of a process, in bytes
+/// (`VmHWM`, `VmRSS` of /proc/PID/status).
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(|kb| kb * 1024)
+            .unwrap_or_else(|| panic!("{name} missing in {status}"))
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// The most memory the service may take while junk flows: the documented
+/// bound (README, "Hostile input").
+const JUNK_RSS_BOUND: u64 = 96 << 20;
+
+#[test]
+fn junk_on_the_bus_gets_the_file_readers_verdict_and_memory_stays_bounded() {
+    let Some(url) = redis_url() else { return };
+    let dir = tempdir();
+    let config = dir.path().join("strategies.yaml");
+    write(
+        &config,
+        "strategies:\n  - id: up\n    strategy_type: momentum\n    parameters: {lookback_periods: 150, threshold: 0.0001}\n    brokers: [paper]\n    instruments: [7]\n",
+    );
+    let prefix = unique_prefix("junk");
+    let stream = format!("{prefix}.ticks");
+    let mut con = conn(&url);
+    let good = 200i64;
+    let junk_per_good = 50;
+    let oversized_every = 25;
+    let megabyte = "j".repeat(1 << 20);
+    let long_id = "c".repeat(200);
+    let mut expected = BTreeMap::<&str, u64>::new();
+    let mut entries = 0i64;
+    let ts = |i: i64| (1_767_584_700_000_000_000i64 + i * 1_000_000).to_string();
+    for i in 0..good {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg(&[
+                ("ts_ns", ts(i)),
+                ("instrument", "7".to_owned()),
+                ("price", format!("{}.05", 100 + i)),
+                ("volume", "10".to_owned()),
+                ("seq", i.to_string()),
+            ])
+            .ignore();
+        entries += 1;
+        for j in 0..junk_per_good {
+            let entry = pipe.cmd("XADD").arg(&stream).arg("*");
+            let base = [
+                ("ts_ns", ts(i)),
+                ("instrument", "7".to_owned()),
+                ("price", "1".to_owned()),
+                ("volume", "1".to_owned()),
+            ];
+            let category = match j % 8 {
+                0 => {
+                    entry.arg(&base).arg("bid").arg("-5");
+                    "malformed_tick"
+                }
+                1 => {
+                    entry.arg(&base).arg("ask").arg("0");
+                    "malformed_tick"
+                }
+                2 => {
+                    entry.arg(&base).arg("price").arg("2");
+                    "malformed_tick"
+                }
+                3 => {
+                    entry.arg(&base[..3]).arg("volume").arg(&b"\xff\xfe"[..]);
+                    "malformed_tick"
+                }
+                4 => {
+                    // Before the good tick of this round.
+                    entry.arg(&base[1..]).arg("ts_ns").arg(ts(i - 1));
+                    "out_of_order_tick"
+                }
+                5 => {
+                    entry.arg(&base).arg("correlation_id").arg(&long_id);
+                    "oversized_entry"
+                }
+                6 => {
+                    entry
+                        .arg(&base[..2])
+                        .arg("price")
+                        .arg("-92233720368.99999999")
+                        .arg("volume")
+                        .arg("1");
+                    "malformed_tick"
+                }
+                _ => {
+                    entry.arg(&base[..3]);
+                    "malformed_tick"
+                }
+            };
+            entry.ignore();
+            entries += 1;
+            *expected.entry(category).or_default() += 1;
+            if (i * junk_per_good + j) % oversized_every == 0 {
+                pipe.cmd("XADD")
+                    .arg(&stream)
+                    .arg("*")
+                    .arg(&base)
+                    .arg("junk")
+                    .arg(&megabyte)
+                    .ignore();
+                entries += 1;
+                *expected.entry("oversized_entry").or_default() += 1;
+            }
+        }
+        let () = pipe.query(&mut con).expect("XADD");
+    }
+    assert_eq!(expected.values().sum::<u64>(), 10_000 + 400);
+
+    let live = Live::start(
+        &["--config", config.to_str().expect("utf-8")],
+        &redis_env(&url, &prefix, "g", &[]),
+        Stdio::null(),
+        true,
+    );
+    let pid = live.child.id();
+    wait_drained(
+        &url,
+        std::slice::from_ref(&stream),
+        "g",
+        entries,
+        Duration::from_secs(120),
+    );
+    assert_eq!(live.get("/health").0, 200);
+    let (peak, now) = memory_of(pid);
+    let metrics = live.get("/metrics").1;
+    live.terminate();
+    eprintln!(
+        "junk run: peak RSS {} MiB, {} MiB at the end",
+        peak >> 20,
+        now >> 20
+    );
+    assert!(
+        peak < JUNK_RSS_BOUND,
+        "peak RSS {} MiB over {} MiB (now {} MiB)",
+        peak >> 20,
+        JUNK_RSS_BOUND >> 20,
+        now >> 20
+    );
+    for (category, count) in &expected {
+        assert_eq!(
+            sample(
+                &metrics,
+                &format!("market_tick_rejected_total{{reason=\"{category}\"}}")
+            ),
+            Some(*count as f64),
+            "{category}"
+        );
+    }
+    // Momentum over 150 ticks on a rising price: a BUY from the 150th tick on.
+    let paper = stream_data(&mut con, &format!("{prefix}.g.signals.paper"));
+    assert_eq!(paper.len() as i64, good - 149);
+    let dead = stream_fields(&mut con, &format!("{prefix}.g.dlq"));
+    assert_eq!(dead.len() as u64, expected.values().sum::<u64>());
+    let widest = dead
+        .iter()
+        .map(|f| f.get("data").map_or(0, String::len))
+        .max();
+    assert!(
+        widest.unwrap_or(0) < 2048,
+        "a dead letter carries {widest:?} bytes"
+    );
+    for needle in [
+        "bid: must be > 0, got -5",
+        "ask: must be > 0, got 0",
+        "duplicate field \"price\"",
+        "ts_ns: ",
+        "correlation_id: 200 bytes, over the 128-byte limit",
+        "over the 4096-byte limit of an entry",
+        "price: \"-92233720368.99999999\" is out of range",
+        "missing field \"volume\"",
+    ] {
+        assert!(
+            dead.iter()
+                .any(|f| f.get("reason").is_some_and(|r| r.contains(needle))),
+            "no dead letter says {needle:?}"
+        );
+    }
+
+    // A restart reads 150 ticks of history back through the junk (400 MiB of
+    // it), within its bounds too.
+    let again = Live::start(
+        &["--config", config.to_str().expect("utf-8")],
+        &redis_env(&url, &prefix, "g", &[]),
+        Stdio::null(),
+        true,
+    );
+    assert_eq!(again.get("/health").0, 200);
+    wait_until(
+        Duration::from_secs(60),
+        "the restarted service to be ready",
+        || again.get("/ready").0 == 200,
+    );
+    let (peak, _) = memory_of(again.child.id());
+    let stderr = again.terminate();
+    eprintln!("restart through junk: peak RSS {} MiB", peak >> 20);
+    assert!(stderr.contains("(151 preloaded"), "{stderr}");
+    assert!(
+        peak < JUNK_RSS_BOUND,
+        "peak RSS after restart {} MiB",
+        peak >> 20
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query(&mut con)
+        .expect("KEYS");
+    let () = redis::cmd("DEL").arg(&keys).query(&mut con).expect("DEL");
+}

@@ -69,8 +69,9 @@ pub struct RedisTickSource {
 
 /// Sizes replies so one holds about [`REPLY_BYTES`]: a stream of junk entries
 /// of a megabyte each is read a few at a time instead of a batch at a time.
-/// The estimate jumps to the largest entry of a reply and decays by half per
-/// reply after it.
+/// The estimate starts at a megabyte (nothing is known of the stream yet),
+/// jumps to the largest entry of a reply and halves with each reply after
+/// it, so ordinary ticks reach full batches within a few replies.
 struct ReplySizer {
     entry_bytes: usize,
 }
@@ -81,7 +82,7 @@ const REPLY_BYTES: usize = 16 << 20;
 impl ReplySizer {
     fn new() -> Self {
         ReplySizer {
-            entry_bytes: 64 << 10,
+            entry_bytes: 1 << 20,
         }
     }
 
