@@ -39,14 +39,22 @@ pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// [`read_regular`] as UTF-8 text.
+/// [`read_regular`] as UTF-8 text; text that is not UTF-8 is refused naming
+/// the line and column of its first bad byte.
 pub fn read_regular_text(path: &Path, limit: u64) -> io::Result<String> {
     String::from_utf8(read_regular(path, limit)?).map_err(|err| {
+        let bytes = err.as_bytes();
+        let at = err.utf8_error().valid_up_to();
+        let before = &bytes[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        // Columns count characters, as editors show them.
+        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "not UTF-8 text (first bad byte at offset {})",
-                err.utf8_error().valid_up_to()
+                "not UTF-8 text: line {line}, column {column} holds byte 0x{:02x}",
+                bytes[at]
             ),
         )
     })
@@ -72,6 +80,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn text_that_is_not_utf8_is_refused_naming_the_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yaml");
+        std::fs::write(&path, b"strategies:\n  - id: \xc3\xa9t\xff\n").unwrap();
+        let err = read_regular_text(&path, 1 << 20).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "not UTF-8 text: line 2, column 11 holds byte 0xff"
+        );
+    }
+
+    #[test]
     fn devices_directories_fifos_and_oversized_files_are_refused() {
         let zero = read_regular(Path::new("/dev/zero"), 1 << 20).unwrap_err();
         assert!(zero.to_string().contains("a device"), "{zero}");
@@ -92,8 +112,5 @@ mod tests {
         assert_eq!(read_regular(&big, 101).unwrap().len(), 101);
         let err = read_regular(&big, 100).unwrap_err();
         assert!(err.to_string().contains("100-byte limit"), "{err}");
-        std::fs::write(&big, [b'a', 0xff, b'b']).unwrap();
-        let err = read_regular_text(&big, 100).unwrap_err();
-        assert!(err.to_string().contains("offset 1"), "{err}");
     }
 }
