@@ -47,9 +47,15 @@ pub fn read_regular_text(path: &Path, limit: u64) -> io::Result<String> {
         let at = err.utf8_error().valid_up_to();
         let before = &bytes[..at];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         // Columns count characters, as editors show them.
-        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!(

@@ -199,9 +199,14 @@ impl RowError {
         self.kind.field()
     }
 
-    /// True when the source itself failed or cannot be split into rows any
-    /// more, so no further rows can follow.
+    /// True when the source itself failed, so no further rows can follow.
     pub fn is_io(&self) -> bool {
+        matches!(self.kind, RowErrorKind::Io { .. })
+    }
+
+    /// See [`RowErrorKind::ends_reading`]: an I/O failure, or input that can
+    /// no longer be split into rows.
+    pub fn ends_reading(&self) -> bool {
         self.kind.ends_reading()
     }
 }

@@ -200,7 +200,9 @@ impl<I: Iterator<Item = Result<Tick, RowError>>> Feed for RowFeed<'_, I> {
                     self.failed = Some(io::Error::other(err.to_string()));
                     return Next::End;
                 }
-                Some(Err(err)) if self.skip_bad_rows => {
+                // Input that cannot be split into rows any more is bad input,
+                // not a bad row to skip: nothing after it would be read.
+                Some(Err(err)) if self.skip_bad_rows && !err.ends_reading() => {
                     tracing::debug!(%err, "skipping bad row");
                     self.skipped.record(&err);
                     continue;
