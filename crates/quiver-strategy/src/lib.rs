@@ -14,6 +14,7 @@
 //! validated parameter values ([`params`]) by [`spec::StrategySpec::build`].
 
 pub mod hybrid;
+pub mod hygiene;
 pub mod ml;
 pub mod params;
 pub mod rules;
@@ -24,6 +25,7 @@ use quiver_core::{Decision, History, InstrumentToken, Tick};
 pub use quiver_features::{FeatureSpec, FeatureView};
 
 pub use hybrid::{HybridStrategy, Policy, PolicyKind};
+pub use hygiene::{GuardDrop, GuardSpec, RateLimiter, RateSpec, SignalGuards};
 pub use ml::{
     Carry, Completion, MlFeature, MlStrategy, ModelCatalog, ModelInfo, ModelOutput, ModelUse,
     Prediction, Step,
