@@ -47,7 +47,9 @@ impl Engine {
             }
         };
         if cause == Cause::Reset {
-            slot.consecutive_panics = 0;
+            slot.failures_in_a_row = 0;
+            slot.quarantines_in_a_row = 0;
+            slot.retry_at = None;
             slot.driven_mut().reset();
         }
         shift(slot, target, to, cause, at, out);
@@ -92,7 +94,9 @@ impl Engine {
             slot.feature_hash = feature_hash;
             slot.brokers = entry.brokers;
             slot.validator = entry.validator;
-            slot.consecutive_panics = 0;
+            slot.failures_in_a_row = 0;
+            slot.quarantines_in_a_row = 0;
+            slot.retry_at = None;
             slot.warm = false;
             let from = slot.state;
             slot.state = StrategyState::Warmup;

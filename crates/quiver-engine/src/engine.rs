@@ -10,9 +10,8 @@ use crate::flight::{Flight, Pending};
 use crate::index::{ModelIdx, StrategyIdx};
 use crate::inference::{ModelRequest, ModelResults};
 use crate::input::{EngineSignal, Fault, Input, Output};
-use crate::lifecycle::{Cause, StrategyState, Transition};
+use crate::lifecycle::{Cause, Failure, LifecyclePolicy, StrategyState, Transition};
 use crate::stats::{drop_slot, EngineStats, StrategyStats};
-use crate::QUARANTINE_AFTER;
 
 /// One strategy as handed to the engine: its code, what it follows, where its
 /// signals go, and how they are validated.
@@ -92,7 +91,13 @@ pub(crate) struct Slot {
     pub(crate) since: Option<Transition>,
     /// Some followed instrument's history has been long enough.
     pub(crate) warm: bool,
-    pub(crate) consecutive_panics: u32,
+    /// Failures since the last evaluation that did not fail.
+    pub(crate) failures_in_a_row: u32,
+    /// Quarantines since the last evaluation that did not fail: the
+    /// exponent of the next back-off.
+    pub(crate) quarantines_in_a_row: u32,
+    /// Tick time from which a quarantined strategy is tried again.
+    pub(crate) retry_at: Option<i64>,
     pub(crate) stats: StrategyStats,
     pub(crate) feature_hash: u64,
 }
@@ -127,6 +132,7 @@ pub struct Engine {
     pub(crate) results: ModelResults,
     /// Per model, the version index that served the current flush.
     pub(crate) serving: Vec<u32>,
+    pub(crate) policy: LifecyclePolicy,
 }
 
 impl Engine {
@@ -212,7 +218,9 @@ impl Engine {
                     state: StrategyState::Warmup,
                     since: None,
                     warm: false,
-                    consecutive_panics: 0,
+                    failures_in_a_row: 0,
+                    quarantines_in_a_row: 0,
+                    retry_at: None,
                     stats: StrategyStats::default(),
                     feature_hash,
                 }
@@ -238,6 +246,7 @@ impl Engine {
             spare: Flight::default(),
             results: ModelResults::default(),
             serving: Vec::new(),
+            policy: LifecyclePolicy::default(),
         })
     }
 
@@ -303,7 +312,12 @@ impl Engine {
                 }
             }
             if slot.state != StrategyState::Active {
-                continue;
+                let due = slot.state == StrategyState::Quarantined
+                    && slot.retry_at.is_some_and(|at| tick.ts_ns >= at);
+                if !due {
+                    continue;
+                }
+                retry(slot, route.strategy, &self.policy, (seq, tick.ts_ns), out);
             }
             slot.stats.evaluations += 1;
             self.stats.feature_reads += u64::from(route.features_len);
@@ -339,7 +353,7 @@ impl Engine {
             };
             IN_STRATEGY_CALL.set(false);
             if let Err(payload) = result {
-                contain(slot, route.strategy, seq, tick, payload, out);
+                contain(slot, route.strategy, seq, tick, payload, &self.policy, out);
                 self.rows.truncate(
                     self.requests
                         .last()
@@ -347,7 +361,6 @@ impl Engine {
                 );
                 continue;
             }
-            slot.consecutive_panics = 0;
             let decided = match (step, model) {
                 (Step::Decided(decided), _) => decided,
                 (Step::SkippedFeatures(decided), _) => {
@@ -377,7 +390,10 @@ impl Engine {
                 // is never asked for without a model.
                 (Step::Predict(_), None) => continue,
             };
-            let Some(decision) = decided else { continue };
+            let Some(decision) = decided else {
+                succeed(slot);
+                continue;
+            };
             let signal = EngineSignal {
                 seq,
                 ts_ns: tick.ts_ns,
@@ -386,7 +402,7 @@ impl Engine {
                 decision,
                 model: None,
             };
-            if validate(slot, &signal) {
+            if validate(slot, &signal, &self.policy, out) {
                 if self.pending.is_empty() && !self.in_flight {
                     out.signals.push(signal);
                 } else {
@@ -394,6 +410,11 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Sets how failing strategies are quarantined and retried.
+    pub fn set_lifecycle(&mut self, policy: LifecyclePolicy) {
+        self.policy = policy;
     }
 
     fn warm_up(&mut self, tick: &Tick) {
@@ -510,41 +531,111 @@ pub(crate) fn shift(
 }
 
 /// Counts `signal` against the strategy's validator; true when it passes.
-pub(crate) fn validate(slot: &mut Slot, signal: &EngineSignal) -> bool {
+/// A decision out of range is a failure of the strategy; one refused by a
+/// threshold (`min_confidence`) is not, and neither fails nor succeeds.
+pub(crate) fn validate(
+    slot: &mut Slot,
+    signal: &EngineSignal,
+    policy: &LifecyclePolicy,
+    out: &mut Output,
+) -> bool {
     match slot.validator.check(&signal.decision) {
         Ok(()) => {
             slot.stats.signals += 1;
+            succeed(slot);
             true
         }
         Err(reason) => {
             slot.stats.dropped[drop_slot(reason)] += 1;
+            if reason.is_out_of_range() {
+                let at = (signal.seq, signal.ts_ns);
+                fail(
+                    slot,
+                    signal.strategy,
+                    Failure::InvalidDecision,
+                    at,
+                    policy,
+                    out,
+                );
+            }
             false
         }
     }
 }
 
-/// Records a contained panic and quarantines a strategy that keeps panicking.
+/// An evaluation that did not fail: the count and the back-off start over.
+pub(crate) fn succeed(slot: &mut Slot) {
+    slot.failures_in_a_row = 0;
+    slot.quarantines_in_a_row = 0;
+}
+
+/// Counts a failure and quarantines a strategy that keeps failing, until
+/// its back-off has passed in tick time.
+pub(crate) fn fail(
+    slot: &mut Slot,
+    strategy: StrategyIdx,
+    failure: Failure,
+    at: (u64, i64),
+    policy: &LifecyclePolicy,
+    out: &mut Output,
+) {
+    slot.stats.failures += 1;
+    slot.failures_in_a_row = slot.failures_in_a_row.saturating_add(1);
+    if slot.failures_in_a_row >= policy.quarantine_after && slot.state == StrategyState::Active {
+        let backoff = policy.backoff_ns(slot.quarantines_in_a_row);
+        slot.retry_at = Some(at.1.saturating_add(backoff));
+        slot.quarantines_in_a_row = slot.quarantines_in_a_row.saturating_add(1);
+        shift(
+            slot,
+            strategy,
+            StrategyState::Quarantined,
+            failure.cause(),
+            Some(at),
+            out,
+        );
+    }
+}
+
+/// Brings a quarantined strategy back once its back-off is over, on
+/// probation: the next failure quarantines it again.
+fn retry(
+    slot: &mut Slot,
+    strategy: StrategyIdx,
+    policy: &LifecyclePolicy,
+    at: (u64, i64),
+    out: &mut Output,
+) {
+    slot.retry_at = None;
+    slot.failures_in_a_row = policy.quarantine_after.saturating_sub(1);
+    shift(
+        slot,
+        strategy,
+        StrategyState::Active,
+        Cause::Retried,
+        Some(at),
+        out,
+    );
+}
+
+/// Records a contained panic as a fault and a failure.
 pub(crate) fn contain(
     slot: &mut Slot,
     strategy: StrategyIdx,
     seq: u64,
     tick: &Tick,
     payload: Box<dyn std::any::Any + Send>,
+    policy: &LifecyclePolicy,
     out: &mut Output,
 ) {
     slot.stats.panics += 1;
-    slot.consecutive_panics += 1;
-    if slot.consecutive_panics >= QUARANTINE_AFTER && slot.state == StrategyState::Active {
-        let at = Some((seq, tick.ts_ns));
-        shift(
-            slot,
-            strategy,
-            StrategyState::Quarantined,
-            Cause::Panicked,
-            at,
-            out,
-        );
-    }
+    fail(
+        slot,
+        strategy,
+        Failure::Panic,
+        (seq, tick.ts_ns),
+        policy,
+        out,
+    );
     out.faults.push(Fault {
         seq,
         strategy,

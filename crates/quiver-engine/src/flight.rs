@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use quiver_core::Tick;
 use quiver_strategy::{Carry, Completion, Prediction};
 
-use crate::engine::{contain, validate, Driven, Engine, IN_STRATEGY_CALL};
+use crate::engine::{contain, succeed, validate, Driven, Engine, IN_STRATEGY_CALL};
 use crate::index::{ModelIdx, StrategyIdx};
 use crate::inference::{ModelBatch, ModelRequest, ModelResults, ModelRunner, ModelStamp};
 use crate::input::{EngineSignal, Input, Output};
@@ -156,14 +156,14 @@ impl Engine {
             }));
             IN_STRATEGY_CALL.set(false);
             if let Err(payload) = result {
-                contain(slot, strategy, seq, &tick, payload, out);
+                contain(slot, strategy, seq, &tick, payload, &self.policy, out);
                 continue;
             }
-            slot.consecutive_panics = 0;
             if completion.rejected_output {
                 slot.stats.rejected_outputs += 1;
             }
             let Some(decision) = completion.decision else {
+                succeed(slot);
                 continue;
             };
             let version = self.serving.get(model.index()).copied();
@@ -180,7 +180,7 @@ impl Engine {
                     _ => None,
                 },
             };
-            if validate(slot, &signal) {
+            if validate(slot, &signal, &self.policy, out) {
                 out.signals.push(signal);
             }
         }

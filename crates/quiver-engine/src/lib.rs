@@ -33,8 +33,11 @@ pub use flight::Flight;
 pub use index::{ModelIdx, StrategyIdx};
 pub use inference::{ModelBatch, ModelRequest, ModelResults, ModelRunner, ModelStamp, Unavailable};
 pub use input::{EngineSignal, Fault, Input, Output};
-pub use lifecycle::{Cause, Control, ControlError, StrategyState, Transition};
+pub use lifecycle::{
+    Cause, Control, ControlError, Failure, LifecyclePolicy, StrategyState, Transition,
+};
 pub use stats::{EngineStats, StrategyStats};
 
-/// Consecutive panics after which a strategy is quarantined (seed 000/001).
+/// Failures in a row after which a strategy is quarantined by default
+/// (seeds 000 and 001; see [`LifecyclePolicy`]).
 pub const QUARANTINE_AFTER: u32 = 5;

@@ -4,12 +4,23 @@
 //! ```text
 //!            history long enough          pause
 //!   Warmup ───────────────────────► Active ◄──────► Paused
-//!      │                              │    resume     │
-//!      │   QUARANTINE_AFTER panics    ▼               │
-//!      └────────────────────────► Quarantined         │
-//!                  reset ──► Active (or Warmup)        │
-//!   any ─────────────────────── stop ─────────────────┴──► Stopped (final)
+//!                                    │  ▲    resume     │
+//!      quarantine_after failures     │  │ back-off over │
+//!      in a row                      ▼  │ (or reset)    │
+//!                                 Quarantined           │
+//!   any ─────────────────────── stop ──────────────────┴──► Stopped (final)
 //! ```
+//!
+//! A strategy is registered in Warmup (the seed's INIT → WARMUP is its
+//! construction). A failure is a panic in either stage or a decision the
+//! validator finds out of range (confidence NaN, infinite or outside
+//! [0, 1]; quantity 0 or over the maximum; price not > 0). After
+//! [`LifecyclePolicy::quarantine_after`] failures in a row the strategy is
+//! quarantined (the seed's ERROR) and retried once its back-off has passed
+//! in tick time: `backoff_base_ns`, doubled for each quarantine in a row, at
+//! most `backoff_cap_ns`. A retried strategy is on probation: one more
+//! failure quarantines it again; an evaluation that does not fail resets
+//! both the count and the back-off.
 //!
 //! Every change is recorded as a [`Transition`] with the tick time of the
 //! tick that caused it — or, for a control, of the last tick dispatched
@@ -26,8 +37,8 @@ pub enum StrategyState {
     Active,
     /// Held by an operator: not evaluated, history and features still kept.
     Paused,
-    /// Taken out after [`QUARANTINE_AFTER`](crate::QUARANTINE_AFTER)
-    /// consecutive panics; a reset brings it back.
+    /// Taken out after [`LifecyclePolicy::quarantine_after`] failures in a
+    /// row; retried after its back-off, or brought back by a reset.
     Quarantined,
     /// Stopped for good; only a replacement brings the id back.
     Stopped,
@@ -74,8 +85,12 @@ impl StrategyState {
 pub enum Cause {
     /// A followed instrument's history reached the strategy's requirement.
     HistoryReady,
-    /// [`QUARANTINE_AFTER`](crate::QUARANTINE_AFTER) consecutive panics.
+    /// Failures in a row, the last a panic.
     Panicked,
+    /// Failures in a row, the last a decision out of range.
+    InvalidDecision,
+    /// The back-off of a quarantine passed: tried again, on probation.
+    Retried,
     Paused,
     Resumed,
     Stopped,
@@ -90,12 +105,67 @@ impl Cause {
         match self {
             Cause::HistoryReady => "history_ready",
             Cause::Panicked => "panicked",
+            Cause::InvalidDecision => "invalid_decision",
+            Cause::Retried => "retried",
             Cause::Paused => "paused",
             Cause::Resumed => "resumed",
             Cause::Stopped => "stopped",
             Cause::Reset => "reset",
             Cause::Replaced => "replaced",
         }
+    }
+}
+
+/// What counts against a strategy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Failure {
+    Panic,
+    /// A decision the validator refuses as out of range.
+    InvalidDecision,
+}
+
+impl Failure {
+    pub const fn cause(self) -> Cause {
+        match self {
+            Failure::Panic => Cause::Panicked,
+            Failure::InvalidDecision => Cause::InvalidDecision,
+        }
+    }
+}
+
+/// How a strategy that keeps failing is taken out and brought back; all
+/// times are tick time, so a replay quarantines and retries at the same
+/// ticks as a live run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LifecyclePolicy {
+    /// Failures in a row after which a strategy is quarantined.
+    pub quarantine_after: u32,
+    /// Tick time a first quarantine lasts; each one in a row doubles it.
+    pub backoff_base_ns: i64,
+    /// The longest a quarantine lasts.
+    pub backoff_cap_ns: i64,
+}
+
+impl Default for LifecyclePolicy {
+    /// 5 failures (seeds 000 and 001); back-off from 1 s up to 5 min.
+    fn default() -> Self {
+        LifecyclePolicy {
+            quarantine_after: crate::QUARANTINE_AFTER,
+            backoff_base_ns: 1_000_000_000,
+            backoff_cap_ns: 300_000_000_000,
+        }
+    }
+}
+
+impl LifecyclePolicy {
+    /// How long quarantine number `n` in a row (from 0) lasts.
+    pub fn backoff_ns(&self, n: u32) -> i64 {
+        let doubled = self
+            .backoff_base_ns
+            .max(0)
+            .checked_mul(1i64 << n.min(62))
+            .unwrap_or(i64::MAX);
+        doubled.min(self.backoff_cap_ns.max(0))
     }
 }
 

@@ -12,6 +12,8 @@ pub struct StrategyStats {
     /// Decisions refused by the validator, indexed like [`DropReason::ALL`].
     pub dropped: [u64; DropReason::ALL.len()],
     pub panics: u64,
+    /// Panics and decisions out of range: what counts towards quarantine.
+    pub failures: u64,
     /// Model requests made (one feature row each).
     pub inferences: u64,
     /// Evaluations with a missing or non-finite feature: no inference.
@@ -38,6 +40,8 @@ pub struct EngineStats {
     pub signals: u64,
     pub dropped: [u64; DropReason::ALL.len()],
     pub panics: u64,
+    /// Panics and decisions out of range, over all strategies.
+    pub failures: u64,
     /// Feature computations: one per distinct (instrument, feature) per tick.
     pub feature_updates: u64,
     /// Feature values read by strategies (declared features per evaluation).
@@ -61,6 +65,7 @@ impl EngineStats {
         self.evaluations += s.evaluations;
         self.signals += s.signals;
         self.panics += s.panics;
+        self.failures += s.failures;
         for (total, n) in self.dropped.iter_mut().zip(s.dropped) {
             *total += n;
         }

@@ -68,6 +68,15 @@ impl Engine {
         self.slots[strategy.index()].feature_hash
     }
 
+    pub fn lifecycle(&self) -> &crate::LifecyclePolicy {
+        &self.policy
+    }
+
+    /// The tick time from which a quarantined strategy is tried again.
+    pub fn retry_at(&self, strategy: StrategyIdx) -> Option<i64> {
+        self.slots[strategy.index()].retry_at
+    }
+
     pub fn strategy_stats(&self, strategy: StrategyIdx) -> &StrategyStats {
         &self.slots[strategy.index()].stats
     }

@@ -12,6 +12,12 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// A decision no strategy should make (a bug or a broken model), as
+    /// opposed to one a threshold holds back: counted as a failure.
+    pub const fn is_out_of_range(self) -> bool {
+        !matches!(self, DropReason::BelowMinConfidence)
+    }
+
     pub const ALL: [DropReason; 4] = [
         DropReason::ConfidenceOutOfRange,
         DropReason::QuantityOutOfRange,

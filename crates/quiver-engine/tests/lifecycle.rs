@@ -1,0 +1,225 @@
+//! Failures, quarantine and back-off on tick time: what counts as a
+//! failure, when a strategy is taken out, when it is tried again, and that
+//! nothing of it reaches the other strategies.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use quiver_core::{Decision, Metadata, Price, Reasoning, Side, Tick};
+use quiver_engine::{
+    Cause, Engine, Input, LifecyclePolicy, Output, StrategyEntry, StrategyIdx, StrategyState,
+};
+use quiver_strategy::{Logic, StandardValidator, Strategy, StrategyKind, TickContext};
+
+const S: i64 = 1_000_000_000;
+
+/// What a scripted strategy does on a call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Act {
+    Good,
+    Panic,
+    Nan,
+    /// Below the validator's `min_confidence`: held back, not a failure.
+    Timid,
+    Nothing,
+}
+
+/// Acts by tick time: `script(ts_ns / S)`.
+struct Scripted {
+    script: fn(i64) -> Act,
+}
+
+quiver_core::fixed_reason!(scripted, "scripted");
+
+impl Strategy for Scripted {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::Rules
+    }
+    fn required_history(&self) -> usize {
+        1
+    }
+    fn on_tick(&mut self, tick: &Tick, _ctx: TickContext<'_>) -> Option<Decision> {
+        let confidence = match (self.script)(tick.ts_ns / S) {
+            Act::Good => 0.9,
+            Act::Timid => 0.1,
+            Act::Nan => f64::NAN,
+            Act::Nothing => return None,
+            Act::Panic => panic!("deliberate failure at {}", tick.ts_ns),
+        };
+        Some(Decision {
+            side: Side::Buy,
+            confidence,
+            quantity: 1,
+            price: tick.price,
+            reasoning: Reasoning::fixed(scripted),
+            metadata: Metadata::EMPTY,
+        })
+    }
+}
+
+fn quiet_deliberate_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let deliberate = info
+                .payload()
+                .downcast_ref::<String>()
+                .is_some_and(|m| m.starts_with("deliberate failure"));
+            if !deliberate {
+                default(info);
+            }
+        }));
+    });
+}
+
+fn entry(id: &str, script: fn(i64) -> Act) -> StrategyEntry {
+    quiet_deliberate_panics();
+    StrategyEntry {
+        id: id.to_owned(),
+        logic: Logic::Rules(Box::new(Scripted { script })),
+        instruments: vec![7],
+        brokers: vec!["paper".to_owned()],
+        validator: StandardValidator {
+            min_confidence: 0.5,
+            ..StandardValidator::default()
+        },
+    }
+}
+
+/// One tick per second, from second 1 to `seconds`; everything that came out.
+fn run(engine: &mut Engine, seconds: i64) -> Output {
+    let mut out = Output::default();
+    for second in 1..=seconds {
+        let tick = Tick::trade(second * S, 7, Price::from_int(100), 1);
+        let seq = (second - 1) as u64;
+        engine.process(Input::Tick { seq, tick: &tick }, &mut out);
+    }
+    out
+}
+
+fn changes(out: &Output, strategy: u32) -> Vec<(StrategyState, Cause, i64)> {
+    out.transitions
+        .iter()
+        .filter(|t| t.strategy == StrategyIdx::new(strategy))
+        .map(|t| (t.to, t.cause, t.ts_ns.unwrap() / S))
+        .collect()
+}
+
+fn policy() -> LifecyclePolicy {
+    LifecyclePolicy {
+        quarantine_after: 5,
+        backoff_base_ns: 10 * S,
+        backoff_cap_ns: 40 * S,
+    }
+}
+
+#[test]
+fn out_of_range_decisions_count_as_failures_and_thresholds_do_not() {
+    let mut engine = Engine::new(vec![
+        entry("nan", |_| Act::Nan),
+        entry("timid", |_| Act::Timid),
+        entry("fine", |_| Act::Good),
+    ])
+    .unwrap();
+    engine.set_lifecycle(policy());
+    let out = run(&mut engine, 8);
+    assert_eq!(
+        changes(&out, 0),
+        [
+            (StrategyState::Active, Cause::HistoryReady, 1),
+            (StrategyState::Quarantined, Cause::InvalidDecision, 5),
+        ]
+    );
+    assert_eq!(engine.strategy_stats(StrategyIdx::new(0)).failures, 5);
+    assert_eq!(
+        engine.strategy_state(StrategyIdx::new(1)),
+        StrategyState::Active
+    );
+    assert_eq!(engine.strategy_stats(StrategyIdx::new(1)).failures, 0);
+    assert_eq!(out.signals.len(), 8);
+    assert!(out
+        .signals
+        .iter()
+        .all(|s| s.strategy == StrategyIdx::new(2)));
+}
+
+#[test]
+fn a_quarantined_strategy_is_retried_after_a_doubling_back_off_and_recovers() {
+    // Panics in seconds 1-5 (quarantined at 5, back-off 10 s: retried at 15),
+    // fails on retry at 15 (back-off 20 s: retried at 35), fails at 35 (40 s,
+    // the cap: retried at 75), then works: the count and back-off reset, so
+    // failures from second 100 on quarantine it after 5 again, for 10 s.
+    let script = |second: i64| match second {
+        1..=5 | 15 | 35 => Act::Panic,
+        100..=104 => Act::Nan,
+        _ => Act::Good,
+    };
+    let mut engine =
+        Engine::new(vec![entry("flaky", script), entry("fine", |_| Act::Good)]).unwrap();
+    engine.set_lifecycle(policy());
+    let out = run(&mut engine, 120);
+    assert_eq!(
+        changes(&out, 0),
+        [
+            (StrategyState::Active, Cause::HistoryReady, 1),
+            (StrategyState::Quarantined, Cause::Panicked, 5),
+            (StrategyState::Active, Cause::Retried, 15),
+            (StrategyState::Quarantined, Cause::Panicked, 15),
+            (StrategyState::Active, Cause::Retried, 35),
+            (StrategyState::Quarantined, Cause::Panicked, 35),
+            (StrategyState::Active, Cause::Retried, 75),
+            (StrategyState::Quarantined, Cause::InvalidDecision, 104),
+            (StrategyState::Active, Cause::Retried, 114),
+        ]
+    );
+    let stats = engine.strategy_stats(StrategyIdx::new(0));
+    assert_eq!((stats.panics, stats.failures), (7, 12));
+    // Evaluated only while active: 5 + 1 + 1 + (75..=104) + (114..=120).
+    assert_eq!(stats.evaluations, 5 + 1 + 1 + 30 + 7);
+    assert_eq!(out.faults.len(), 7);
+    // The other strategy never noticed.
+    let fine: Vec<_> = out
+        .signals
+        .iter()
+        .filter(|s| s.strategy == StrategyIdx::new(1))
+        .collect();
+    assert_eq!(fine.len(), 120);
+    assert_eq!(
+        engine.strategy_state(StrategyIdx::new(1)),
+        StrategyState::Active
+    );
+}
+
+#[test]
+fn back_off_doubles_up_to_its_cap_without_overflow() {
+    let p = policy();
+    let backoffs: Vec<_> = (0..6).map(|n| p.backoff_ns(n) / S).collect();
+    assert_eq!(backoffs, [10, 20, 40, 40, 40, 40]);
+    let wide = LifecyclePolicy {
+        backoff_cap_ns: i64::MAX,
+        ..p
+    };
+    assert_eq!(wide.backoff_ns(200), i64::MAX);
+    assert_eq!(LifecyclePolicy::default().backoff_ns(0), S);
+}
+
+#[test]
+fn a_strategy_that_decides_nothing_is_not_failing() {
+    let script = |second: i64| match second {
+        1..=4 => Act::Panic,
+        5 => Act::Nothing,
+        6..=9 => Act::Panic,
+        _ => Act::Good,
+    };
+    let mut engine = Engine::new(vec![entry("quiet", script)]).unwrap();
+    engine.set_lifecycle(policy());
+    run(&mut engine, 12);
+    assert_eq!(
+        engine.strategy_state(StrategyIdx::new(0)),
+        StrategyState::Active
+    );
+    assert_eq!(engine.strategy_stats(StrategyIdx::new(0)).failures, 8);
+}
