@@ -80,6 +80,7 @@ fn added_bytes(scenario: &Scenario, lookback: usize) -> Result<(usize, usize), E
         instruments: tokens.clone(),
         brokers: vec!["paper".to_owned()],
         validator: StandardValidator::default(),
+        guards: quiver_strategy::GuardSpec::default(),
     };
     let base = Engine::new(scenario.entries())?.heap_bytes();
     let mut entries = scenario.entries();

@@ -67,6 +67,7 @@ fn entries() -> Vec<StrategyEntry> {
         instruments: instruments.to_vec(),
         brokers: vec!["paper".into()],
         validator: StandardValidator::default(),
+        guards: quiver_strategy::GuardSpec::default(),
     };
     vec![
         entry(

@@ -61,6 +61,7 @@ fn engine(count: usize, shared: bool) -> Engine {
             instruments: vec![1001],
             brokers: vec!["paper".to_owned()],
             validator: StandardValidator::default(),
+            guards: quiver_strategy::GuardSpec::default(),
         })
         .collect();
     Engine::new(entries).expect("bench engine builds")

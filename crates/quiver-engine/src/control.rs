@@ -4,6 +4,7 @@ use crate::engine::{check_instruments, drive, shift, Engine, StrategyEntry};
 use crate::index::StrategyIdx;
 use crate::input::Output;
 use crate::lifecycle::{Cause, Control, ControlError, StrategyState, Transition};
+use quiver_strategy::SignalGuards;
 
 #[cfg(doc)]
 use crate::Input;
@@ -50,6 +51,7 @@ impl Engine {
             slot.failures_in_a_row = 0;
             slot.quarantines_in_a_row = 0;
             slot.retry_at = None;
+            slot.guards.clear();
             slot.driven_mut().reset();
         }
         shift(slot, target, to, cause, at, out);
@@ -94,6 +96,7 @@ impl Engine {
             slot.feature_hash = feature_hash;
             slot.brokers = entry.brokers;
             slot.validator = entry.validator;
+            slot.guards = SignalGuards::new(entry.guards);
             slot.failures_in_a_row = 0;
             slot.quarantines_in_a_row = 0;
             slot.retry_at = None;

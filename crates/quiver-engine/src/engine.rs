@@ -3,7 +3,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use quiver_core::{HistoryRing, InstrumentIndex, InstrumentToken, Tick};
 use quiver_features::InstrumentFeatures;
 use quiver_strategy::{
-    FeatureSpec, Logic, ModelStrategy, StandardValidator, Step, Strategy, TickContext,
+    FeatureSpec, GuardSpec, Logic, ModelStrategy, SignalGuards, StandardValidator, Step, Strategy,
+    TickContext,
 };
 
 use crate::flight::{Flight, Pending};
@@ -21,6 +22,8 @@ pub struct StrategyEntry {
     pub instruments: Vec<InstrumentToken>,
     pub brokers: Vec<String>,
     pub validator: StandardValidator,
+    /// The signal hygiene a signal passes after the validator.
+    pub guards: GuardSpec,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -82,6 +85,7 @@ pub(crate) struct Slot {
     pub(crate) brokers: Vec<String>,
     pub(crate) driven: Driven,
     pub(crate) validator: StandardValidator,
+    pub(crate) guards: SignalGuards,
     pub(crate) required: usize,
     /// What the routing was built for; a replacement must match it.
     pub(crate) features: Vec<FeatureSpec>,
@@ -213,6 +217,7 @@ impl Engine {
                     brokers: e.brokers,
                     driven,
                     validator: e.validator,
+                    guards: SignalGuards::new(e.guards),
                     features,
                     instruments: e.instruments,
                     state: StrategyState::Warmup,
@@ -402,7 +407,7 @@ impl Engine {
                 decision,
                 model: None,
             };
-            if validate(slot, &signal, &self.policy, out) {
+            if validate(slot, &signal, tick.price, &self.policy, out) {
                 if self.pending.is_empty() && !self.in_flight {
                     out.signals.push(signal);
                 } else {
@@ -530,20 +535,37 @@ pub(crate) fn shift(
     out.transitions.push(transition);
 }
 
-/// Counts `signal` against the strategy's validator; true when it passes.
-/// A decision out of range is a failure of the strategy; one refused by a
-/// threshold (`min_confidence`) is not, and neither fails nor succeeds.
+/// Counts `signal` against the strategy's validator, then its signal
+/// hygiene (the tick's price being `last_price`); true when it passes. A
+/// decision out of range is a failure of the strategy; one refused by a
+/// threshold (`min_confidence`) is not, and neither fails nor succeeds; one
+/// held back by the hygiene is a valid decision, so it succeeds.
 pub(crate) fn validate(
     slot: &mut Slot,
     signal: &EngineSignal,
+    last_price: quiver_core::Price,
     policy: &LifecyclePolicy,
     out: &mut Output,
 ) -> bool {
     match slot.validator.check(&signal.decision) {
         Ok(()) => {
-            slot.stats.signals += 1;
             succeed(slot);
-            true
+            let guarded = slot.guards.admit(
+                signal.ts_ns,
+                signal.instrument,
+                &signal.decision,
+                last_price,
+            );
+            match guarded {
+                Ok(()) => {
+                    slot.stats.signals += 1;
+                    true
+                }
+                Err(reason) => {
+                    slot.stats.held_back[reason.index()] += 1;
+                    false
+                }
+            }
         }
         Err(reason) => {
             slot.stats.dropped[drop_slot(reason)] += 1;

@@ -180,7 +180,7 @@ impl Engine {
                     _ => None,
                 },
             };
-            if validate(slot, &signal, &self.policy, out) {
+            if validate(slot, &signal, tick.price, &self.policy, out) {
                 out.signals.push(signal);
             }
         }

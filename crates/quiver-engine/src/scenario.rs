@@ -53,6 +53,7 @@ impl Scenario {
                     .collect(),
                 brokers: vec!["paper".to_owned()],
                 validator: StandardValidator::default(),
+                guards: quiver_strategy::GuardSpec::default(),
             })
             .collect()
     }

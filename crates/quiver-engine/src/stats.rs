@@ -14,6 +14,9 @@ pub struct StrategyStats {
     pub panics: u64,
     /// Panics and decisions out of range: what counts towards quarantine.
     pub failures: u64,
+    /// Valid signals the signal hygiene held back, indexed like
+    /// [`GuardDrop::ALL`](quiver_strategy::GuardDrop::ALL).
+    pub held_back: [u64; quiver_strategy::GuardDrop::ALL.len()],
     /// Model requests made (one feature row each).
     pub inferences: u64,
     /// Evaluations with a missing or non-finite feature: no inference.
@@ -42,6 +45,7 @@ pub struct EngineStats {
     pub panics: u64,
     /// Panics and decisions out of range, over all strategies.
     pub failures: u64,
+    pub held_back: [u64; quiver_strategy::GuardDrop::ALL.len()],
     /// Feature computations: one per distinct (instrument, feature) per tick.
     pub feature_updates: u64,
     /// Feature values read by strategies (declared features per evaluation).
@@ -66,6 +70,9 @@ impl EngineStats {
         self.signals += s.signals;
         self.panics += s.panics;
         self.failures += s.failures;
+        for (total, n) in self.held_back.iter_mut().zip(s.held_back) {
+            *total += n;
+        }
         for (total, n) in self.dropped.iter_mut().zip(s.dropped) {
             *total += n;
         }

@@ -58,6 +58,7 @@ fn entry(id: &str, strategy: Box<dyn Strategy>, instruments: &[u64]) -> Strategy
         instruments: instruments.to_vec(),
         brokers: vec!["paper".to_owned()],
         validator: StandardValidator::default(),
+        guards: quiver_strategy::GuardSpec::default(),
     }
 }
 

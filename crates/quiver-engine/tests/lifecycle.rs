@@ -86,6 +86,7 @@ fn entry(id: &str, script: fn(i64) -> Act) -> StrategyEntry {
             min_confidence: 0.5,
             ..StandardValidator::default()
         },
+        guards: quiver_strategy::GuardSpec::default(),
     }
 }
 
@@ -222,4 +223,40 @@ fn a_strategy_that_decides_nothing_is_not_failing() {
         StrategyState::Active
     );
     assert_eq!(engine.strategy_stats(StrategyIdx::new(0)).failures, 8);
+}
+
+#[test]
+fn signal_hygiene_holds_valid_signals_back_counts_them_and_is_no_failure() {
+    let mut guarded = entry("guarded", |_| Act::Good);
+    guarded.guards = quiver_strategy::GuardSpec {
+        cooldown_ns: Some(3 * S),
+        ..quiver_strategy::GuardSpec::default()
+    };
+    let mut engine = Engine::new(vec![guarded, entry("free", |_| Act::Good)]).unwrap();
+    engine.set_lifecycle(policy());
+    let out = run(&mut engine, 10);
+    let seconds: Vec<i64> = out
+        .signals
+        .iter()
+        .filter(|s| s.strategy == StrategyIdx::new(0))
+        .map(|s| s.ts_ns / S)
+        .collect();
+    assert_eq!(seconds, [1, 4, 7, 10]);
+    let stats = engine.strategy_stats(StrategyIdx::new(0));
+    assert_eq!(
+        stats.held_back[quiver_strategy::GuardDrop::Cooldown.index()],
+        6
+    );
+    assert_eq!((stats.signals, stats.failures), (4, 0));
+    assert_eq!(
+        engine.strategy_state(StrategyIdx::new(0)),
+        StrategyState::Active
+    );
+    assert_eq!(
+        out.signals
+            .iter()
+            .filter(|s| s.strategy == StrategyIdx::new(1))
+            .count(),
+        10
+    );
 }

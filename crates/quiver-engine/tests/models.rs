@@ -109,6 +109,7 @@ fn entry(id: &str, logic: impl Into<Logic>, instruments: &[u64]) -> StrategyEntr
         instruments: instruments.to_vec(),
         brokers: vec!["paper".to_owned()],
         validator: StandardValidator::default(),
+        guards: quiver_strategy::GuardSpec::default(),
     }
 }
 

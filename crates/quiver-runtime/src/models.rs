@@ -148,6 +148,7 @@ impl Models {
                     instruments: row.instruments.clone(),
                     brokers: row.brokers.clone(),
                     validator: row.validator,
+                    guards: quiver_strategy::GuardSpec::default(),
                 })
             })
             .collect()

@@ -6,12 +6,12 @@
 //! drops. State changes only when a signal passes: a dropped signal does
 //! not count towards a rate, start a cool-down or move a position.
 //!
-//! Two owners, two scopes:
-//! - [`SignalGuards`], one per strategy: the duplicate window, the
-//!   cool-down, the position guard, the price band and the exposure cap;
-//! - [`RateLimiter`], one per (strategy, broker): `max_signals_per_minute`
-//!   and `min_signal_interval_ms`, so a slow broker's limit does not starve
-//!   another broker of the same strategy.
+//! [`SignalGuards`], one per strategy, holds them all: the duplicate window,
+//! the cool-down, the position guard, the price band, the exposure cap and
+//! the rate limits ([`RateLimiter`]: `max_signals_per_minute`,
+//! `min_signal_interval_ms`). A strategy's signals go to each of its brokers
+//! alike, so one limiter per strategy limits every (strategy, broker) pair
+//! the same way.
 //!
 //! Positions here are the ones the signals sent imply (a BUY of `q` adds
 //! `q`, a SELL subtracts it), not fills: that is what the position guard and
@@ -56,6 +56,11 @@ impl GuardDrop {
         GuardDrop::MinInterval,
     ];
 
+    /// Position in [`GuardDrop::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             GuardDrop::Duplicate => "duplicate",
@@ -86,9 +91,10 @@ pub struct GuardSpec {
     /// Drop a signal that would take the sum over instruments of
     /// |position| × price above this (`max_exposure`).
     pub max_exposure: Option<Price>,
+    pub rates: RateSpec,
 }
 
-/// Per-broker limits of one strategy.
+/// The rate limits of one strategy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RateSpec {
     /// At most this many signals in any 60 s of tick time.
@@ -134,6 +140,7 @@ struct Held {
 #[derive(Clone, Debug)]
 pub struct SignalGuards {
     spec: GuardSpec,
+    rates: RateLimiter,
     held: HashMap<InstrumentToken, Held>,
     /// Σ |position| × mark over instruments, in 10⁻⁸ units (exact).
     exposure: i128,
@@ -143,6 +150,7 @@ impl SignalGuards {
     pub fn new(spec: GuardSpec) -> Self {
         SignalGuards {
             spec,
+            rates: RateLimiter::new(spec.rates),
             held: HashMap::new(),
             exposure: 0,
         }
@@ -206,6 +214,8 @@ impl SignalGuards {
                 return Err(GuardDrop::ExposureCap);
             }
         }
+        // Last, because it counts what passes.
+        self.rates.admit(ts_ns)?;
         self.exposure = exposure;
         self.held.insert(
             instrument,
@@ -232,6 +242,7 @@ impl SignalGuards {
     pub fn clear(&mut self) {
         self.held.clear();
         self.exposure = 0;
+        self.rates.clear();
     }
 }
 
@@ -313,6 +324,13 @@ mod tests {
 
     fn p(text: &str) -> Price {
         Price::parse(text).unwrap()
+    }
+
+    #[test]
+    fn every_reason_sits_at_its_index() {
+        for (i, reason) in GuardDrop::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i);
+        }
     }
 
     #[test]
@@ -451,6 +469,32 @@ mod tests {
             Ok(())
         );
         assert_eq!(guards.exposure(), i128::from(p("1500").units()));
+    }
+
+    #[test]
+    fn a_signal_the_rate_limit_drops_moves_no_position() {
+        let mut guards = SignalGuards::new(GuardSpec {
+            position_guard: true,
+            rates: RateSpec {
+                max_per_minute: None,
+                min_interval_ns: Some(S),
+            },
+            ..GuardSpec::default()
+        });
+        assert_eq!(
+            guards.admit(0, 7, &decision(Side::Buy, 1, "1"), p("1")),
+            Ok(())
+        );
+        assert_eq!(
+            guards.admit(1, 8, &decision(Side::Buy, 1, "1"), p("1")),
+            Err(GuardDrop::MinInterval)
+        );
+        assert_eq!(guards.position(8), 0);
+        assert_eq!(
+            guards.admit(S, 8, &decision(Side::Buy, 1, "1"), p("1")),
+            Ok(())
+        );
+        assert_eq!(guards.position(8), 1);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use quiver_core::{Decision, History, InstrumentToken, Tick};
 pub use quiver_features::{FeatureSpec, FeatureView};
 
 pub use hybrid::{HybridStrategy, Policy, PolicyKind};
-pub use hygiene::{GuardDrop, GuardSpec, RateLimiter, RateSpec, SignalGuards};
+pub use hygiene::{GuardDrop, GuardSpec, RateSpec, SignalGuards};
 pub use ml::{
     Carry, Completion, MlFeature, MlStrategy, ModelCatalog, ModelInfo, ModelOutput, ModelUse,
     Prediction, Step,

@@ -145,6 +145,7 @@ impl Service {
                 instruments: row.instruments,
                 brokers: row.brokers,
                 validator: row.validator,
+                guards: quiver_strategy::GuardSpec::default(),
             })
             .collect();
         let engine = Engine::new(entries)?;
