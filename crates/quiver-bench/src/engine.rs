@@ -81,6 +81,7 @@ fn added_bytes(scenario: &Scenario, lookback: usize) -> Result<(usize, usize), E
         brokers: vec!["paper".to_owned()],
         validator: StandardValidator::default(),
         guards: quiver_strategy::GuardSpec::default(),
+        schedule: quiver_engine::Schedule::default(),
     };
     let base = Engine::new(scenario.entries())?.heap_bytes();
     let mut entries = scenario.entries();

@@ -68,6 +68,7 @@ fn entries() -> Vec<StrategyEntry> {
         brokers: vec!["paper".into()],
         validator: StandardValidator::default(),
         guards: quiver_strategy::GuardSpec::default(),
+        schedule: quiver_engine::Schedule::default(),
     };
     vec![
         entry(

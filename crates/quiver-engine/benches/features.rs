@@ -62,6 +62,7 @@ fn engine(count: usize, shared: bool) -> Engine {
             brokers: vec!["paper".to_owned()],
             validator: StandardValidator::default(),
             guards: quiver_strategy::GuardSpec::default(),
+            schedule: quiver_engine::Schedule::default(),
         })
         .collect();
     Engine::new(entries).expect("bench engine builds")

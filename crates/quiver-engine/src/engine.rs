@@ -1,6 +1,6 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use quiver_core::{HistoryRing, InstrumentIndex, InstrumentToken, Tick};
+use quiver_core::{HistoryRing, InstrumentIndex, InstrumentToken, Price, Tick};
 use quiver_features::InstrumentFeatures;
 use quiver_strategy::{
     FeatureSpec, GuardSpec, Logic, ModelStrategy, SignalGuards, StandardValidator, Step, Strategy,
@@ -12,6 +12,7 @@ use crate::index::{ModelIdx, StrategyIdx};
 use crate::inference::{ModelRequest, ModelResults};
 use crate::input::{EngineSignal, Fault, Input, Output};
 use crate::lifecycle::{Cause, Failure, LifecyclePolicy, StrategyState, Transition};
+use crate::schedule::{Clock, Schedule, Shed};
 use crate::stats::{drop_slot, EngineStats, StrategyStats};
 
 /// One strategy as handed to the engine: its code, what it follows, where its
@@ -24,6 +25,7 @@ pub struct StrategyEntry {
     pub validator: StandardValidator,
     /// The signal hygiene a signal passes after the validator.
     pub guards: GuardSpec,
+    pub schedule: Schedule,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -86,6 +88,7 @@ pub(crate) struct Slot {
     pub(crate) driven: Driven,
     pub(crate) validator: StandardValidator,
     pub(crate) guards: SignalGuards,
+    pub(crate) schedule: Schedule,
     pub(crate) required: usize,
     /// What the routing was built for; a replacement must match it.
     pub(crate) features: Vec<FeatureSpec>,
@@ -137,6 +140,9 @@ pub struct Engine {
     /// Per model, the version index that served the current flush.
     pub(crate) serving: Vec<u32>,
     pub(crate) policy: LifecyclePolicy,
+    pub(crate) shed: Shed,
+    /// Times evaluations of strategies with a budget (live only).
+    pub(crate) clock: Option<Clock>,
 }
 
 impl Engine {
@@ -218,6 +224,7 @@ impl Engine {
                     driven,
                     validator: e.validator,
                     guards: SignalGuards::new(e.guards),
+                    schedule: e.schedule,
                     features,
                     instruments: e.instruments,
                     state: StrategyState::Warmup,
@@ -252,6 +259,8 @@ impl Engine {
             results: ModelResults::default(),
             serving: Vec::new(),
             policy: LifecyclePolicy::default(),
+            shed: Shed::Nothing,
+            clock: None,
         })
     }
 
@@ -324,6 +333,10 @@ impl Engine {
                 }
                 retry(slot, route.strategy, &self.policy, (seq, tick.ts_ns), out);
             }
+            if self.shed.skips(slot.schedule.priority) {
+                slot.stats.shed += 1;
+                continue;
+            }
             slot.stats.evaluations += 1;
             self.stats.feature_reads += u64::from(route.features_len);
             let start = route.features_start as usize;
@@ -337,6 +350,10 @@ impl Engine {
             // copy it on every evaluation, signal or not.
             let mut step = Step::Decided(None);
             let mut model = None;
+            let timed = match (slot.schedule.budget_ns, self.clock) {
+                (Some(budget), Some(clock)) => Some((budget, clock, clock())),
+                _ => None,
+            };
             IN_STRATEGY_CALL.set(true);
             let result = match &mut slot.driven {
                 Driven::Rules(strategy) => catch_unwind(AssertUnwindSafe(|| {
@@ -357,6 +374,11 @@ impl Engine {
                 }
             };
             IN_STRATEGY_CALL.set(false);
+            let over_budget = timed
+                .is_some_and(|(budget, clock, started)| clock().saturating_sub(started) > budget);
+            if over_budget {
+                slot.stats.over_budget += 1;
+            }
             if let Err(payload) = result {
                 contain(slot, route.strategy, seq, tick, payload, &self.policy, out);
                 self.rows.truncate(
@@ -395,8 +417,9 @@ impl Engine {
                 // is never asked for without a model.
                 (Step::Predict(_), None) => continue,
             };
+            let at = (seq, tick.ts_ns);
             let Some(decision) = decided else {
-                succeed(slot);
+                settle(slot, route.strategy, over_budget, at, &self.policy, out);
                 continue;
             };
             let signal = EngineSignal {
@@ -407,7 +430,28 @@ impl Engine {
                 decision,
                 model: None,
             };
-            if validate(slot, &signal, tick.price, &self.policy, out) {
+            let passed = match validate(slot, &signal, tick.price) {
+                Verdict::OutOfRange => {
+                    fail(
+                        slot,
+                        route.strategy,
+                        Failure::InvalidDecision,
+                        at,
+                        &self.policy,
+                        out,
+                    );
+                    false
+                }
+                Verdict::Held => {
+                    settle(slot, route.strategy, over_budget, at, &self.policy, out);
+                    false
+                }
+                Verdict::Passed => {
+                    settle(slot, route.strategy, over_budget, at, &self.policy, out);
+                    true
+                }
+            };
+            if passed {
                 if self.pending.is_empty() && !self.in_flight {
                     out.signals.push(signal);
                 } else {
@@ -420,6 +464,19 @@ impl Engine {
     /// Sets how failing strategies are quarantined and retried.
     pub fn set_lifecycle(&mut self, policy: LifecyclePolicy) {
         self.policy = policy;
+    }
+
+    /// Which priorities to skip from the next tick on (the live service
+    /// sets it from its lag; a replay never does).
+    pub fn set_shed(&mut self, shed: Shed) {
+        self.shed = shed;
+    }
+
+    /// Times the evaluations of strategies with a budget; without a clock
+    /// (a replay) budgets are not enforced, so the outcome stays
+    /// deterministic.
+    pub fn set_clock(&mut self, clock: Option<Clock>) {
+        self.clock = clock;
     }
 
     fn warm_up(&mut self, tick: &Tick) {
@@ -535,53 +592,59 @@ pub(crate) fn shift(
     out.transitions.push(transition);
 }
 
-/// Counts `signal` against the strategy's validator, then its signal
-/// hygiene (the tick's price being `last_price`); true when it passes. A
-/// decision out of range is a failure of the strategy; one refused by a
-/// threshold (`min_confidence`) is not, and neither fails nor succeeds; one
-/// held back by the hygiene is a valid decision, so it succeeds.
-pub(crate) fn validate(
-    slot: &mut Slot,
-    signal: &EngineSignal,
-    last_price: quiver_core::Price,
-    policy: &LifecyclePolicy,
-    out: &mut Output,
-) -> bool {
-    match slot.validator.check(&signal.decision) {
+/// What became of a decision.
+pub(crate) enum Verdict {
+    Passed,
+    /// Refused by a threshold (`min_confidence`) or held back by the signal
+    /// hygiene: a valid decision, so no failure.
+    Held,
+    /// Out of range: a failure of the strategy.
+    OutOfRange,
+}
+
+/// Checks `signal` against the strategy's validator, then its signal
+/// hygiene (the tick's price being `last_price`), counting the outcome.
+pub(crate) fn validate(slot: &mut Slot, signal: &EngineSignal, last_price: Price) -> Verdict {
+    if let Err(reason) = slot.validator.check(&signal.decision) {
+        slot.stats.dropped[drop_slot(reason)] += 1;
+        return if reason.is_out_of_range() {
+            Verdict::OutOfRange
+        } else {
+            Verdict::Held
+        };
+    }
+    let guarded = slot.guards.admit(
+        signal.ts_ns,
+        signal.instrument,
+        &signal.decision,
+        last_price,
+    );
+    match guarded {
         Ok(()) => {
-            succeed(slot);
-            let guarded = slot.guards.admit(
-                signal.ts_ns,
-                signal.instrument,
-                &signal.decision,
-                last_price,
-            );
-            match guarded {
-                Ok(()) => {
-                    slot.stats.signals += 1;
-                    true
-                }
-                Err(reason) => {
-                    slot.stats.held_back[reason.index()] += 1;
-                    false
-                }
-            }
+            slot.stats.signals += 1;
+            Verdict::Passed
         }
         Err(reason) => {
-            slot.stats.dropped[drop_slot(reason)] += 1;
-            if reason.is_out_of_range() {
-                let at = (signal.seq, signal.ts_ns);
-                fail(
-                    slot,
-                    signal.strategy,
-                    Failure::InvalidDecision,
-                    at,
-                    policy,
-                    out,
-                );
-            }
-            false
+            slot.stats.held_back[reason.index()] += 1;
+            Verdict::Held
         }
+    }
+}
+
+/// An evaluation that did not fail in its outcome: a success, unless it
+/// ran over its budget.
+pub(crate) fn settle(
+    slot: &mut Slot,
+    strategy: StrategyIdx,
+    over_budget: bool,
+    at: (u64, i64),
+    policy: &LifecyclePolicy,
+    out: &mut Output,
+) {
+    if over_budget {
+        fail(slot, strategy, Failure::OverBudget, at, policy, out);
+    } else {
+        succeed(slot);
     }
 }
 

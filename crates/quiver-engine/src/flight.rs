@@ -7,10 +7,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use quiver_core::Tick;
 use quiver_strategy::{Carry, Completion, Prediction};
 
-use crate::engine::{contain, succeed, validate, Driven, Engine, IN_STRATEGY_CALL};
+use crate::engine::{contain, fail, succeed, validate, Driven, Engine, Verdict, IN_STRATEGY_CALL};
 use crate::index::{ModelIdx, StrategyIdx};
 use crate::inference::{ModelBatch, ModelRequest, ModelResults, ModelRunner, ModelStamp};
 use crate::input::{EngineSignal, Input, Output};
+use crate::lifecycle::Failure;
 
 /// Evaluations taken out of the engine ([`Engine::detach`]) while their
 /// model requests run, to be handed back as [`Input::Landed`].
@@ -162,6 +163,7 @@ impl Engine {
             if completion.rejected_output {
                 slot.stats.rejected_outputs += 1;
             }
+            let at = (seq, tick.ts_ns);
             let Some(decision) = completion.decision else {
                 succeed(slot);
                 continue;
@@ -180,8 +182,22 @@ impl Engine {
                     _ => None,
                 },
             };
-            if validate(slot, &signal, tick.price, &self.policy, out) {
-                out.signals.push(signal);
+            match validate(slot, &signal, tick.price) {
+                Verdict::Passed => {
+                    succeed(slot);
+                    out.signals.push(signal);
+                }
+                Verdict::Held => succeed(slot),
+                Verdict::OutOfRange => {
+                    fail(
+                        slot,
+                        strategy,
+                        Failure::InvalidDecision,
+                        at,
+                        &self.policy,
+                        out,
+                    );
+                }
             }
         }
         flight.requests.clear();

@@ -25,6 +25,7 @@ pub mod inference;
 mod input;
 pub mod lifecycle;
 pub mod scenario;
+pub mod schedule;
 mod stats;
 mod view;
 
@@ -36,6 +37,7 @@ pub use input::{EngineSignal, Fault, Input, Output};
 pub use lifecycle::{
     Cause, Control, ControlError, Failure, LifecyclePolicy, StrategyState, Transition,
 };
+pub use schedule::{Priority, Schedule, Shed};
 pub use stats::{EngineStats, StrategyStats};
 
 /// Failures in a row after which a strategy is quarantined by default

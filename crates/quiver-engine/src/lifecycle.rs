@@ -89,6 +89,8 @@ pub enum Cause {
     Panicked,
     /// Failures in a row, the last a decision out of range.
     InvalidDecision,
+    /// Failures in a row, the last an evaluation over its budget.
+    OverBudget,
     /// The back-off of a quarantine passed: tried again, on probation.
     Retried,
     Paused,
@@ -106,6 +108,7 @@ impl Cause {
             Cause::HistoryReady => "history_ready",
             Cause::Panicked => "panicked",
             Cause::InvalidDecision => "invalid_decision",
+            Cause::OverBudget => "over_budget",
             Cause::Retried => "retried",
             Cause::Paused => "paused",
             Cause::Resumed => "resumed",
@@ -122,6 +125,8 @@ pub enum Failure {
     Panic,
     /// A decision the validator refuses as out of range.
     InvalidDecision,
+    /// An evaluation that took longer than the strategy's budget.
+    OverBudget,
 }
 
 impl Failure {
@@ -129,6 +134,7 @@ impl Failure {
         match self {
             Failure::Panic => Cause::Panicked,
             Failure::InvalidDecision => Cause::InvalidDecision,
+            Failure::OverBudget => Cause::OverBudget,
         }
     }
 }

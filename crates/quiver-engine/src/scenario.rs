@@ -54,6 +54,7 @@ impl Scenario {
                 brokers: vec!["paper".to_owned()],
                 validator: StandardValidator::default(),
                 guards: quiver_strategy::GuardSpec::default(),
+                schedule: crate::Schedule::default(),
             })
             .collect()
     }

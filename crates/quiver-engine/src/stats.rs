@@ -12,8 +12,13 @@ pub struct StrategyStats {
     /// Decisions refused by the validator, indexed like [`DropReason::ALL`].
     pub dropped: [u64; DropReason::ALL.len()],
     pub panics: u64,
-    /// Panics and decisions out of range: what counts towards quarantine.
+    /// Panics, decisions out of range and evaluations over budget: what
+    /// counts towards quarantine.
     pub failures: u64,
+    /// Evaluations that took longer than the strategy's budget.
+    pub over_budget: u64,
+    /// Evaluations skipped because the engine was behind (load shedding).
+    pub shed: u64,
     /// Valid signals the signal hygiene held back, indexed like
     /// [`GuardDrop::ALL`](quiver_strategy::GuardDrop::ALL).
     pub held_back: [u64; quiver_strategy::GuardDrop::ALL.len()],
@@ -43,8 +48,10 @@ pub struct EngineStats {
     pub signals: u64,
     pub dropped: [u64; DropReason::ALL.len()],
     pub panics: u64,
-    /// Panics and decisions out of range, over all strategies.
+    /// Panics, decisions out of range and evaluations over budget.
     pub failures: u64,
+    pub over_budget: u64,
+    pub shed: u64,
     pub held_back: [u64; quiver_strategy::GuardDrop::ALL.len()],
     /// Feature computations: one per distinct (instrument, feature) per tick.
     pub feature_updates: u64,
@@ -70,6 +77,8 @@ impl EngineStats {
         self.signals += s.signals;
         self.panics += s.panics;
         self.failures += s.failures;
+        self.over_budget += s.over_budget;
+        self.shed += s.shed;
         for (total, n) in self.held_back.iter_mut().zip(s.held_back) {
             *total += n;
         }

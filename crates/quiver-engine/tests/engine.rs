@@ -109,6 +109,7 @@ fn entry(id: &str, strategy: Box<dyn Strategy>, instruments: &[u64]) -> Strategy
         brokers: vec!["paper".to_owned()],
         validator: StandardValidator::default(),
         guards: quiver_strategy::GuardSpec::default(),
+        schedule: quiver_engine::Schedule::default(),
     }
 }
 

@@ -87,6 +87,7 @@ fn entry(id: &str, script: fn(i64) -> Act) -> StrategyEntry {
             ..StandardValidator::default()
         },
         guards: quiver_strategy::GuardSpec::default(),
+        schedule: quiver_engine::Schedule::default(),
     }
 }
 
@@ -259,4 +260,127 @@ fn signal_hygiene_holds_valid_signals_back_counts_them_and_is_no_failure() {
             .count(),
         10
     );
+}
+
+/// A clock the slow strategy moves: each of its calls "takes" 10 ms.
+static FAKE_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn fake_clock() -> u64 {
+    FAKE_NS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+struct Slow;
+
+impl Strategy for Slow {
+    fn name(&self) -> &str {
+        "slow"
+    }
+    fn kind(&self) -> StrategyKind {
+        StrategyKind::Rules
+    }
+    fn required_history(&self) -> usize {
+        1
+    }
+    fn on_tick(&mut self, tick: &Tick, _ctx: TickContext<'_>) -> Option<Decision> {
+        if tick.ts_ns / S <= 5 {
+            FAKE_NS.fetch_add(10_000_000, std::sync::atomic::Ordering::SeqCst);
+        }
+        Some(Decision {
+            side: Side::Buy,
+            confidence: 0.9,
+            quantity: 1,
+            price: tick.price,
+            reasoning: Reasoning::fixed(scripted),
+            metadata: Metadata::EMPTY,
+        })
+    }
+}
+
+#[test]
+fn evaluations_over_budget_are_failures_only_when_the_engine_has_a_clock() {
+    let budgeted = || {
+        let mut slow = entry("slow", |_| Act::Good);
+        slow.logic = Logic::Rules(Box::new(Slow));
+        slow.schedule = quiver_engine::Schedule {
+            budget_ns: Some(1_000_000), // 1 ms; each of the first 5 calls takes 10
+            ..quiver_engine::Schedule::default()
+        };
+        slow
+    };
+    // Without a clock (a replay) the budget is not enforced.
+    let mut replay = Engine::new(vec![budgeted()]).unwrap();
+    replay.set_lifecycle(policy());
+    let out = run(&mut replay, 8);
+    assert_eq!(out.signals.len(), 8);
+    assert_eq!(replay.strategy_stats(StrategyIdx::new(0)).over_budget, 0);
+
+    let mut live = Engine::new(vec![budgeted(), entry("fine", |_| Act::Good)]).unwrap();
+    live.set_lifecycle(policy());
+    live.set_clock(Some(fake_clock));
+    let out = run(&mut live, 8);
+    assert_eq!(
+        changes(&out, 0),
+        [
+            (StrategyState::Active, Cause::HistoryReady, 1),
+            (StrategyState::Quarantined, Cause::OverBudget, 5),
+        ]
+    );
+    let stats = live.strategy_stats(StrategyIdx::new(0));
+    assert_eq!((stats.over_budget, stats.failures), (5, 5));
+    // Its decisions still went out: slow is not wrong.
+    assert_eq!(
+        out.signals
+            .iter()
+            .filter(|s| s.strategy == StrategyIdx::new(0))
+            .count(),
+        5
+    );
+    assert_eq!(
+        out.signals
+            .iter()
+            .filter(|s| s.strategy == StrategyIdx::new(1))
+            .count(),
+        8
+    );
+}
+
+#[test]
+fn shedding_skips_background_first_then_normal_and_never_critical() {
+    let with = |id: &str, priority| {
+        let mut e = entry(id, |_| Act::Good);
+        e.schedule.priority = priority;
+        e
+    };
+    let mut engine = Engine::new(vec![
+        with("critical", quiver_engine::Priority::Critical),
+        with("normal", quiver_engine::Priority::Normal),
+        with("background", quiver_engine::Priority::Background),
+    ])
+    .unwrap();
+    let mut out = Output::default();
+    let levels = [
+        quiver_engine::Shed::Nothing,
+        quiver_engine::Shed::Background,
+        quiver_engine::Shed::AllButCritical,
+        quiver_engine::Shed::Nothing,
+    ];
+    for (second, shed) in (1..).zip(levels) {
+        engine.set_shed(shed);
+        let tick = Tick::trade(second * S, 7, Price::from_int(100), 1);
+        engine.process(
+            Input::Tick {
+                seq: second as u64,
+                tick: &tick,
+            },
+            &mut out,
+        );
+    }
+    let per: Vec<_> = (0..3)
+        .map(|i| {
+            let stats = engine.strategy_stats(StrategyIdx::new(i));
+            (stats.evaluations, stats.shed)
+        })
+        .collect();
+    assert_eq!(per, [(4, 0), (3, 1), (2, 2)]);
+    assert!((0..3).all(|i| engine.strategy_state(StrategyIdx::new(i)) == StrategyState::Active));
 }

@@ -110,6 +110,7 @@ fn entry(id: &str, logic: impl Into<Logic>, instruments: &[u64]) -> StrategyEntr
         brokers: vec!["paper".to_owned()],
         validator: StandardValidator::default(),
         guards: quiver_strategy::GuardSpec::default(),
+        schedule: quiver_engine::Schedule::default(),
     }
 }
 

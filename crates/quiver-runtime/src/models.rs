@@ -149,6 +149,7 @@ impl Models {
                     brokers: row.brokers.clone(),
                     validator: row.validator,
                     guards: quiver_strategy::GuardSpec::default(),
+                    schedule: quiver_engine::Schedule::default(),
                 })
             })
             .collect()

@@ -146,6 +146,7 @@ impl Service {
                 brokers: row.brokers,
                 validator: row.validator,
                 guards: quiver_strategy::GuardSpec::default(),
+                schedule: quiver_engine::Schedule::default(),
             })
             .collect();
         let engine = Engine::new(entries)?;
