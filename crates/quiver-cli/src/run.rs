@@ -101,11 +101,13 @@ async fn serve(
     let (http_done, http_done_rx) = tokio::sync::oneshot::channel::<()>();
     let http = match settings.http_addr().map_err(anyhow::Error::msg)? {
         Some(addr) => {
-            let (bound, task) = quiver_runtime::http::serve(addr, telemetry, control, async {
-                let _ = http_done_rx.await;
-            })
-            .await
-            .with_context(|| format!("binding the HTTP endpoints to {addr}"))?;
+            let limits = settings.quiver.http.limits();
+            let (bound, task) =
+                quiver_runtime::http::serve(addr, telemetry, control, limits, async {
+                    let _ = http_done_rx.await;
+                })
+                .await
+                .with_context(|| format!("binding the HTTP endpoints to {addr}"))?;
             note(&format!(
                 "quiver run: http on http://{bound} (/metrics /health /ready /strategies)"
             ));

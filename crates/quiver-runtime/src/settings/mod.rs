@@ -156,6 +156,8 @@ pub struct ServiceSettings {
     pub redis_url: String,
     /// Address of the HTTP endpoints; empty disables them.
     pub http_addr: String,
+    /// What a client may hold of the HTTP server.
+    pub http: HttpSettings,
     /// Ticks per batch read from the source.
     pub batch_size: usize,
     /// Batches each queue between stages holds before the stage in front of
@@ -187,6 +189,7 @@ impl Default for ServiceSettings {
             sink: String::new(),
             redis_url: "redis://127.0.0.1:6379/".to_owned(),
             http_addr: "127.0.0.1:9464".to_owned(),
+            http: HttpSettings::default(),
             batch_size: 256,
             queue_capacity: 16,
             drain_timeout_ms: 10_000,
@@ -198,6 +201,49 @@ impl Default for ServiceSettings {
             synthetic: SyntheticSettings::default(),
             replay: ReplaySettings::default(),
             session: SessionSettings::default(),
+        }
+    }
+}
+
+/// The HTTP server's limits ([`crate::http::HttpLimits`], which documents
+/// each); the defaults are its defaults.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    pub header_read_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub max_connections: usize,
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        let limits = crate::http::HttpLimits::default();
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        HttpSettings {
+            header_read_timeout_ms: ms(limits.header_read_timeout),
+            idle_timeout_ms: ms(limits.idle_timeout),
+            request_timeout_ms: ms(limits.request_timeout),
+            max_connections: limits.max_connections,
+            max_body_bytes: limits.max_body_bytes,
+            max_header_bytes: limits.max_header_bytes,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The limits these settings describe.
+    pub fn limits(&self) -> crate::http::HttpLimits {
+        use std::time::Duration;
+        crate::http::HttpLimits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_connections: self.max_connections,
+            max_body_bytes: self.max_body_bytes,
+            max_header_bytes: self.max_header_bytes,
         }
     }
 }
@@ -510,11 +556,28 @@ impl Settings {
             ("quiver.batch_size", q.batch_size as u64),
             ("quiver.queue_capacity", q.queue_capacity as u64),
             ("quiver.redis.partitions", u64::from(q.redis.partitions)),
+            (
+                "quiver.http.header_read_timeout_ms",
+                q.http.header_read_timeout_ms,
+            ),
+            ("quiver.http.idle_timeout_ms", q.http.idle_timeout_ms),
+            ("quiver.http.request_timeout_ms", q.http.request_timeout_ms),
+            ("quiver.http.max_connections", q.http.max_connections as u64),
         ];
         for (key, count) in counts {
             if count == 0 {
                 problems.push(SettingProblem::new(key, "must be >= 1, got 0"));
             }
+        }
+        let min_header = crate::http::HttpLimits::MIN_HEADER_BYTES;
+        if q.http.max_header_bytes < min_header {
+            problems.push(SettingProblem::new(
+                "quiver.http.max_header_bytes",
+                format!(
+                    "must be >= {min_header} (the HTTP parser's smallest buffer), got {}",
+                    q.http.max_header_bytes
+                ),
+            ));
         }
         let (timeout, block) = (q.redis.response_timeout_ms, q.redis.block_ms);
         if timeout <= block {

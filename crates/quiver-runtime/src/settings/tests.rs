@@ -240,3 +240,45 @@ fn unreadable_files_stop_at_the_one_error() {
     let err = Settings::load(Some(&path), env(&[])).unwrap_err();
     assert!(matches!(err, SettingsError::Format { .. }), "{err:?}");
 }
+
+#[test]
+fn http_limits_come_from_the_http_table() {
+    assert_eq!(
+        Settings::default().quiver.http.limits(),
+        crate::http::HttpLimits::default()
+    );
+    let (_dir, path) = file(
+        "s.toml",
+        "[quiver.http]\nidle_timeout_ms = 1500\nmax_connections = 32\n",
+    );
+    let s = Settings::load(Some(&path), env(&[("QUIVER__HTTP__MAX_BODY_BYTES", "100")])).unwrap();
+    let limits = s.quiver.http.limits();
+    assert_eq!(limits.idle_timeout, std::time::Duration::from_millis(1500));
+    assert_eq!(limits.max_connections, 32);
+    assert_eq!(limits.max_body_bytes, 100);
+    assert_eq!(
+        limits.header_read_timeout,
+        std::time::Duration::from_secs(5)
+    );
+    assert!(limits.check().is_ok());
+
+    assert_eq!(
+        refused(
+            None,
+            &[
+                ("QUIVER__HTTP__MAX_CONNECTIONS", "0"),
+                ("QUIVER__HTTP__MAX_HEADER_BYTES", "1024"),
+                ("QUIVER__HTTP__REQUEST_TIMEOUT_MS", "0"),
+            ],
+            &[],
+        ),
+        [
+            "environment variable QUIVER__HTTP__MAX_CONNECTIONS: quiver.http.max_connections: \
+             must be >= 1, got 0",
+            "environment variable QUIVER__HTTP__MAX_HEADER_BYTES: quiver.http.max_header_bytes: \
+             must be >= 8192 (the HTTP parser's smallest buffer), got 1024",
+            "environment variable QUIVER__HTTP__REQUEST_TIMEOUT_MS: \
+             quiver.http.request_timeout_ms: must be >= 1, got 0",
+        ]
+    );
+}
