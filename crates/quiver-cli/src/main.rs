@@ -1,5 +1,6 @@
 //! `quiver`: the command-line edge of the strategy runner.
 
+mod admin_cmd;
 mod bench;
 mod bench_redis;
 mod demo;
@@ -95,6 +96,8 @@ enum Command {
     BenchRedis(bench_redis::BenchRedisArgs),
     /// The model registry: list models, verify checksums and loading, show a model's signature.
     Models(models_cmd::ModelsArgs),
+    /// Talk to a running service's admin API: list strategies; pause, resume, stop or reset one.
+    Admin(admin_cmd::AdminArgs),
     /// Check a strategies file: print every error, or a one-line summary of what would run.
     Validate {
         #[arg(long)]
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => publish::run(&args),
         Command::BenchRedis(args) => bench_redis::run(&args),
         Command::Models(args) => models_cmd::run(&args),
+        Command::Admin(args) => admin_cmd::run(&args),
         Command::Features {
             ticks,
             instrument,

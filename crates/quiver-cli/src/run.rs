@@ -102,14 +102,18 @@ async fn serve(
     let http = match settings.http_addr().map_err(anyhow::Error::msg)? {
         Some(addr) => {
             let limits = settings.quiver.http.limits();
+            let admin = quiver_runtime::http::admin::Admin {
+                control,
+                token: Some(settings.quiver.admin_token.clone()).filter(|t| !t.is_empty()),
+            };
             let (bound, task) =
-                quiver_runtime::http::serve(addr, telemetry, control, limits, async {
+                quiver_runtime::http::serve(addr, telemetry, admin, limits, async {
                     let _ = http_done_rx.await;
                 })
                 .await
                 .with_context(|| format!("binding the HTTP endpoints to {addr}"))?;
             note(&format!(
-                "quiver run: http on http://{bound} (/metrics /health /ready /strategies)"
+                "quiver run: http on http://{bound} (/metrics /health /ready /strategies, POST /strategies/ID/pause|resume|stop|reset)"
             ));
             Some(task)
         }

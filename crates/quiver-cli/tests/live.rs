@@ -1306,3 +1306,117 @@ fn junk_on_the_bus_gets_the_file_readers_verdict_and_memory_stays_bounded() {
         .expect("KEYS");
     let () = redis::cmd("DEL").arg(&keys).query(&mut con).expect("DEL");
 }
+
+/// `quiver admin ARGS` against `addr`, with `token` in the environment.
+fn admin(addr: SocketAddr, token: Option<&str>, args: &[&str]) -> support::Run {
+    let mut full = vec!["admin".to_owned(), "--addr".to_owned(), addr.to_string()];
+    if let Some(token) = token {
+        full.extend(["--token".to_owned(), token.to_owned()]);
+    }
+    full.extend(args.iter().map(|a| (*a).to_owned()));
+    quiver(full)
+}
+
+fn state_of(live: &Live, id: &str) -> (String, serde_json::Value) {
+    let (status, body) = live.get(&format!("/strategies/{id}"));
+    assert_eq!(status, 200, "{body}");
+    let row: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    (row["state"].as_str().unwrap_or("?").to_owned(), row)
+}
+
+#[test]
+fn the_admin_api_pauses_resumes_and_stops_a_strategy_for_the_token_holder_only() {
+    let start = |token: Option<&str>| {
+        let mut env = vec![("QUIVER__SYNTHETIC__RATE".to_owned(), "5000".to_owned())];
+        if let Some(token) = token {
+            env.push(("QUIVER__ADMIN_TOKEN".to_owned(), token.to_owned()));
+        }
+        Live::start(
+            &[
+                "--config",
+                DEMO_CONFIG,
+                "--source",
+                "synthetic",
+                "--sink",
+                "jsonl:/dev/null",
+            ],
+            &env,
+            Stdio::null(),
+            true,
+        )
+    };
+    let live = start(Some("s3cret"));
+    let addr = live.http.expect("http");
+    let id = "momentum-fast";
+    wait_until(Duration::from_secs(60), "momentum-fast active", || {
+        state_of(&live, id).0 == "active"
+    });
+
+    // Without the token, or with a wrong one: 401, nothing changes.
+    admin(addr, None, &["pause", id])
+        .expect_code(2)
+        .expect_stderr_contains("401");
+    admin(addr, Some("guess"), &["pause", id])
+        .expect_code(2)
+        .expect_stderr_contains("401");
+    assert_eq!(state_of(&live, id).0, "active");
+
+    let paused = admin(addr, Some("s3cret"), &["pause", id]);
+    paused.expect_code(0);
+    assert!(
+        paused.stdout_text().contains("active -> paused (paused)"),
+        "{}",
+        paused.stdout_text()
+    );
+    wait_until(Duration::from_secs(30), "paused in /strategies", || {
+        state_of(&live, id).0 == "paused"
+    });
+    let evaluations = |live: &Live| state_of(live, id).1["evaluations"].as_u64().unwrap_or(0);
+    let (before, ticks) = (
+        evaluations(&live),
+        sample(&live.get("/metrics").1, "market_tick_processed_total"),
+    );
+    wait_until(Duration::from_secs(30), "more ticks while paused", || {
+        sample(&live.get("/metrics").1, "market_tick_processed_total") > ticks.map(|t| t + 1_000.0)
+    });
+    assert_eq!(
+        evaluations(&live),
+        before,
+        "a paused strategy is not evaluated"
+    );
+
+    admin(addr, Some("s3cret"), &["resume", id]).expect_code(0);
+    wait_until(Duration::from_secs(30), "evaluated again", || {
+        evaluations(&live) > before
+    });
+    admin(addr, Some("s3cret"), &["stop", id]).expect_code(0);
+    // A stopped strategy cannot be resumed: 409, named.
+    admin(addr, Some("s3cret"), &["resume", id])
+        .expect_code(2)
+        .expect_stderr_contains("409");
+    admin(addr, Some("s3cret"), &["pause", "no-such"])
+        .expect_code(2)
+        .expect_stderr_contains("404");
+    wait_until(Duration::from_secs(30), "stopped, with its history", || {
+        let (state, row) = state_of(&live, id);
+        let causes: Vec<_> = row["transitions"]
+            .as_array()
+            .map(|t| t.iter().filter_map(|c| c["cause"].as_str()).collect())
+            .unwrap_or_default();
+        state == "stopped" && causes.ends_with(&["paused", "resumed", "stopped"])
+    });
+    let list = admin(addr, None, &["list"]);
+    list.expect_code(0);
+    assert!(list
+        .stdout_text()
+        .lines()
+        .any(|l| l.starts_with(id) && l.contains("stopped")));
+    live.terminate();
+
+    // With no token configured every mutation is refused.
+    let locked = start(None);
+    admin(locked.http.expect("http"), Some("s3cret"), &["pause", id])
+        .expect_code(2)
+        .expect_stderr_contains("403");
+    locked.terminate();
+}

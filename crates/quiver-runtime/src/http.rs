@@ -11,6 +11,7 @@
 //! of open connections is capped by closing the quietest one, so a flood of
 //! idle sockets can neither exhaust file descriptors nor lock `/health` out.
 
+pub mod admin;
 mod conn;
 
 use std::collections::HashMap;
@@ -21,7 +22,6 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::Router;
-use quiver_driver::ControlHandle;
 use quiver_telemetry::Telemetry;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -108,7 +108,7 @@ impl Default for HttpLimits {
 pub async fn serve(
     addr: SocketAddr,
     telemetry: Arc<Telemetry>,
-    control: ControlHandle,
+    admin: admin::Admin,
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
@@ -117,7 +117,7 @@ pub async fn serve(
         .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let routes = quiver_telemetry::http::router(telemetry).merge(admin::router(control));
+    let routes = quiver_telemetry::http::router(telemetry).merge(admin::router(admin));
     let app = bounded(routes, &limits);
     let task = tokio::spawn(accept_loop(listener, app, limits, shutdown));
     Ok((bound, task))
@@ -199,21 +199,6 @@ fn is_per_connection(err: &std::io::Error) -> bool {
         err.kind(),
         ConnectionRefused | ConnectionAborted | ConnectionReset
     )
-}
-
-/// Routes that act on the running engine (pause, resume, stop, reset a
-/// strategy; reload), each a [`quiver_driver::Request`] sent through the
-/// control channel and answered with the transitions it made. They are
-/// mounted here, behind the operator token, once hostile input is bounded
-/// everywhere the server reads it; until then the router is empty.
-pub mod admin {
-    use axum::Router;
-    use quiver_driver::ControlHandle;
-
-    /// The mutation routes, with the handle they send commands through.
-    pub fn router(control: ControlHandle) -> Router {
-        Router::new().with_state(control)
-    }
 }
 
 #[cfg(test)]

@@ -41,7 +41,10 @@ impl Server {
         let (addr, task) = http::serve(
             "127.0.0.1:0".parse().unwrap(),
             telemetry,
-            control,
+            http::admin::Admin {
+                control,
+                token: None,
+            },
             limits,
             async {
                 let _ = stopped.await;

@@ -22,6 +22,7 @@ pub fn router(telemetry: Arc<Telemetry>) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/strategies", get(strategies))
+        .route("/strategies/{id}", get(strategy))
         .with_state(telemetry)
 }
 
@@ -52,4 +53,28 @@ async fn ready(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
 
 async fn strategies(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
     Json(t.status.strategies())
+}
+
+/// One strategy's row with its latest lifecycle changes.
+async fn strategy(
+    State(t): State<Arc<Telemetry>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> axum::response::Response {
+    match t.status.strategy(&id) {
+        Some((row, transitions)) => {
+            let mut body = serde_json::to_value(row).unwrap_or_default();
+            if let Some(object) = body.as_object_mut() {
+                object.insert(
+                    "transitions".to_owned(),
+                    serde_json::to_value(transitions).unwrap_or_default(),
+                );
+            }
+            Json(body).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": format!("no strategy {id:?}")})),
+        )
+            .into_response(),
+    }
 }

@@ -1,5 +1,6 @@
 //! Health, readiness and the strategy list, as the HTTP endpoints show them.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
@@ -26,6 +27,20 @@ pub struct StrategyStatus {
     pub p99_processing_ms: Option<f64>,
 }
 
+/// One lifecycle change as `/strategies/{id}` shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TransitionRecord {
+    pub from: &'static str,
+    pub to: &'static str,
+    pub cause: &'static str,
+    /// The tick that caused it, or the last one before a control.
+    pub seq: Option<u64>,
+    pub ts_ns: Option<i64>,
+}
+
+/// How many lifecycle changes `/strategies/{id}` keeps per strategy.
+pub const TRANSITIONS_KEPT: usize = 64;
+
 /// What `/ready` checks, and the snapshot `/strategies` serves.
 #[derive(Debug, Default)]
 pub struct Status {
@@ -33,6 +48,8 @@ pub struct Status {
     strategies_loaded: AtomicBool,
     draining: AtomicBool,
     strategies: RwLock<Vec<StrategyStatus>>,
+    /// Per strategy (engine order), its latest lifecycle changes, oldest first.
+    transitions: RwLock<Vec<VecDeque<TransitionRecord>>>,
 }
 
 impl Status {
@@ -73,5 +90,34 @@ impl Status {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Records a lifecycle change of strategy `index` (engine order),
+    /// keeping the latest [`TRANSITIONS_KEPT`].
+    pub fn record_transition(&self, index: usize, record: TransitionRecord) {
+        let mut all = self.transitions.write().unwrap_or_else(|p| p.into_inner());
+        if all.len() <= index {
+            all.resize_with(index + 1, VecDeque::new);
+        }
+        let kept = &mut all[index];
+        if kept.len() == TRANSITIONS_KEPT {
+            kept.pop_front();
+        }
+        kept.push_back(record);
+    }
+
+    /// The `/strategies` row of strategy `id` and its latest lifecycle
+    /// changes, oldest first.
+    pub fn strategy(&self, id: &str) -> Option<(StrategyStatus, Vec<TransitionRecord>)> {
+        let rows = self.strategies.read().unwrap_or_else(|p| p.into_inner());
+        let index = rows.iter().position(|row| row.id == id)?;
+        let transitions = self
+            .transitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(index)
+            .map(|kept| kept.iter().cloned().collect())
+            .unwrap_or_default();
+        Some((rows[index].clone(), transitions))
     }
 }

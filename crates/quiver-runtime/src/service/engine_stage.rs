@@ -230,6 +230,18 @@ impl Consumer<LiveBatch> for Encoder {
         out: &mut Output,
     ) -> ControlFlow<()> {
         crate::publish::log_events(engine, out);
+        for change in &out.transitions {
+            self.telemetry.status.record_transition(
+                change.strategy.index(),
+                quiver_telemetry::TransitionRecord {
+                    from: change.from.as_str(),
+                    to: change.to.as_str(),
+                    cause: change.cause.as_str(),
+                    seq: change.seq,
+                    ts_ns: change.ts_ns,
+                },
+            );
+        }
         let mut signals = out.signals.iter().peekable();
         for LiveBatch { batch, .. } in batches {
             let mut encoded = SignalBatch::default();

@@ -158,6 +158,9 @@ pub struct ServiceSettings {
     pub http_addr: String,
     /// What a client may hold of the HTTP server.
     pub http: HttpSettings,
+    /// Bearer token the admin routes require; empty refuses every mutation
+    /// (403). Best given through `QUIVER__ADMIN_TOKEN`, not a file.
+    pub admin_token: String,
     /// Ticks per batch read from the source.
     pub batch_size: usize,
     /// Batches each queue between stages holds before the stage in front of
@@ -190,6 +193,7 @@ impl Default for ServiceSettings {
             redis_url: "redis://127.0.0.1:6379/".to_owned(),
             http_addr: "127.0.0.1:9464".to_owned(),
             http: HttpSettings::default(),
+            admin_token: String::new(),
             batch_size: 256,
             queue_capacity: 16,
             drain_timeout_ms: 10_000,
