@@ -35,6 +35,13 @@ pub use control::{
 pub trait Batch {
     /// The ticks to dispatch, in order, with their sequence numbers.
     fn ticks(&self) -> impl Iterator<Item = (u64, &Tick)>;
+
+    /// Which priorities to skip while dispatching this batch, when its
+    /// source is behind; `None` leaves the engine's level as it is. A
+    /// replay's batches never shed.
+    fn shed(&self) -> Option<quiver_engine::Shed> {
+        None
+    }
 }
 
 /// What [`Feed::next`] found.
@@ -229,6 +236,9 @@ impl<I: Inference> Driver<I> {
                 }
                 Next::End => break,
             };
+            if let Some(shed) = batch.shed() {
+                self.engine.set_shed(shed);
+            }
             for (seq, tick) in batch.ticks() {
                 let _span =
                     tracing::debug_span!("tick", seq, instrument = tick.instrument).entered();

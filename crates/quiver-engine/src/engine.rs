@@ -376,9 +376,6 @@ impl Engine {
             IN_STRATEGY_CALL.set(false);
             let over_budget = timed
                 .is_some_and(|(budget, clock, started)| clock().saturating_sub(started) > budget);
-            if over_budget {
-                slot.stats.over_budget += 1;
-            }
             if let Err(payload) = result {
                 contain(slot, route.strategy, seq, tick, payload, &self.policy, out);
                 self.rows.truncate(
@@ -642,6 +639,7 @@ pub(crate) fn settle(
     out: &mut Output,
 ) {
     if over_budget {
+        slot.stats.over_budget += 1;
         fail(slot, strategy, Failure::OverBudget, at, policy, out);
     } else {
         succeed(slot);

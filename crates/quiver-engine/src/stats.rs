@@ -15,7 +15,8 @@ pub struct StrategyStats {
     /// Panics, decisions out of range and evaluations over budget: what
     /// counts towards quarantine.
     pub failures: u64,
-    /// Evaluations that took longer than the strategy's budget.
+    /// Evaluations that took longer than the strategy's budget (and did
+    /// not also panic, which is counted as the panic).
     pub over_budget: u64,
     /// Evaluations skipped because the engine was behind (load shedding).
     pub shed: u64,

@@ -4,7 +4,7 @@
 
 use std::marker::PhantomData;
 
-use quiver_strategy::{DropReason, StrategyKind};
+use quiver_strategy::{DropReason, GuardDrop, StrategyKind};
 
 use crate::registry::{
     Counter, Gauge, Histogram, Kind, Registry, RegistryError, EVALUATION_BOUNDS_NS,
@@ -80,6 +80,8 @@ metrics! {
         "One strategy evaluation (one tick, one strategy), per strategy type, in milliseconds.";
     STRATEGY_STATE: Gauge "strategy_state" ["strategy", "state"]
         "1 for the strategy's current lifecycle state, 0 for the others.";
+    STRATEGY_QUARANTINED: Gauge "strategy_quarantined" []
+        "Strategies quarantined after failing repeatedly (retried after their back-off).";
     FEATURE_CACHE_HIT_RATIO: Gauge "feature_cache_hit_ratio" []
         "Share of feature reads served from the shared feature store.";
     HISTORY_RING_UTILIZATION: Gauge "history_ring_utilization" ["instrument"]
@@ -93,7 +95,7 @@ metrics! {
     MODEL_LOAD_SECONDS: Gauge "model_load_seconds" ["model"]
         "Time the model's version in service took to load and verify, in seconds.";
     STRATEGY_DROPS: Counter "strategy_drops_total" ["reason"]
-        "ML evaluations that ended without a usable prediction (HOLD), by reason.";
+        "Evaluations skipped while the engine was behind (shed), and ML evaluations that ended without a usable prediction (HOLD), by reason.";
     INFERENCE_QUEUE_DEPTH: Gauge "inference_queue_depth" []
         "Inference requests waiting for a worker.";
 }
@@ -297,6 +299,12 @@ pub struct ServiceMetrics {
     pub dropped: Vec<Counter>,
     /// Per strategy type (index in `type_names`): panics.
     pub panics_by_type: Vec<Counter>,
+    /// Per strategy type: decisions out of range, evaluations over budget.
+    pub invalid_by_type: Vec<Counter>,
+    pub over_budget_by_type: Vec<Counter>,
+    pub quarantined: Gauge,
+    /// `strategy_drops_total{reason="shed"}`.
+    pub shed: Counter,
     /// Per strategy type: one evaluation's duration.
     pub processing_by_type: Vec<Histogram>,
     /// Per strategy: index of its type.
@@ -342,9 +350,14 @@ impl ServiceMetrics {
             .iter()
             .map(|reason| reason.as_str())
             .chain([drop_reasons::OUTSIDE_SESSION, drop_reasons::PUBLISH_FAILED])
+            .chain(GuardDrop::ALL.iter().map(|reason| reason.as_str()))
             .map(|reason| [reason]);
-        let panics_by_type =
-            def::STRATEGY_ERRORS.each(r, type_names.iter().map(|t| [t.as_str(), "panic"]))?;
+        let errors = |category| {
+            def::STRATEGY_ERRORS.each(r, type_names.iter().map(move |t| [t.as_str(), category]))
+        };
+        let panics_by_type = errors("panic")?;
+        let invalid_by_type = errors("invalid_decision")?;
+        let over_budget_by_type = errors("over_budget")?;
         let processing_by_type = type_names
             .iter()
             .map(|t| def::STRATEGY_PROCESSING.durations(r, [t], EVALUATION_BOUNDS_NS))
@@ -376,6 +389,7 @@ impl ServiceMetrics {
         // ML drops and the inference queue cannot happen without a model;
         // registered anyway, these series would only ever show zero.
         let uses_models = !catalog.models.is_empty();
+        let shed = def::STRATEGY_DROPS.series(r, ["shed"])?;
         let ml_drops = if uses_models {
             def::STRATEGY_DROPS.each(r, catalog.ml_drop_reasons.iter().map(|&reason| [reason]))?
         } else {
@@ -398,6 +412,10 @@ impl ServiceMetrics {
             duplicates: def::SIGNALS_DUPLICATE.each(r, brokers())?,
             dropped: def::SIGNALS_DROPPED.each(r, dropped)?,
             panics_by_type,
+            invalid_by_type,
+            over_budget_by_type,
+            quarantined: def::STRATEGY_QUARANTINED.series(r, [])?,
+            shed,
             processing_by_type,
             type_of,
             type_names,
@@ -433,6 +451,11 @@ impl ServiceMetrics {
 
     pub fn dropped_publish_failed(&self) -> &Counter {
         &self.dropped[DropReason::ALL.len() + 1]
+    }
+
+    /// The `signals_dropped_total` handle of a signal-hygiene reason.
+    pub fn held_back(&self, reason: GuardDrop) -> &Counter {
+        &self.dropped[DropReason::ALL.len() + 2 + reason.index()]
     }
 
     /// The `market_tick_rejected_total` handle of a dead-letter category.
@@ -521,6 +544,9 @@ mod tests {
         .chain(&m.duplicates)
         .chain(&m.dropped)
         .chain(&m.panics_by_type)
+        .chain(&m.invalid_by_type)
+        .chain(&m.over_budget_by_type)
+        .chain([&m.shed])
         .chain(&m.model_inferences)
         .chain(&m.ml_drops);
         for counter in counters {
@@ -529,6 +555,7 @@ mod tests {
         let gauges = [
             &m.source_lag,
             &m.pending_entries,
+            &m.quarantined,
             &m.queue_depth_engine,
             &m.queue_depth_sink,
             &m.queue_capacity,

@@ -149,7 +149,12 @@ impl Service {
                 schedule: quiver_engine::Schedule::default(),
             })
             .collect();
-        let engine = Engine::new(entries)?;
+        let budgeted = entries.iter().any(|e| e.schedule.budget_ns.is_some());
+        let mut engine = Engine::new(entries)?;
+        if budgeted {
+            // Live only: a replay has no clock, so budgets cannot change it.
+            engine.set_clock(Some(monotonic_ns));
+        }
         let session = SessionClock::from_settings(&settings.quiver.session)
             .map_err(RuntimeError::Settings)?;
         let allow_outside: Vec<bool> = ids
@@ -221,4 +226,11 @@ fn model_names(rows: &[StrategyEntry]) -> Vec<String> {
         }
     }
     names
+}
+
+/// Nanoseconds since the first call, on the monotonic clock.
+fn monotonic_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }

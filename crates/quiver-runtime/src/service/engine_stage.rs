@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use quiver_core::{Side, Tick};
 use quiver_driver::{Batch, Cadence, Consumer, ControlReceiver, Driver, Feed, Inference, Next};
-use quiver_engine::{Engine, EngineSignal, ModelBatch, ModelResults, Output};
+use quiver_engine::{Engine, EngineSignal, ModelBatch, ModelResults, Output, Shed};
 use quiver_io::encode_signal;
 use quiver_io::live::{LiveTick, OutSignal, SignalBatch, TickBatch};
 use quiver_telemetry::{Histogram, ServiceMetrics, Telemetry};
@@ -117,7 +117,8 @@ impl Feed for LiveFeed {
                     .metrics
                     .queue_depth_engine
                     .set(self.from_source.len() as f64);
-                Next::Batch(LiveBatch::new(batch, &self.gate))
+                let shed = shed_for(self.from_source.len(), self.from_source.max_capacity());
+                Next::Batch(LiveBatch::new(batch, &self.gate, shed))
             }
             Some(ToEngine::Wake) => Next::Idle,
             None => Next::End,
@@ -129,12 +130,32 @@ impl Feed for LiveFeed {
 struct LiveBatch {
     batch: TickBatch,
     admitted: Vec<bool>,
+    /// How far behind the engine was when the batch was taken.
+    shed: Shed,
 }
 
 impl LiveBatch {
-    fn new(batch: TickBatch, gate: &Gate) -> Self {
+    fn new(batch: TickBatch, gate: &Gate, shed: Shed) -> Self {
         let admitted = batch.ticks.iter().map(|t| gate.admits(&t.tick)).collect();
-        LiveBatch { batch, admitted }
+        LiveBatch {
+            batch,
+            admitted,
+            shed,
+        }
+    }
+}
+
+/// What to skip with `waiting` batches queued in front of the engine, of
+/// `capacity`: background strategies from half full, all but critical
+/// ones from three quarters (seed 001). Critical strategies are never
+/// skipped; every skipped evaluation is counted.
+fn shed_for(waiting: usize, capacity: usize) -> Shed {
+    if waiting * 4 >= capacity * 3 && waiting > 0 {
+        Shed::AllButCritical
+    } else if waiting * 2 >= capacity && waiting > 0 {
+        Shed::Background
+    } else {
+        Shed::Nothing
     }
 }
 
@@ -146,6 +167,10 @@ impl Batch for LiveBatch {
             .zip(&self.admitted)
             .filter(|(_, admitted)| **admitted)
             .map(|(live, _)| (live.seq, &live.tick))
+    }
+
+    fn shed(&self) -> Option<Shed> {
+        Some(self.shed)
     }
 }
 
@@ -346,5 +371,32 @@ impl Encoder {
                 payload: start..end,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shedding_follows_the_queue_in_front_of_the_engine() {
+        let levels: Vec<_> = [0, 1, 7, 8, 11, 12, 16]
+            .iter()
+            .map(|&w| shed_for(w, 16))
+            .collect();
+        assert_eq!(
+            levels,
+            [
+                Shed::Nothing,
+                Shed::Nothing,
+                Shed::Nothing,
+                Shed::Background,
+                Shed::Background,
+                Shed::AllButCritical,
+                Shed::AllButCritical,
+            ]
+        );
+        assert_eq!(shed_for(1, 1), Shed::AllButCritical);
+        assert_eq!(shed_for(0, 0), Shed::Nothing);
     }
 }

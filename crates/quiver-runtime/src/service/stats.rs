@@ -1,8 +1,8 @@
 //! Engine-side and model counters copied into the metrics and the
 //! `/strategies` snapshot, off the hot path.
 
-use quiver_engine::{Engine, StrategyStats, Unavailable};
-use quiver_strategy::DropReason;
+use quiver_engine::{Engine, StrategyState, StrategyStats, Unavailable};
+use quiver_strategy::{DropReason, GuardDrop};
 use quiver_telemetry::{Histogram, StrategyStatus, Telemetry};
 
 use crate::models::PoolRunner;
@@ -28,6 +28,7 @@ impl StatsSync {
         let n = engine.strategy_count();
         self.last.resize(n, StrategyStats::default());
         let mut rows = Vec::with_capacity(n);
+        let mut quarantined = 0u32;
         for strategy in engine.strategies() {
             let s = strategy.index();
             let stats = engine.strategy_stats(strategy);
@@ -37,13 +38,33 @@ impl StatsSync {
                     .dropped_by(*reason)
                     .inc_by(stats.dropped[i].saturating_sub(last.dropped[i]));
             }
-            if let Some(c) = metrics
-                .type_of
-                .get(s)
-                .and_then(|&t| metrics.panics_by_type.get(t))
-            {
-                c.inc_by(stats.panics.saturating_sub(last.panics));
+            for (i, reason) in GuardDrop::ALL.iter().enumerate() {
+                metrics
+                    .held_back(*reason)
+                    .inc_by(stats.held_back[i].saturating_sub(last.held_back[i]));
             }
+            let invalid = |s: &StrategyStats| {
+                s.failures
+                    .saturating_sub(s.panics)
+                    .saturating_sub(s.over_budget)
+            };
+            if let Some(&t) = metrics.type_of.get(s) {
+                let by_category = [
+                    (&metrics.panics_by_type, stats.panics, last.panics),
+                    (&metrics.invalid_by_type, invalid(stats), invalid(last)),
+                    (
+                        &metrics.over_budget_by_type,
+                        stats.over_budget,
+                        last.over_budget,
+                    ),
+                ];
+                for (counters, now, then) in by_category {
+                    if let Some(c) = counters.get(t) {
+                        c.inc_by(now.saturating_sub(then));
+                    }
+                }
+            }
+            metrics.shed.inc_by(stats.shed.saturating_sub(last.shed));
             if !metrics.ml_drops.is_empty() {
                 let counts = ml_drop_counts(stats);
                 let before = ml_drop_counts(last);
@@ -51,7 +72,9 @@ impl StatsSync {
                     counter.inc_by(now.saturating_sub(then));
                 }
             }
-            let state = engine.strategy_state(strategy).as_str();
+            let state = engine.strategy_state(strategy);
+            quarantined += u32::from(state == StrategyState::Quarantined);
+            let state = state.as_str();
             metrics.set_state(s, state);
             rows.push(StrategyStatus {
                 id: engine.strategy_id(strategy).to_owned(),
@@ -83,6 +106,7 @@ impl StatsSync {
         metrics
             .feature_cache_hit_ratio
             .set(feature_cache_hit_ratio(engine));
+        metrics.quarantined.set(f64::from(quarantined));
         telemetry.status.set_strategies(rows);
     }
 }
