@@ -544,16 +544,25 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// Lines of a tick file as its readers count them: `\n` ends a line. The last
-/// line may be empty (an error at the end of the input is reported there).
+/// Lines of a tick file as its readers count them: `\n` ends a line, and a
+/// final line break starts no further line.
 fn physical_lines(data: &[u8]) -> u64 {
-    data.iter().filter(|&&b| b == b'\n').count() as u64 + 1
+    let breaks = data.iter().filter(|&&b| b == b'\n').count() as u64;
+    let tail = data.last().is_some_and(|&b| b != b'\n');
+    (breaks + u64::from(tail)).max(1)
 }
 
-/// An upper bound on the lines of YAML or TOML text, where `\r` alone also
-/// breaks a line.
+/// Lines of YAML or TOML text: `\n`, `\r\n` and `\r` end a line (for TOML,
+/// where `\r` alone is invalid, an upper bound).
 fn text_lines(data: &[u8]) -> u64 {
-    data.iter().filter(|&&b| b == b'\n' || b == b'\r').count() as u64 + 1
+    let mut breaks = 0;
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\n' || (b == b'\r' && data.get(i + 1) != Some(&b'\n')) {
+            breaks += 1;
+        }
+    }
+    let tail = data.last().is_some_and(|&b| b != b'\n' && b != b'\r');
+    (breaks + u64::from(tail)).max(1)
 }
 
 fn in_file(line: u64, lines: u64, what: &str) {
@@ -644,6 +653,22 @@ mod tests {
             ..tick
         };
         assert!(std::panic::catch_unwind(|| check_tick(&price, true)).is_err());
+    }
+
+    #[test]
+    fn line_counts() {
+        for (data, csv, text) in [
+            (&b""[..], 1, 1),
+            (b"a", 1, 1),
+            (b"a\n", 1, 1),
+            (b"a\nb", 2, 2),
+            (b"a\r\nb\r\n", 2, 2),
+            (b"a\rb", 1, 2),
+            (b"\n\n", 2, 2),
+        ] {
+            assert_eq!(physical_lines(data), csv, "{data:?}");
+            assert_eq!(text_lines(data), text, "{data:?}");
+        }
     }
 
     #[test]
