@@ -95,7 +95,7 @@ impl Source {
     /// assumed away.
     pub fn documents(&self) -> Result<Vec<Node<'_>>, SyntaxError> {
         MarkedYaml::load_from_str(&self.prepared.text)
-            .map_err(|e| syntax_error(&self.file, unmarked_position(&e)))
+            .map_err(|e| syntax_error(&self.file, unmarked_position(&e, &self.prepared.text)))
     }
 
     /// A reader for this text's nodes.

@@ -35,8 +35,8 @@ pub(super) struct Position {
 }
 
 /// The position of a loader error in text that had no marks inserted.
-pub(super) fn unmarked_position(error: &ScanError) -> Position {
-    original_position(error, &[])
+pub(super) fn unmarked_position(error: &ScanError, text: &str) -> Position {
+    original_position(error, &[], text)
 }
 
 /// Where a mark was inserted: line, and char index in the current text.
@@ -82,7 +82,7 @@ pub(super) fn prepare(text: &str) -> Result<Prepared, Position> {
                     index,
                 });
             }
-            None => return Err(original_position(&error, &insertions)),
+            None => return Err(original_position(&error, &insertions, &current)),
         }
     }
 }
@@ -194,18 +194,52 @@ fn insert_mark(text: &mut String, error: &ScanError, mark: char) -> Option<usize
     Some(at)
 }
 
-/// The error's position in the original text: line as is, column less the marks
-/// inserted before it on its line.
-fn original_position(error: &ScanError, insertions: &[Insertion]) -> Position {
+/// The error's position in the original text (`text` is the current one, with
+/// `insertions`): line as is, column less the marks inserted before it on its
+/// line. The loader puts an error at the end of the input on the line after
+/// the last one (as if a line break followed it), a line the file does not
+/// have; such an error is placed just after the last line's text instead.
+fn original_position(error: &ScanError, insertions: &[Insertion], text: &str) -> Position {
     let marker = error.marker();
+    let (last, last_len) = last_line(text);
+    let (line, col, index) = if marker.line() > last {
+        (last, last_len, usize::MAX)
+    } else {
+        (marker.line().max(1), marker.col(), marker.index())
+    };
     let shift = insertions
         .iter()
-        .filter(|i| i.line == marker.line() && i.index < marker.index())
+        .filter(|i| i.line == line && i.index < index)
         .count();
     Position {
-        line: marker.line().max(1),
-        col: marker.col().saturating_sub(shift) + 1,
+        line,
+        col: col.saturating_sub(shift) + 1,
         message: error.info().to_owned(),
+    }
+}
+
+/// The number of the last line of `text` and its length in chars. Lines end
+/// at `\n`, `\r\n` or `\r`, as in YAML; a break that ends the text starts
+/// no further line.
+fn last_line(text: &str) -> (usize, usize) {
+    let (mut line, mut len, mut previous) = (1, 0, 0);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\n' || c == '\r' {
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            line += 1;
+            previous = len;
+            len = 0;
+        } else {
+            len += 1;
+        }
+    }
+    if len > 0 || line == 1 {
+        (line, len)
+    } else {
+        (line - 1, previous)
     }
 }
 
@@ -252,6 +286,27 @@ mod tests {
                 Some('\u{E001}')
             ))
         );
+    }
+
+    #[test]
+    fn errors_at_the_end_are_on_the_last_line() {
+        for (text, at) in [
+            ("a: 1\nb", "error 2:2: "),
+            ("a: 1\nb\n", "error 2:2: "),
+            ("a: 1\r\nb\r\n", "error 2:2: "),
+            ("a: [1,\n  2\n", "error 2:4: "),
+            ("quiver: [\n", "error 1:10: "),
+            // After a renamed duplicate.
+            ("a: 1\na: 1\nb", "error 3:2: "),
+        ] {
+            let error = renamed(text);
+            assert!(error.starts_with(at), "{text:?}: {error}");
+        }
+        assert_eq!(last_line(""), (1, 0));
+        assert_eq!(last_line("ab"), (1, 2));
+        assert_eq!(last_line("ab\r\n"), (1, 2));
+        assert_eq!(last_line("a\rbc\r"), (2, 2));
+        assert_eq!(last_line("a\n\n"), (2, 0));
     }
 
     #[test]

@@ -224,6 +224,35 @@ fn later_layers_override_and_fix_earlier_ones() {
     );
 }
 
+/// An unexpected end is reported after the last line's text, not on the line
+/// after the last, which the file does not have.
+#[test]
+fn syntax_errors_at_the_end_name_the_last_line() {
+    for (name, text, at) in [
+        (
+            "s.toml",
+            "[quiver]\nsource = [\n",
+            ":2:11: TOML syntax error: ",
+        ),
+        (
+            "s.toml",
+            "[quiver]\r\nsource = [\r\n",
+            ":2:11: TOML syntax error: ",
+        ),
+        ("s.yaml", "quiver: [\n", ":1:10: YAML syntax error: "),
+        ("s.yaml", "quiver:\n  a: 1\nb", ":3:2: YAML syntax error: "),
+    ] {
+        let (_dir, path) = file(name, text);
+        let err = Settings::load(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("{}{at}", path.display())),
+            "{text:?}: {err}"
+        );
+    }
+}
+
 #[test]
 fn unreadable_files_stop_at_the_one_error() {
     let (_dir, path) = file("s.yaml", "quiver: [\n");

@@ -18,7 +18,7 @@ pub(super) struct TomlSyntax {
 pub(super) fn load(text: &str) -> Result<Node<'static>, TomlSyntax> {
     let lines = Lines::new(text);
     let table = DeTable::parse(text).map_err(|e| {
-        let (line, col) = lines.locate(e.span().map_or(0, |span| span.start));
+        let (line, col) = lines.locate_error(e.span().map_or(0, |span| span.start));
         TomlSyntax {
             line,
             col: col + 1,
@@ -53,6 +53,23 @@ impl<'t> Lines<'t> {
             .get(start..offset)
             .map_or(0, |before| before.chars().count());
         (line, col)
+    }
+
+    /// [`Lines::locate`] for an error. An error at the end of a text that ends
+    /// with a line break (an unexpected end) would be on the line after the
+    /// last, which the file does not have: it is put after the last line's
+    /// text instead.
+    fn locate_error(&self, offset: usize) -> (usize, usize) {
+        let (line, col) = self.locate(offset);
+        let end = self.text.len();
+        if line < 2 || offset < end || self.starts.last() != Some(&end) {
+            return (line, col);
+        }
+        let last = self
+            .text
+            .get(self.starts[line - 2]..end - 1)
+            .map_or(0, |text| text.trim_end_matches('\r').chars().count());
+        (line - 1, last)
     }
 
     fn node(&self, data: YamlData<'static, Node<'static>>, offset: usize) -> Node<'static> {
