@@ -33,7 +33,7 @@ use std::sync::{Arc, OnceLock};
 use quiver_config::{Config, ConfigError, ModelsSource};
 use quiver_core::{Price, Tick};
 use quiver_infer::{OutputSpec, Registry, RegistryError};
-use quiver_io::redis::parse_tick_fields;
+use quiver_io::redis::{parse_tick_fields, EntryError};
 use quiver_io::{TickFormat, TickReader};
 use quiver_runtime::settings::{Origin, Settings, SettingsError};
 use redis::Value;
@@ -55,10 +55,8 @@ pub const TARGETS: &[(&str, Target)] = &[
 ];
 
 /// Whether the bus codec is held to the file readers' rule that a `bid` or
-/// `ask`, when present, is > 0. It does not refuse such quotes yet (that fix
-/// is under way separately); until it does, a bus entry with a quote <= 0 is
-/// not counted against the codec. Set to `true` once it refuses them.
-pub const BUS_REFUSES_BAD_QUOTES: bool = false;
+/// `ask`, when present, is > 0 (it is: one validator serves both).
+pub const BUS_REFUSES_BAD_QUOTES: bool = true;
 
 /// How tick files are named in messages.
 pub const CSV_NAME: &str = "fuzz.csv";
@@ -83,6 +81,9 @@ pub const BUS_ENTRY_REASONS: &[&str] = &[
     "odd number of field names and values",
     "a field name or value is not a string",
 ];
+
+/// The dead-letter categories a refused entry may have.
+pub const BUS_CATEGORIES: &[&str] = &["malformed_tick", "oversized_entry", "out_of_order_tick"];
 
 // ---------------------------------------------------------------------------
 // Tick files
@@ -274,14 +275,29 @@ pub fn bus_entry(data: &[u8]) {
                 ticks_agree(&[tick]);
             }
         }
-        Err(reason) => {
+        Err(error) => {
+            let reason = error.to_string();
+            let category = error.category();
+            assert!(
+                BUS_CATEGORIES.contains(&category),
+                "unknown dead-letter category {category:?} for {reason:?}"
+            );
             let by_field = BUS_FIELDS
                 .iter()
                 .any(|field| reason.starts_with(&format!("{field}: ")));
-            assert!(
-                by_field || BUS_ENTRY_REASONS.contains(&reason.as_str()),
-                "the reason names no field: {reason:?}"
-            );
+            let named = match &error {
+                // A field's verdict names the field, as a file row's does.
+                EntryError::Field(kind) => {
+                    kind.field().is_some() && (by_field || reason.contains("field \""))
+                }
+                EntryError::OddFields | EntryError::NotText => {
+                    BUS_ENTRY_REASONS.contains(&reason.as_str())
+                }
+                EntryError::BadSeq { .. } | EntryError::LongCorrelationId { .. } => by_field,
+                EntryError::Oversized { .. } => reason.contains("-byte limit of an entry"),
+                _ => false,
+            };
+            assert!(named, "the reason names no field: {reason:?}");
         }
     }
 }
