@@ -19,7 +19,7 @@ use quiver_strategy::{
 };
 
 /// Fields of a row, in the order the "expected ..." hint lists them.
-const ROW_FIELDS: [&str; 7] = [
+const ROW_FIELDS: [&str; 10] = [
     "id",
     "strategy_type",
     "parameters",
@@ -27,6 +27,9 @@ const ROW_FIELDS: [&str; 7] = [
     "instruments",
     "enabled",
     "validator",
+    "validators",
+    "priority",
+    "budget_us_per_tick",
 ];
 /// Fields of a hybrid's `rules` / `ml` part.
 const PART_FIELDS: [&str; 2] = ["strategy_type", "parameters"];
@@ -172,7 +175,7 @@ impl Checker {
             None => base,
         };
 
-        let [id, strategy_type, parameters, brokers, instruments, enabled, validator] =
+        let [id, strategy_type, parameters, brokers, instruments, enabled, validator, validators, priority, budget] =
             self.yaml.fields(map, &label, &ROW_FIELDS);
 
         let id = self
@@ -218,9 +221,34 @@ impl Checker {
             Some(node) => self.validator(node, &child(&label, "validator")),
         };
 
+        let guards = match validators {
+            None => Some(quiver_strategy::GuardSpec::default()),
+            Some(node) => {
+                crate::hygiene::validators(&mut self.yaml, node, &child(&label, "validators"))
+            }
+        };
+        let priority = match priority {
+            None => Some(quiver_strategy::Priority::default()),
+            Some(node) => {
+                crate::hygiene::priority(&mut self.yaml, node, &child(&label, "priority"))
+            }
+        };
+        let budget_ns = match budget {
+            None => Some(None),
+            Some(node) => crate::hygiene::budget_ns(
+                &mut self.yaml,
+                node,
+                &child(&label, "budget_us_per_tick"),
+            )
+            .map(Some),
+        };
+
         let (Some(id), Some(spec), Some(brokers), Some(instruments), Some(enabled), true) =
             (id, spec, brokers, instruments, enabled, known_validator)
         else {
+            return None;
+        };
+        let (Some(guards), Some(priority), Some(budget_ns)) = (guards, priority, budget_ns) else {
             return None;
         };
         Some(StrategyRow {
@@ -232,6 +260,11 @@ impl Checker {
             validator: StandardValidator {
                 min_confidence: validator_values.float(&quiver_strategy::params::MIN_CONFIDENCE),
                 max_quantity: validator_values.quantity(&quiver_strategy::params::MAX_QUANTITY),
+            },
+            guards,
+            schedule: quiver_strategy::Schedule {
+                priority,
+                budget_ns,
             },
             line: row_at.line,
             models: std::mem::take(&mut self.model_refs),

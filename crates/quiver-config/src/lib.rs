@@ -69,6 +69,7 @@
 
 mod check;
 pub mod files;
+mod hygiene;
 pub mod yaml;
 
 use std::collections::BTreeSet;
@@ -147,6 +148,10 @@ pub struct StrategyRow {
     /// cannot turn a loadable file into a broken one.
     pub enabled: bool,
     pub validator: StandardValidator,
+    /// `validators:`: what a signal passes after the standard validator.
+    pub guards: quiver_strategy::GuardSpec,
+    /// `priority:` and `budget_us_per_tick:`.
+    pub schedule: quiver_strategy::Schedule,
     /// Line where the row starts, for messages about the row at run time.
     pub line: usize,
     /// Registry models the row's strategy uses (a hybrid's ML part included).

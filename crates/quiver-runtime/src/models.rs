@@ -148,8 +148,8 @@ impl Models {
                     instruments: row.instruments.clone(),
                     brokers: row.brokers.clone(),
                     validator: row.validator,
-                    guards: quiver_strategy::GuardSpec::default(),
-                    schedule: quiver_engine::Schedule::default(),
+                    guards: row.guards,
+                    schedule: row.schedule,
                 })
             })
             .collect()

@@ -18,6 +18,7 @@ pub mod hygiene;
 pub mod ml;
 pub mod params;
 pub mod rules;
+pub mod schedule;
 pub mod spec;
 pub mod validator;
 
@@ -31,6 +32,7 @@ pub use ml::{
     Prediction, Step,
 };
 pub use params::{ParamDef, ParamKind, ParamValue, ParamValues};
+pub use schedule::{Priority, Schedule};
 pub use spec::{BuildError, MlSpec, RulesType, StrategySpec, StrategyType};
 pub use validator::{DropReason, StandardValidator};
 

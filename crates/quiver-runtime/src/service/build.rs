@@ -145,8 +145,8 @@ impl Service {
                 instruments: row.instruments,
                 brokers: row.brokers,
                 validator: row.validator,
-                guards: quiver_strategy::GuardSpec::default(),
-                schedule: quiver_engine::Schedule::default(),
+                guards: row.guards,
+                schedule: row.schedule,
             })
             .collect();
         let budgeted = entries.iter().any(|e| e.schedule.budget_ns.is_some());
