@@ -260,7 +260,7 @@ fn unknown_row_field() {
             &["    instruments: [256265]", "    foo: 1"]
         )),
         [
-            r#"strategies.yaml:8: strategies[0] (id "mom-1").foo: unknown field "foo" (expected id, strategy_type, parameters, brokers, instruments, enabled, validator)"#
+            r#"strategies.yaml:8: strategies[0] (id "mom-1").foo: unknown field "foo" (expected id, strategy_type, parameters, brokers, instruments, enabled, validator, validators, priority, budget_us_per_tick)"#
         ]
     );
 }
@@ -803,7 +803,7 @@ fn every_error_comes_back_together_in_document_order() {
             at(
                 18,
                 r#"strategies[2] (id "x").colour"#,
-                r#"unknown field "colour" (expected id, strategy_type, parameters, brokers, instruments, enabled, validator)"#
+                r#"unknown field "colour" (expected id, strategy_type, parameters, brokers, instruments, enabled, validator, validators, priority, budget_us_per_tick)"#
             ),
         ]
     );
