@@ -2,16 +2,17 @@
 //! each file matches its checksum, and whether each model loads and runs on
 //! this machine's backend.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use quiver_infer::{
-    sha256_hex, BackendChoice, Loader, ModelGraph, ModelSpec, OutputSpec, Registry,
+    sha256_hex, BackendChoice, Loader, ModelGraph, ModelSpec, OutputSpec, Predictor, Registry,
 };
 
 use crate::edge::{invalid, Outcome, EXIT_INVALID_INPUT};
-use crate::pipeline::BackendArg;
+use crate::pipeline::{BackendArg, DEFAULT_DEADLINE_MS, MAX_DEADLINE_MS};
 
 #[derive(Args)]
 pub struct ModelsArgs {
@@ -26,6 +27,10 @@ pub struct ModelsArgs {
     /// libonnxruntime.so to load (default: $ORT_DYLIB_PATH; scripts/fetch_onnxruntime.sh fetches it).
     #[arg(long, global = true)]
     ort_dylib: Option<PathBuf>,
+    /// Deadline of each model call, in milliseconds, for models whose registry entry sets no
+    /// deadline_ms; a model over it fails verification.
+    #[arg(long, global = true, default_value_t = DEFAULT_DEADLINE_MS, value_parser = clap::value_parser!(u64).range(1..=MAX_DEADLINE_MS))]
+    inference_deadline_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -49,7 +54,11 @@ pub fn run(args: &ModelsArgs) -> Outcome {
             list(&registry);
             Ok(ExitCode::SUCCESS)
         }
-        ModelsAction::Verify => Ok(verify(&registry, choice, args.ort_dylib.as_deref())),
+        ModelsAction::Verify => {
+            let loader = Loader::new(choice, args.ort_dylib.as_deref())
+                .with_deadline(Duration::from_millis(args.inference_deadline_ms));
+            Ok(verify(&registry, &loader))
+        }
         ModelsAction::Info { name } => info(&registry, name.as_deref()),
     }
 }
@@ -95,8 +104,9 @@ fn list(registry: &Registry) {
     }
 }
 
-fn verify(registry: &Registry, choice: BackendChoice, ort_dylib: Option<&Path>) -> ExitCode {
-    let loader = Loader::new(choice, ort_dylib);
+/// Loads and runs every active model once, each call held to its deadline:
+/// a model that would hang a run fails here, named, instead of hanging.
+fn verify(registry: &Registry, loader: &Loader) -> ExitCode {
     match (
         loader.backend(),
         loader.ort_dylib(),
@@ -145,14 +155,13 @@ fn verify(registry: &Registry, choice: BackendChoice, ort_dylib: Option<&Path>) 
     }
 }
 
-/// Runs one row of zeros and reads the outputs as the engine would: a model
-/// whose outputs the engine would ignore (not finite, probabilities outside
-/// [0, 1] or not summing to 1) is not usable.
+/// Runs one row of zeros, within the model's deadline, and reads the outputs
+/// as the engine would: a model whose outputs the engine would ignore (not
+/// finite, probabilities outside [0, 1] or not summing to 1) is not usable.
 fn usable_outputs(spec: &ModelSpec, model: &quiver_infer::LoadedModel) -> Result<(), String> {
-    let predictor = model.predictor();
-    let mut out = vec![0.0f32; predictor.n_outputs()];
-    predictor
-        .predict(&vec![0.0f32; predictor.n_features()], &mut out)
+    let mut out = vec![0.0f32; model.n_outputs()];
+    model
+        .predict(&vec![0.0f32; model.n_features()], &mut out)
         .map_err(|err| format!("inference failed: {err}"))?;
     let output = quiver_runtime::models::model_info(spec).output;
     output
@@ -187,6 +196,12 @@ fn info(registry: &Registry, name: Option<&str>) -> Outcome {
         println!("  active:     {}", spec.active);
         if let Some(regime) = &spec.regime {
             println!("  regime:     {regime}");
+        }
+        if let Some(deadline) = spec.deadline {
+            println!(
+                "  deadline:   {} per call",
+                quiver_infer::deadline::millis(deadline)
+            );
         }
         println!(
             "  file:       {} ({} bytes)",

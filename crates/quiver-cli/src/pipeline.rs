@@ -53,7 +53,16 @@ pub struct ModelArgs {
     /// Signals are identical across --batch-size values only at the same --call-rows.
     #[arg(long, default_value_t = CALL_ROWS as u64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub call_rows: u64,
+    /// Deadline of every model call, in milliseconds, for models whose registry entry sets no
+    /// deadline_ms. A model over it is out of service for the rest of the run.
+    #[arg(long, default_value_t = DEFAULT_DEADLINE_MS, value_parser = clap::value_parser!(u64).range(1..=MAX_DEADLINE_MS))]
+    pub inference_deadline_ms: u64,
 }
+
+/// [`quiver_infer::DEFAULT_DEADLINE`] in milliseconds.
+pub const DEFAULT_DEADLINE_MS: u64 = quiver_infer::DEFAULT_DEADLINE.as_millis() as u64;
+/// [`quiver_infer::MAX_DEADLINE`] in milliseconds.
+pub const MAX_DEADLINE_MS: u64 = quiver_infer::MAX_DEADLINE.as_millis() as u64;
 
 impl ModelArgs {
     pub fn options(&self) -> ReplayOptions {
@@ -62,6 +71,7 @@ impl ModelArgs {
             backend: self.backend.into(),
             batch_size: usize::try_from(self.batch_size).unwrap_or(usize::MAX),
             call_rows: usize::try_from(self.call_rows).unwrap_or(CALL_ROWS),
+            deadline: std::time::Duration::from_millis(self.inference_deadline_ms),
         }
     }
 }

@@ -68,10 +68,11 @@ pub fn run(args: &RunArgs) -> Outcome {
         .map_err(|err| invalid(format!("error: {err}")))?;
     let config = quiver_config::load_config(&args.config).map_err(invalid)?;
     eprintln!("quiver run: {}", config.summary());
-    let options = settings
+    let mut options = settings
         .quiver
         .store_options()
         .map_err(|err| invalid(format!("error: {err}")))?;
+    options.deadline = Some(settings.strategy.inference_deadline());
     let registry =
         (!settings.quiver.models.is_empty()).then(|| PathBuf::from(&settings.quiver.models));
     let models =

@@ -12,6 +12,7 @@ pub struct Summary<'a> {
     title: &'a str,
     engine: &'a Engine,
     backend: Option<quiver_infer::Backend>,
+    out_of_service: Vec<(String, quiver_infer::InferError)>,
     run: &'a ReplayRun,
 }
 
@@ -21,6 +22,7 @@ impl<'a> Summary<'a> {
             title,
             engine: replay.engine(),
             backend: replay.backend(),
+            out_of_service: replay.out_of_service(),
             run,
         }
     }
@@ -145,6 +147,9 @@ impl fmt::Display for Summary<'_> {
                     format!(", no result: {}", unavailable.join(", "))
                 }
             )?;
+        }
+        for (_, fault) in &self.out_of_service {
+            writeln!(f, "  model out of service   {fault}")?;
         }
         let (mean_fill, min_fill) = self.engine.ring_utilization();
         writeln!(

@@ -1025,6 +1025,101 @@ fn a_model_updated_on_disk_is_swapped_in_while_the_service_runs() {
     assert!(all[first..].iter().all(|v| v == "2.0.0"));
 }
 
+/// A model whose call never ends (a `Loop` of ~10^12 iterations on real
+/// features, models/testdata/loop_on_input.onnx) is stopped at its deadline
+/// on ONNX Runtime, taken out of service, counted and named; the other
+/// strategy keeps signalling, and SIGTERM still drains.
+#[test]
+fn a_model_over_its_deadline_is_taken_out_of_service_and_the_service_goes_on() {
+    match std::env::var_os("ORT_DYLIB_PATH") {
+        Some(path) if Path::new(&path).is_file() => {}
+        _ if std::env::var("QUIVER_REQUIRE_ORT").as_deref() == Ok("1") => {
+            panic!("QUIVER_REQUIRE_ORT=1 but ORT_DYLIB_PATH does not name libonnxruntime.so")
+        }
+        _ => {
+            eprintln!("SKIPPED: ORT_DYLIB_PATH is not set (tract refuses Loop at load)");
+            return;
+        }
+    }
+    let dir = tempdir();
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    for (from, to) in [
+        ("ml_momentum_mlp.onnx", "mlp.onnx"),
+        ("testdata/loop_on_input.onnx", "loop.onnx"),
+    ] {
+        std::fs::copy(models.join(from), dir.path().join(to)).expect("copying a model");
+    }
+    let registry = dir.path().join("registry.yaml");
+    write(
+        &registry,
+        "models:
+  - name: mlp
+    path: mlp.onnx
+    sha256: \"2829f2fd0d6a3ec231593376bc10396960842d8ed7e839d412e1b9ebe3d63f40\"\n    version: \"1\"\n    framework: sklearn\n    input: {features: 9, dtype: f32}\n    output: {kind: classifier, classes: [-1, 0, 1]}\n  - name: loop_on_input\n    path: loop.onnx\n    sha256: \"995f84e9dfbb8cbeafb44c3c4f74c4e507a06dd97ff123c2ade69fb4c9137a1a\"\n    version: \"1\"\n    framework: onnx\n    input: {features: 9, dtype: f32}\n    output: {kind: regressor, threshold: 2.0}\n    deadline_ms: 300\n",
+    );
+    let config = dir.path().join("strategies.yaml");
+    write(
+        &config,
+        "models: registry.yaml\nstrategies:\n  - id: ml\n    strategy_type: ml_momentum\n    parameters: {model: mlp, confidence_threshold: 0.34}\n    brokers: [paper]\n    instruments: [1001, 1002, 1003, 1004, 1005]\n  - id: loop\n    strategy_type: ml_momentum\n    parameters: {model: loop_on_input}\n    brokers: [paper]\n    instruments: [1001, 1002, 1003, 1004, 1005]\n",
+    );
+    let out = dir.path().join("signals.jsonl");
+    let live = Live::start(
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--source",
+            "synthetic",
+            "--sink",
+            &format!("jsonl:{}", out.display()),
+        ],
+        &[
+            ("QUIVER__SYNTHETIC__RATE".to_owned(), "5000".to_owned()),
+            ("QUIVER__SYNTHETIC__INSTRUMENTS".to_owned(), "5".to_owned()),
+            ("QUIVER__ML_BACKEND".to_owned(), "onnxruntime".to_owned()),
+        ],
+        Stdio::null(),
+        true,
+    );
+    let counted = "model_deadline_exceeded_total{model=\"loop_on_input\"}";
+    wait_until(
+        Duration::from_secs(60),
+        "the deadline to be counted",
+        || sample(&live.get("/metrics").1, counted).is_some_and(|n| n >= 1.0),
+    );
+    let signals = || read_text(&out).lines().count();
+    let seen = signals();
+    wait_until(
+        Duration::from_secs(60),
+        "signals after the model was retired",
+        || signals() > seen + 20,
+    );
+    // Later requests are answered out of service (counters are synced
+    // periodically, so wait for them).
+    wait_until(Duration::from_secs(60), "model_unavailable drops", || {
+        sample(
+            &live.get("/metrics").1,
+            "strategy_drops_total{reason=\"model_unavailable\"}",
+        )
+        .is_some_and(|n| n > 0.0)
+    });
+    let (_, exposition) = live.get("/metrics");
+    assert_eq!(sample(&exposition, counted), Some(1.0), "counted once");
+    assert_eq!(
+        sample(&exposition, "model_deadline_exceeded_total{model=\"mlp\"}"),
+        Some(0.0)
+    );
+    promtool_check(&exposition);
+    let stderr = live.terminate();
+    assert!(
+        stderr.contains(
+            "model taken out of service: model loop_on_input: onnxruntime inference exceeded its deadline of 300 ms (stopped after "
+        ),
+        "{stderr}"
+    );
+    let text = read_text(&out);
+    assert!(text.lines().all(|l| l.contains("\"strategy_id\":\"ml\"")));
+}
+
 /// An operator's terminal or log collector may go away before the service
 /// does: with its stderr closed, SIGTERM still drains and exits 0.
 #[test]

@@ -1,7 +1,9 @@
 //! ML strategies end to end on the shipped ONNX models: byte-identical
 //! signals whatever the batch size on each backend, model tags on signals,
-//! a refused model taking only its own strategies out of service, and model
-//! references checked with file and line.
+//! a refused model taking only its own strategies out of service, a model
+//! over its inference deadline failing `models verify` and taken out of
+//! service in replay instead of hanging either, and model references checked
+//! with file and line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step fails the test
 
@@ -9,8 +11,12 @@ mod support;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use support::{get_object, get_str, golden, parse_object, quiver, read, read_text, tempdir, write};
+use support::{
+    get_object, get_str, golden, parse_object, quiver, quiver_within, read, read_text, tempdir,
+    write,
+};
 
 fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
@@ -248,4 +254,205 @@ fn an_inline_models_section_is_a_registry() {
     assert!(text
         .lines()
         .all(|l| l.contains("\"model\":\"mlp\",\"model_version\":\"7\"")));
+}
+
+/// How long a run that could hang may take: a debug build replaying the
+/// golden ticks on a busy machine, plus the deadlines it waits out. A hung
+/// run would take hours (10^12 loop iterations).
+const BOUND: Duration = Duration::from_secs(180);
+
+/// models/testdata: valid models whose inference never ends on its own
+/// (scripts/gen_deadline_models.py).
+fn hostile_dir() -> PathBuf {
+    models_dir().join("testdata")
+}
+
+#[test]
+fn models_verify_fails_a_model_over_its_deadline_instead_of_hanging() {
+    let registry = hostile_dir().join("registry.yaml");
+    for backend in backends() {
+        let verify = |extra: &[&str]| {
+            let mut args: Vec<OsString> = vec![
+                "models".into(),
+                "verify".into(),
+                "--registry".into(),
+                registry.clone().into(),
+                "--backend".into(),
+                backend.into(),
+            ];
+            args.extend(extra.iter().map(OsString::from));
+            quiver_within(BOUND, args)
+        };
+        let run = verify(&[]);
+        run.expect_code(2);
+        let out = run.stdout_text();
+        if backend == "tract" {
+            for name in ["loop_forever", "loop_on_input"] {
+                assert!(
+                    out.contains(&format!(
+                        "FAIL  model {name}: operator Loop is not supported by tract"
+                    )),
+                    "{out}"
+                );
+            }
+            assert!(out.contains("0 of 2 active models verified"), "{out}");
+            continue;
+        }
+        // The warm-up of loop_forever is stopped at the default deadline;
+        // loop_on_input runs no iteration on zeros and passes.
+        assert!(
+            out.contains(
+                "FAIL  model loop_forever: onnxruntime warm-up inference exceeded its deadline of 1000 ms (stopped after "
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("ok    loop_on_input 1 on onnxruntime"),
+            "{out}"
+        );
+        assert!(out.contains("1 of 2 active models verified"), "{out}");
+        let run = verify(&["--inference-deadline-ms", "150"]);
+        run.expect_code(2);
+        assert!(
+            run.stdout_text().contains(
+                "loop_forever: onnxruntime warm-up inference exceeded its deadline of 150 ms"
+            ),
+            "{}",
+            run.stdout_text()
+        );
+    }
+    // The registry's deadline_ms wins over the flag.
+    if backends().contains(&"onnxruntime") {
+        let dir = tempdir();
+        for file in ["loop_forever.onnx", "loop_on_input.onnx"] {
+            std::fs::copy(hostile_dir().join(file), dir.path().join(file)).unwrap();
+        }
+        let copy = dir.path().join("registry.yaml");
+        write(
+            &copy,
+            read_text(&registry).replace(
+                "    path: loop_forever.onnx\n",
+                "    path: loop_forever.onnx\n    deadline_ms: 120\n",
+            ),
+        );
+        let run = quiver_within(
+            BOUND,
+            [
+                "models".as_ref(),
+                "verify".as_ref(),
+                "--registry".as_ref(),
+                copy.as_os_str(),
+                "--backend".as_ref(),
+                "onnxruntime".as_ref(),
+                "--inference-deadline-ms".as_ref(),
+                "5000".as_ref(),
+            ],
+        );
+        run.expect_code(2);
+        assert!(
+            run.stdout_text().contains(
+                "loop_forever: onnxruntime warm-up inference exceeded its deadline of 120 ms"
+            ),
+            "{}",
+            run.stdout_text()
+        );
+    }
+}
+
+#[test]
+fn a_model_over_its_deadline_in_replay_holds_only_its_strategies() {
+    let dir = tempdir();
+    std::fs::copy(
+        hostile_dir().join("loop_on_input.onnx"),
+        dir.path().join("loop_on_input.onnx"),
+    )
+    .unwrap();
+    let hostile_entry = {
+        let text = read_text(&hostile_dir().join("registry.yaml"));
+        let start = text.find("  - name: loop_on_input").unwrap();
+        format!("{}    deadline_ms: 250\n", &text[start..])
+    };
+    let registry = registry_copy(dir.path(), |text| format!("{text}{hostile_entry}"));
+    let features = "[sma(5), sma(20), rsi(14), volatility(10), momentum(5), momentum(20), returns_std(20), returns_skew(20), price]";
+    let config = dir.path().join("strategies.yaml");
+    write(
+        &config,
+        read_text(&golden("ml_strategies.yaml")).replace(
+            "models: ../../../../models/registry.yaml",
+            "models: registry.yaml",
+        ) + &format!(
+            "\n  - id: ml-loop\n    strategy_type: ml\n    parameters:\n      model: loop_on_input\n      features: {features}\n    brokers: [paper]\n    instruments: [1001, 1002, 1003, 1004]\n"
+        ),
+    );
+    let registry_arg = registry.to_str().unwrap().to_owned();
+    for backend in backends() {
+        let healthy = dir.path().join(format!("healthy-{backend}.jsonl"));
+        replay_ml(
+            &golden("ml_strategies.yaml"),
+            backend,
+            "64",
+            &healthy,
+            &["--models", &registry_arg],
+        )
+        .expect_code(0);
+        let broken = dir.path().join(format!("broken-{backend}.jsonl"));
+        let args: Vec<OsString> = vec![
+            "replay".into(),
+            "--config".into(),
+            config.clone().into(),
+            "--ticks".into(),
+            golden("ticks.csv").into(),
+            "--backend".into(),
+            backend.into(),
+            "--batch-size".into(),
+            "64".into(),
+            "--out".into(),
+            broken.clone().into(),
+        ];
+        let run = quiver_within(BOUND, args);
+        run.expect_code(0);
+        if backend == "tract" {
+            // tract refuses Loop at load: out of service from the start.
+            run.expect_stderr_contains(
+                "model loop_on_input: operator Loop is not supported by tract",
+            )
+            .expect_stderr_contains("no result: model_unavailable");
+        } else {
+            // Loaded (zeros run no iteration), stopped at its first real
+            // call, named in the log with its deadline and in the summary;
+            // every later request is answered out of service, not run.
+            let named = "model loop_on_input: onnxruntime inference exceeded its deadline of 250 ms (stopped after ";
+            run.expect_stderr_contains(&format!("model taken out of service: {named}"))
+                .expect_stderr_contains(&format!("model out of service   {named}"))
+                .expect_stderr_contains("no result: model_unavailable ");
+            let summary = run
+                .stderr
+                .lines()
+                .find(|l| l.contains("ML inference"))
+                .unwrap();
+            assert!(summary.contains(", inference_failed "), "{summary}");
+            assert_eq!(
+                run.stderr.matches("model taken out of service").count(),
+                1,
+                "one call over the deadline: {}",
+                run.stderr
+            );
+        }
+        let lines =
+            |path: &Path| -> Vec<String> { read_text(path).lines().map(str::to_owned).collect() };
+        let (healthy, broken) = (lines(&healthy), lines(&broken));
+        let of = |lines: &[String], id: &str| -> Vec<String> {
+            lines
+                .iter()
+                .filter(|l| get_str(&parse_object(l), "strategy_id") == id)
+                .cloned()
+                .collect()
+        };
+        assert!(of(&broken, "ml-loop").is_empty());
+        for id in ["mom", "ml-mlp", "ml-logreg-derived", "hybrid-mom"] {
+            let signals = of(&broken, id);
+            assert!(!signals.is_empty(), "{backend}: {id}");
+            assert_eq!(signals, of(&healthy, id), "{backend}: {id}");
+        }
+    }
 }

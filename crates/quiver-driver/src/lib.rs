@@ -188,6 +188,11 @@ impl<I: Inference> Driver<I> {
         &self.engine
     }
 
+    /// What runs the model requests.
+    pub fn inference(&self) -> &I {
+        &self.inference
+    }
+
     pub fn into_parts(self) -> (Engine, I) {
         (self.engine, self.inference)
     }

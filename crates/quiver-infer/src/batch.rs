@@ -283,12 +283,18 @@ impl MicroBatcher {
                 self.out.resize(call_rows * width_out, 0.0);
                 let started = Instant::now();
                 let outcome = model.predict(&self.rows, &mut self.out);
-                if let Some(handles) = handles {
-                    handles[index].stats().record_batch(
-                        chunk.len(),
-                        started.elapsed(),
-                        outcome.is_ok(),
-                    );
+                if let Some(handle) = handles.map(|h| &h[index]) {
+                    // Refused without running: not a call.
+                    if !matches!(outcome, Err(InferError::OutOfService { .. })) {
+                        handle.stats().record_batch(
+                            chunk.len(),
+                            started.elapsed(),
+                            outcome.is_ok(),
+                        );
+                    }
+                    if outcome.as_ref().is_err_and(InferError::is_deadline) {
+                        handle.retire(model);
+                    }
                 }
                 match outcome {
                     Ok(_) => {
@@ -297,6 +303,13 @@ impl MicroBatcher {
                                 results.data[start as usize..(start + len) as usize]
                                     .copy_from_slice(&self.out[k * width_out..(k + 1) * width_out]);
                             }
+                        }
+                    }
+                    // The same answer as for a model never loaded: the
+                    // strategy cannot tell a retired version from a refused one.
+                    Err(InferError::OutOfService { .. }) => {
+                        for &i in chunk {
+                            results.error(i as usize, RequestError::ModelUnavailable);
                         }
                     }
                     Err(err) => {

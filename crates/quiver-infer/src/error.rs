@@ -2,6 +2,9 @@
 //! operator) so an operator can act on it without reading code.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::deadline::millis;
 
 /// Why an inference call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -16,6 +19,57 @@ pub enum InferError {
         backend: &'static str,
         message: String,
     },
+    /// The backend stopped the call at its deadline (the watchdog raised
+    /// its terminate flag). [`crate::LoadedModel`] reports it as
+    /// [`InferError::DeadlineExceeded`].
+    #[error("model {model}: {backend} stopped the call at its deadline")]
+    Interrupted {
+        model: String,
+        backend: &'static str,
+    },
+    /// The call ran past its deadline; the model version is out of service.
+    #[error(
+        "model {model}: {backend} inference exceeded its deadline of {} ({}); \
+         the model is out of service",
+        millis(*.deadline),
+        overrun(*.interrupted, *.elapsed)
+    )]
+    DeadlineExceeded {
+        model: String,
+        backend: &'static str,
+        deadline: Duration,
+        /// From the call to its return (or its interruption).
+        elapsed: Duration,
+        /// The backend stopped the call (ONNX Runtime); otherwise it ran to
+        /// its end, late (tract cannot be interrupted).
+        interrupted: bool,
+    },
+    /// An earlier call of this model version exceeded its deadline; nothing
+    /// was run.
+    #[error(
+        "model {model}: out of service since a call exceeded its deadline of {}",
+        millis(*.deadline)
+    )]
+    OutOfService { model: String, deadline: Duration },
+}
+
+impl InferError {
+    /// Whether the model's version is out of service after this error.
+    pub fn is_deadline(&self) -> bool {
+        matches!(
+            self,
+            InferError::DeadlineExceeded { .. } | InferError::OutOfService { .. }
+        )
+    }
+}
+
+fn overrun(interrupted: bool, elapsed: Duration) -> String {
+    let ms = elapsed.as_secs_f64() * 1e3;
+    if interrupted {
+        format!("stopped after {ms:.1} ms")
+    } else {
+        format!("it returned after {ms:.1} ms: this backend cannot interrupt a call")
+    }
 }
 
 /// Why ONNX Runtime is not available to this process.
@@ -72,6 +126,20 @@ pub enum LoadError {
         model: String,
         backend: &'static str,
         message: String,
+    },
+    /// The warm-up call ran past the model's deadline.
+    #[error(
+        "model {model}: {backend} warm-up inference exceeded its deadline of {} ({}); \
+         refusing to load it",
+        millis(*.deadline),
+        overrun(*.interrupted, *.elapsed)
+    )]
+    WarmUpDeadline {
+        model: String,
+        backend: &'static str,
+        deadline: Duration,
+        elapsed: Duration,
+        interrupted: bool,
     },
     #[error("model {model}: the registry asks for ONNX Runtime, which is unavailable: {reason}")]
     OrtUnavailable {

@@ -18,12 +18,16 @@
 //! - [`MicroBatcher`]: one backend call per model per batch, results in
 //!   request order (replay). [`InferencePool`]: bounded queue + workers that
 //!   never block the caller (live).
+//! - [`deadline`]: every backend call has a deadline, in every mode; ONNX
+//!   Runtime calls past it are stopped by one watchdog thread, tract calls
+//!   are timed; a model over it is out of service until reloaded.
 //! - [`stats`]: counters for the metrics endpoint.
 //!
 //! Classes come from the argmax of the probabilities and the registry's
 //! class list ([`ModelSpec::class_of`]), never from a model's label output.
 
 pub mod batch;
+pub mod deadline;
 pub mod error;
 pub mod graph;
 pub mod model;
@@ -36,6 +40,7 @@ pub mod store;
 pub mod tract_backend;
 
 pub use batch::{BatchResults, MicroBatcher, RequestError};
+pub use deadline::{Interrupt, Watchdog, DEFAULT_DEADLINE, MAX_DEADLINE};
 pub use error::{InferError, LoadError, OrtUnavailable, RegistryError, RegistryIssue};
 pub use graph::{ModelGraph, TensorInfo};
 pub use model::{sha256_hex, LoadedModel, Loader};

@@ -2,12 +2,13 @@
 //! can refuse a model happens here, at load, never at the first tick.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{LoadError, OrtUnavailable};
+use crate::deadline::{call_within, DEFAULT_DEADLINE};
+use crate::error::{InferError, LoadError, OrtUnavailable};
 use crate::graph::{bare_operator, ElemType, ModelGraph, TRACT_REFUSED};
 use crate::ort_backend::OrtRuntime;
 use crate::predictor::{Backend, BackendChoice, Predictor};
@@ -39,6 +40,12 @@ pub struct LoadedModel {
     pub output: String,
     /// Read, verify, build and warm-up time (`model_load_seconds`).
     pub load_time: Duration,
+    /// Every call's deadline: the registry's `deadline_ms`, else the
+    /// loader's (see [`crate::deadline`]).
+    pub deadline: Duration,
+    /// The call that exceeded `deadline`, once one has: this version is out
+    /// of service for good.
+    overdue: OnceLock<InferError>,
     predictor: Box<dyn Predictor>,
 }
 
@@ -49,6 +56,7 @@ impl std::fmt::Debug for LoadedModel {
             .field("version", &self.spec.version)
             .field("backend", &self.backend)
             .field("load_time", &self.load_time)
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -81,9 +89,17 @@ impl LoadedModel {
             graph: ModelGraph::default(),
             output: String::new(),
             load_time: Duration::ZERO,
+            deadline: spec.deadline.unwrap_or(DEFAULT_DEADLINE),
+            overdue: OnceLock::new(),
             spec,
             predictor,
         })
+    }
+
+    /// The same model with every call held to `deadline` instead.
+    pub fn with_deadline(mut self, deadline: Duration) -> LoadedModel {
+        self.deadline = deadline;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -94,8 +110,24 @@ impl LoadedModel {
         &self.spec.version
     }
 
+    /// The backend's predictor itself, with no deadline: benches and tests
+    /// that measure the backend. Serving goes through [`LoadedModel`]'s own
+    /// [`Predictor::predict`].
     pub fn predictor(&self) -> &dyn Predictor {
         self.predictor.as_ref()
+    }
+
+    /// Why this version is out of service: the call that exceeded its
+    /// deadline ([`InferError::DeadlineExceeded`]). `None` while in service.
+    pub fn overdue(&self) -> Option<&InferError> {
+        self.overdue.get()
+    }
+
+    fn out_of_service(&self) -> InferError {
+        InferError::OutOfService {
+            model: self.spec.name.clone(),
+            deadline: self.deadline,
+        }
     }
 
     pub fn load_seconds(&self) -> f64 {
@@ -116,8 +148,35 @@ impl Predictor for LoadedModel {
         self.predictor.n_outputs()
     }
 
-    fn predict(&self, rows: &[f32], out: &mut [f32]) -> Result<usize, crate::InferError> {
-        self.predictor.predict(rows, out)
+    /// Runs the backend within [`LoadedModel::deadline`]. The first call
+    /// over it takes this version out of service, named in the log; later
+    /// calls are refused with [`InferError::OutOfService`] without running.
+    fn predict(&self, rows: &[f32], out: &mut [f32]) -> Result<usize, InferError> {
+        if self.overdue.get().is_some() {
+            return Err(self.out_of_service());
+        }
+        let result = call_within(
+            self.predictor.as_ref(),
+            &self.spec.name,
+            self.deadline,
+            rows,
+            out,
+        );
+        if let Err(err @ InferError::DeadlineExceeded { elapsed, .. }) = &result {
+            if self.overdue.set(err.clone()).is_err() {
+                // Another call got there first and was already reported.
+                return Err(self.out_of_service());
+            }
+            tracing::error!(
+                model = %self.spec.name,
+                version = %self.spec.version,
+                backend = %self.backend,
+                deadline_ms = self.deadline.as_secs_f64() * 1e3,
+                elapsed_ms = elapsed.as_secs_f64() * 1e3,
+                "model taken out of service: {err}"
+            );
+        }
+        result
     }
 }
 
@@ -130,6 +189,8 @@ pub struct Loader {
     choice: BackendChoice,
     ort: Option<Arc<OrtRuntime>>,
     ort_error: Option<OrtUnavailable>,
+    /// Deadline of every call of a model whose registry entry gives none.
+    deadline: Duration,
 }
 
 impl Loader {
@@ -149,7 +210,21 @@ impl Loader {
             choice,
             ort,
             ort_error,
+            deadline: DEFAULT_DEADLINE,
         }
+    }
+
+    /// The same loader with `deadline` for every call (warm-up included) of
+    /// models whose registry entry sets no `deadline_ms`; the default is
+    /// [`DEFAULT_DEADLINE`].
+    pub fn with_deadline(mut self, deadline: Duration) -> Loader {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The deadline of models whose registry entry sets none.
+    pub fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     /// The backend models will run on; `None` when ONNX Runtime was required
@@ -310,15 +385,32 @@ impl Loader {
             backend: backend.as_str(),
             message,
         })?;
+        let deadline = spec.deadline.unwrap_or(self.deadline);
         let zeros = vec![0.0f32; spec.n_features];
         let mut out = vec![0.0f32; width];
-        predictor
-            .predict(&zeros, &mut out)
-            .map_err(|e| LoadError::Backend {
-                model: model.clone(),
-                backend: backend.as_str(),
-                message: format!("warm-up inference failed: {e}"),
-            })?;
+        match call_within(predictor.as_ref(), &model, deadline, &zeros, &mut out) {
+            Ok(_) => {}
+            Err(InferError::DeadlineExceeded {
+                elapsed,
+                interrupted,
+                ..
+            }) => {
+                return Err(LoadError::WarmUpDeadline {
+                    model,
+                    backend: backend.as_str(),
+                    deadline,
+                    elapsed,
+                    interrupted,
+                })
+            }
+            Err(e) => {
+                return Err(LoadError::Backend {
+                    model,
+                    backend: backend.as_str(),
+                    message: format!("warm-up inference failed: {e}"),
+                })
+            }
+        }
         Ok(LoadedModel {
             spec: spec.clone(),
             backend,
@@ -326,6 +418,8 @@ impl Loader {
             graph,
             output: output_name,
             load_time: started.elapsed(),
+            deadline,
+            overdue: OnceLock::new(),
             predictor,
         })
     }

@@ -4,11 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use ort::environment::Environment;
-use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
+use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
 
+use crate::deadline::{Interrupt, Watchdog};
 use crate::error::{InferError, OrtUnavailable};
 use crate::predictor::{row_count, Backend, Predictor};
 
@@ -111,24 +113,33 @@ impl OrtRuntime {
             .map_err(text)?
             .commit_from_memory(bytes)
             .map_err(|e| e.to_string())?;
-        // Ask only for the tensor we read: ORT then skips the label branch.
-        let options = RunOptions::new()
-            .map_err(|e| e.to_string())?
-            .with_outputs(OutputSelector::no_default().with(output));
+        // Every output is computed, not just the one read: a run that a
+        // watchdog can stop needs run options shared with its thread, and
+        // ort only shares options that select no outputs. The label branch
+        // costs little next to the model, and the tensor read is the same.
+        let options = RunOptions::new().map_err(|e| e.to_string())?;
+        // Refuse a model that could not be stopped rather than run it.
+        Watchdog::global()?;
         Ok(OrtPredictor {
             model: model.to_owned(),
             input: input.to_owned(),
             output: output.to_owned(),
             n_features,
             n_outputs,
-            state: Mutex::new(OrtState { session, options }),
+            session: Mutex::new(session),
+            options: Arc::new(Terminate(options)),
         })
     }
 }
 
-struct OrtState {
-    session: Session,
-    options: RunOptions<HasSelectedOutputs>,
+/// A session's run options, which the watchdog terminates.
+struct Terminate(RunOptions);
+
+impl Interrupt for Terminate {
+    fn interrupt(&self) {
+        // Only fails on a null pointer, which ort never hands out.
+        let _ = self.0.terminate();
+    }
 }
 
 /// One ONNX Runtime session. `Session::run` needs `&mut`, so calls on one
@@ -139,7 +150,9 @@ pub struct OrtPredictor {
     output: String,
     n_features: usize,
     n_outputs: usize,
-    state: Mutex<OrtState>,
+    session: Mutex<Session>,
+    /// Passed to every run of `session`, so the watchdog can stop one.
+    options: Arc<Terminate>,
 }
 
 impl OrtPredictor {
@@ -166,19 +179,55 @@ impl Predictor for OrtPredictor {
     }
 
     fn predict(&self, rows: &[f32], out: &mut [f32]) -> Result<usize, InferError> {
+        self.run(rows, out, None)
+    }
+
+    fn predict_within(
+        &self,
+        rows: &[f32],
+        out: &mut [f32],
+        deadline: Instant,
+    ) -> Result<usize, InferError> {
+        self.run(rows, out, Some(deadline))
+    }
+}
+
+impl OrtPredictor {
+    fn run(
+        &self,
+        rows: &[f32],
+        out: &mut [f32],
+        deadline: Option<Instant>,
+    ) -> Result<usize, InferError> {
         let k = row_count(&self.model, self.n_features, self.n_outputs, rows, out)?;
         if k == 0 {
             return Ok(0);
         }
         // A panic inside ORT's bindings while holding the lock leaves the
         // session itself intact; keep serving rather than poisoning the model.
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let OrtState { session, options } = &mut *state;
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let input =
             TensorRef::from_array_view(([k, self.n_features], rows)).map_err(|e| self.failed(e))?;
-        let outputs = session
-            .run_with_options(ort::inputs![self.input.as_str() => input], options)
-            .map_err(|e| self.failed(e))?;
+        let watch = match deadline {
+            Some(deadline) => {
+                let dog = Watchdog::global().map_err(|e| self.failed(e))?;
+                let target: Arc<dyn Interrupt> = self.options.clone();
+                Some(dog.arm(deadline, target))
+            }
+            None => None,
+        };
+        let outputs =
+            session.run_with_options(ort::inputs![self.input.as_str() => input], &self.options.0);
+        if watch.is_some_and(|w| w.disarm()) {
+            // The flag stays raised until lowered: the next run would stop
+            // at once.
+            let _ = self.options.0.unterminate();
+            return Err(InferError::Interrupted {
+                model: self.model.clone(),
+                backend: Backend::OnnxRuntime.as_str(),
+            });
+        }
+        let outputs = outputs.map_err(|e| self.failed(e))?;
         let value = outputs
             .get(self.output.as_str())
             .ok_or_else(|| self.failed(format!("no output {:?}", self.output)))?;

@@ -11,6 +11,12 @@
 //! blocking ([`InferencePool::try_recv`]), tagged with the caller's `tag`
 //! (e.g. tick sequence and strategy index) so it can apply them in order.
 //!
+//! Each backend call a worker makes is also held to its model's own deadline
+//! ([`crate::deadline`]): a call over it is answered [`DropReason::Failed`]
+//! and the model retired, later requests for it [`DropReason::ModelUnavailable`],
+//! so a model that never returns holds a worker only until its deadline (on
+//! ONNX Runtime; tract calls run to their end).
+//!
 //! Replay does not use the pool: it batches synchronously with
 //! [`MicroBatcher`] and never times out, which keeps it deterministic.
 

@@ -1,5 +1,7 @@
 //! The one inference contract both backends implement.
 
+use std::time::Instant;
+
 use crate::error::InferError;
 
 /// Which runtime executes a model.
@@ -74,6 +76,20 @@ pub trait Predictor: Send + Sync {
     /// Runs the model on every row of `rows`; `out.len()` must be
     /// `rows.len() / n_features * n_outputs`.
     fn predict(&self, rows: &[f32], out: &mut [f32]) -> Result<usize, InferError>;
+
+    /// As [`Predictor::predict`], stopped at `deadline` with
+    /// [`InferError::Interrupted`] where the backend can be stopped (ONNX
+    /// Runtime). The default runs the call to its end: the caller times it
+    /// (see [`crate::deadline`]).
+    fn predict_within(
+        &self,
+        rows: &[f32],
+        out: &mut [f32],
+        deadline: Instant,
+    ) -> Result<usize, InferError> {
+        let _ = deadline;
+        self.predict(rows, out)
+    }
 }
 
 /// Checks buffer sizes against a signature; returns the number of rows.

@@ -12,6 +12,7 @@
 //!     features: [sma_5, sma_20, …]         # optional names, one per input column
 //!     output: {kind: classifier, classes: [-1, 0, 1]}   # or {kind: regressor, threshold: 2.0}
 //!     regime: trending                     # optional
+//!     deadline_ms: 250                     # optional: each call's deadline
 //!     active: true                         # default true
 //! ```
 //!
@@ -21,6 +22,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use quiver_config::yaml::{self, child, describe, pos, value, Node, Pos, Reader, Value};
 
@@ -29,7 +31,7 @@ use crate::error::RegistryError;
 const TOP_FIELDS: &[&str] = &["models"];
 /// A `models:` list inside a strategies file sits next to its `strategies:`.
 const EMBEDDED_TOP_FIELDS: &[&str] = &["models", "strategies"];
-const MODEL_FIELDS: [&str; 10] = [
+const MODEL_FIELDS: [&str; 11] = [
     "name",
     "path",
     "sha256",
@@ -39,6 +41,7 @@ const MODEL_FIELDS: [&str; 10] = [
     "features",
     "output",
     "regime",
+    "deadline_ms",
     "active",
 ];
 const INPUT_FIELDS: [&str; 2] = ["features", "dtype"];
@@ -158,6 +161,9 @@ pub struct ModelSpec {
     pub feature_names: Option<Vec<String>>,
     pub output: OutputSpec,
     pub regime: Option<String>,
+    /// Deadline of every inference call (`deadline_ms`); `None`: the
+    /// mode's default (see [`crate::deadline`]).
+    pub deadline: Option<Duration>,
     pub active: bool,
     /// Line of the entry in the registry file.
     pub line: usize,
@@ -355,7 +361,7 @@ impl Checker {
         let map = self.yaml.mapping(node, &yaml::item("models", i))?;
         let path = label(i, name_field(node).map(|(name, _)| name));
         let path = path.as_str();
-        let [name, file, sha256, version, framework, input, features, output, regime, active] =
+        let [name, file, sha256, version, framework, input, features, output, regime, deadline, active] =
             self.yaml.fields(map, path, &MODEL_FIELDS);
         let at_field = |name: &str| child(path, name);
 
@@ -409,6 +415,12 @@ impl Checker {
             .required(output, "output", path, at)
             .and_then(|n| self.output(n, &at_field("output")));
         let regime = regime.and_then(|n| self.text(n, &at_field("regime")));
+        let max_ms = crate::deadline::MAX_DEADLINE.as_millis() as i64;
+        let deadline = deadline.map(|n| {
+            self.yaml
+                .int_in(n, &at_field("deadline_ms"), 1, max_ms)
+                .map(|ms| Duration::from_millis(ms.unsigned_abs()))
+        });
         let active = match active {
             None => Some(true),
             Some(n) => self.yaml.bool(n, &at_field("active")),
@@ -419,6 +431,8 @@ impl Checker {
         let (name, file, sha256, version, framework, (n_features, dtype), output, active) = (
             name?, file?, sha256?, version?, framework?, input?, output?, active?,
         );
+        // A refused value was an issue, and returned above.
+        let deadline = deadline.flatten();
         Some(ModelSpec {
             path: self.dir.join(&file),
             path_text: file,
@@ -431,6 +445,7 @@ impl Checker {
             feature_names: feature_names.map(|(names, _)| names),
             output,
             regime,
+            deadline,
             active,
             line: at.line,
         })
@@ -659,6 +674,35 @@ models:
     }
 
     #[test]
+    fn a_deadline_is_a_whole_number_of_milliseconds_up_to_an_hour() {
+        let reg = parse(GOOD).unwrap();
+        assert_eq!(reg.get("mlp").unwrap().deadline, None, "the mode's default");
+        let with = |value: &str| {
+            GOOD.replace(
+                "    regime: trending\n",
+                &format!("    regime: trending\n    deadline_ms: {value}\n"),
+            )
+        };
+        let reg = parse(&with("250")).unwrap();
+        assert_eq!(
+            reg.get("mlp").unwrap().deadline,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            issues(&with("0")),
+            ["12: models[0] (name \"mlp\").deadline_ms: must be >= 1, got 0"]
+        );
+        assert_eq!(
+            issues(&with("3600001")),
+            ["12: models[0] (name \"mlp\").deadline_ms: must be <= 3600000, got 3600001"]
+        );
+        assert_eq!(
+            issues(&with("1s")),
+            ["12: models[0] (name \"mlp\").deadline_ms: expected an integer, got \"1s\""]
+        );
+    }
+
+    #[test]
     fn a_regressor_threshold_must_be_positive() {
         for (threshold, shown) in [("0", "0"), ("-1.5", "-1.5")] {
             let text = GOOD.replace("threshold: 2}", &format!("threshold: {threshold}}}"));
@@ -698,7 +742,7 @@ models:
                 "6: models[0] (name \"a\").framework: unknown framework \"keras\" (expected sklearn, lightgbm, xgboost, pytorch, onnx)",
                 "7: models[0] (name \"a\").input.features: must be >= 1, got 0",
                 "8: models[0] (name \"a\").output.classes[1]: duplicate class 1 (also at classes[0])",
-                "9: models[0] (name \"a\").colour: unknown field \"colour\" (expected name, path, sha256, version, framework, input, features, output, regime, active)",
+                "9: models[0] (name \"a\").colour: unknown field \"colour\" (expected name, path, sha256, version, framework, input, features, output, regime, deadline_ms, active)",
                 "10: models[1] (name \"a\").name: duplicate model name \"a\"",
                 "15: models[1] (name \"a\").input.dtype: unsupported dtype \"f64\" (expected f32)",
                 "17: models[1] (name \"a\").output: missing field \"threshold\"",

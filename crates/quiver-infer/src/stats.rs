@@ -100,6 +100,8 @@ pub struct ModelStats {
     load_failures: AtomicU64,
     /// Duration of the last successful load, in nanoseconds.
     last_load_ns: AtomicU64,
+    /// Versions taken out of service by a call over their deadline.
+    deadline_exceeded: AtomicU64,
 }
 
 impl Default for ModelStats {
@@ -113,6 +115,7 @@ impl Default for ModelStats {
             loads: AtomicU64::new(0),
             load_failures: AtomicU64::new(0),
             last_load_ns: AtomicU64::new(0),
+            deadline_exceeded: AtomicU64::new(0),
         }
     }
 }
@@ -136,6 +139,10 @@ impl ModelStats {
             .store(saturating_ns(elapsed), Ordering::Relaxed);
     }
 
+    pub fn record_deadline_exceeded(&self) {
+        self.deadline_exceeded.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn record_load_failure(&self) {
         self.load_failures.fetch_add(1, Ordering::Relaxed);
     }
@@ -150,6 +157,7 @@ impl ModelStats {
             loads: self.loads.load(Ordering::Relaxed),
             load_failures: self.load_failures.load(Ordering::Relaxed),
             model_load_seconds: self.last_load_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            deadline_exceeded: self.deadline_exceeded.load(Ordering::Relaxed),
         }
     }
 }
@@ -166,6 +174,9 @@ pub struct ModelStatsSnapshot {
     pub load_failures: u64,
     /// Duration of the last successful load (`model_load_seconds`).
     pub model_load_seconds: f64,
+    /// Versions taken out of service by a call over their deadline
+    /// (`model_deadline_exceeded_total`).
+    pub deadline_exceeded: u64,
 }
 
 fn saturating_ns(elapsed: Duration) -> u64 {

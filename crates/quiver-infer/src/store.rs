@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 
-use crate::error::{LoadError, RegistryError};
+use crate::error::{InferError, LoadError, RegistryError};
 use crate::model::{LoadedModel, Loader};
 use crate::predictor::{Backend, BackendChoice};
 use crate::registry::{ModelSpec, Registry};
@@ -36,6 +36,8 @@ struct HandleInner {
     current: ArcSwapOption<LoadedModel>,
     swaps: AtomicU64,
     stats: ModelStats,
+    /// The deadline error of the last version retired.
+    retired: Mutex<Option<InferError>>,
 }
 
 impl ModelHandle {
@@ -47,6 +49,7 @@ impl ModelHandle {
                 current: ArcSwapOption::empty(),
                 swaps: AtomicU64::new(0),
                 stats: ModelStats::default(),
+                retired: Mutex::new(None),
             }),
         }
     }
@@ -74,6 +77,7 @@ impl ModelHandle {
 
     /// Atomically puts `model` in service; returns the version it replaced.
     pub fn replace(&self, model: Arc<LoadedModel>) -> Option<Arc<LoadedModel>> {
+        *self.inner.retired.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.inner.stats.record_load(model.load_time);
         self.inner.swaps.fetch_add(1, Ordering::Relaxed);
         self.inner.current.swap(Some(model))
@@ -82,6 +86,35 @@ impl ModelHandle {
     /// Takes the model out of service (removed or deactivated in the registry).
     pub fn clear(&self) -> Option<Arc<LoadedModel>> {
         self.inner.current.swap(None)
+    }
+
+    /// Takes `model` out of service after one of its calls exceeded its
+    /// deadline ([`LoadedModel::overdue`]), counted once per version. Only
+    /// if it is still the version in service: a version swapped in since
+    /// stays. The model comes back with the next successful load (a changed
+    /// file or registry entry, see [`ModelStore::poll_changes`]).
+    pub fn retire(&self, model: &Arc<LoadedModel>) {
+        let current = Some(Arc::clone(model));
+        let previous = self.inner.current.compare_and_swap(&current, None);
+        let was_current = previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, model));
+        if was_current {
+            self.inner.stats.record_deadline_exceeded();
+            *self.inner.retired.lock().unwrap_or_else(|p| p.into_inner()) =
+                model.overdue().cloned();
+        }
+    }
+
+    /// Why the model is out of service, when a call of its last version
+    /// exceeded its deadline and nothing replaced it since.
+    pub fn fault(&self) -> Option<InferError> {
+        if self.is_loaded() {
+            return None;
+        }
+        self.inner
+            .retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Loads `spec` with `loader` and swaps it in only if that succeeded; on
@@ -95,6 +128,9 @@ impl ModelHandle {
             }
             Err(err) => {
                 self.inner.stats.record_load_failure();
+                if matches!(err, LoadError::WarmUpDeadline { .. }) {
+                    self.inner.stats.record_deadline_exceeded();
+                }
                 Err(err)
             }
         }
@@ -133,6 +169,9 @@ pub struct StoreOptions {
     pub backend: BackendChoice,
     /// `libonnxruntime.so`; default `$ORT_DYLIB_PATH`.
     pub ort_dylib: Option<PathBuf>,
+    /// Deadline of every call of a model whose registry entry sets no
+    /// `deadline_ms`; default [`crate::deadline::DEFAULT_DEADLINE`].
+    pub deadline: Option<Duration>,
     /// The registry is the `models:` list of a strategies file (which also
     /// holds `strategies:`), not a file of its own.
     pub embedded: bool,
@@ -184,6 +223,9 @@ pub struct ModelStatus {
     /// The last load error, while the model is not in service with the
     /// registry's current entry.
     pub error: Option<LoadError>,
+    /// Why the model was taken out of service while serving (a call over
+    /// its deadline), until a new version is loaded.
+    pub fault: Option<InferError>,
 }
 
 /// A file's identity for change detection (size + mtime; the checksum
@@ -241,7 +283,10 @@ impl ModelStore {
     /// load does not fail the store: it stays out of service with its error
     /// in [`ModelStore::status`], and the others run.
     pub fn open(registry: &Path, options: StoreOptions) -> Result<ModelStore, RegistryError> {
-        let loader = Loader::new(options.backend, options.ort_dylib.as_deref());
+        let mut loader = Loader::new(options.backend, options.ort_dylib.as_deref());
+        if let Some(deadline) = options.deadline {
+            loader = loader.with_deadline(deadline);
+        }
         ModelStore::build(registry, loader, options.load, options.embedded)
     }
 
@@ -374,6 +419,7 @@ impl ModelStore {
                     backend: current.as_ref().map(|m| m.backend),
                     load_seconds: current.as_ref().map(|m| m.load_seconds()),
                     error: e.error.clone(),
+                    fault: e.handle.fault(),
                 }
             })
             .collect()

@@ -210,6 +210,13 @@ impl BatchRunner {
     }
 }
 
+impl BatchRunner {
+    /// The models it runs, by engine model index.
+    pub fn handles(&self) -> &[ModelHandle] {
+        &self.handles
+    }
+}
+
 impl ModelRunner for BatchRunner {
     fn run(&mut self, batch: &ModelBatch<'_>, results: &mut ModelResults) {
         for (i, request) in batch.requests.iter().enumerate() {

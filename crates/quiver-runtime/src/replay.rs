@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use quiver_core::Tick;
 use quiver_driver::{Batch, Cadence, Consumer, Driver, Feed, Finish, InLine, Next};
 use quiver_engine::{Engine, EngineError, Output};
-use quiver_infer::{Backend, BackendChoice, MicroBatcher, StoreOptions};
+use quiver_infer::{Backend, BackendChoice, InferError, MicroBatcher, StoreOptions};
 use quiver_io::{RowError, SignalWriter, SkipReport};
 
 use crate::models::{BatchRunner, ModelSetupError, Models};
@@ -35,6 +35,11 @@ pub struct ReplayOptions {
     /// Rows per model call on ONNX Runtime (every call padded to it; tract
     /// runs row by row).
     pub call_rows: usize,
+    /// Deadline of every model call whose registry entry sets no
+    /// `deadline_ms`. A model over it is out of service for the rest of the
+    /// replay (its strategies HOLD, named in the log and the summary), so a
+    /// replay is deterministic as long as no call comes near it.
+    pub deadline: Duration,
 }
 
 impl Default for ReplayOptions {
@@ -44,6 +49,7 @@ impl Default for ReplayOptions {
             backend: BackendChoice::Auto,
             batch_size: 256,
             call_rows: CALL_ROWS,
+            deadline: quiver_infer::DEFAULT_DEADLINE,
         }
     }
 }
@@ -88,6 +94,7 @@ impl Replay {
     ) -> Result<Replay, ReplayError> {
         let store = StoreOptions {
             backend: options.backend,
+            deadline: Some(options.deadline),
             ..Default::default()
         };
         let models = Models::open(config_path, config, options.registry.as_deref(), store)?;
@@ -112,6 +119,18 @@ impl Replay {
     /// The backend models run on, when any strategy uses one.
     pub fn backend(&self) -> Option<Backend> {
         self.backend
+    }
+
+    /// The models taken out of service while replaying (a call over its
+    /// deadline), with why.
+    pub fn out_of_service(&self) -> Vec<(String, InferError)> {
+        self.driver
+            .inference()
+            .0
+            .handles()
+            .iter()
+            .filter_map(|h| h.fault().map(|fault| (h.name().to_owned(), fault)))
+            .collect()
     }
 
     /// Replays `ticks`, writing every signal to `out`; `progress` is told

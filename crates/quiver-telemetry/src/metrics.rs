@@ -94,6 +94,8 @@ metrics! {
         "Rows per model call, per model.";
     MODEL_LOAD_SECONDS: Gauge "model_load_seconds" ["model"]
         "Time the model's version in service took to load and verify, in seconds.";
+    MODEL_DEADLINE_EXCEEDED: Counter "model_deadline_exceeded_total" ["model"]
+        "Model versions taken out of service because an inference call (warm-up included) ran past its deadline.";
     STRATEGY_DROPS: Counter "strategy_drops_total" ["reason"]
         "Evaluations skipped while the engine was behind (shed), and ML evaluations that ended without a usable prediction (HOLD), by reason.";
     INFERENCE_QUEUE_DEPTH: Gauge "inference_queue_depth" []
@@ -323,6 +325,7 @@ pub struct ServiceMetrics {
     pub model_latency: Vec<Histogram>,
     pub model_batch_size: Vec<Histogram>,
     pub model_load_seconds: Vec<Gauge>,
+    pub model_deadline_exceeded: Vec<Counter>,
     pub model_names: Vec<String>,
     /// Per [`Catalog::ml_drop_reasons`] (registered only when models are used).
     pub ml_drops: Vec<Counter>,
@@ -428,6 +431,7 @@ impl ServiceMetrics {
             model_latency,
             model_batch_size,
             model_load_seconds: def::MODEL_LOAD_SECONDS.each(r, models())?,
+            model_deadline_exceeded: def::MODEL_DEADLINE_EXCEEDED.each(r, models())?,
             model_names: catalog.models.clone(),
             ml_drops,
             inference_queue_depth: uses_models
@@ -575,6 +579,10 @@ mod tests {
             .chain(&m.model_batch_size);
         for histogram in histograms {
             histogram.observe_ns_n(value() * 500_000, value());
+        }
+        // Last, so adding it left every earlier value as it was.
+        for counter in &m.model_deadline_exceeded {
+            counter.inc_by(value());
         }
     }
 

@@ -68,6 +68,59 @@ where
     run(Some(dir), args)
 }
 
+/// Runs `quiver` with `args`, failing the test if it has not exited within
+/// `bound` (the process is killed first): for runs that could hang.
+pub fn quiver_within<I, S>(bound: std::time::Duration, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    use std::io::Read;
+    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let command = std::iter::once("quiver".to_owned())
+        .chain(args.iter().map(|a| a.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(&args)
+        .env_remove("QUIVER_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `{command}`: {e}"));
+    // Drained on threads of their own, so a full pipe never stalls the child.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+            panic!("`{command}` did not exit within {bound:?} (killed); stderr:\n{stderr}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Run {
+        code: status.code(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned(),
+        command,
+    }
+}
+
 fn run<I, S>(dir: Option<&Path>, args: I) -> Run
 where
     I: IntoIterator<Item = S>,

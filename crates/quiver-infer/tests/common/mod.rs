@@ -13,6 +13,11 @@ pub fn registry_path() -> PathBuf {
     models_dir().join("registry.yaml")
 }
 
+/// The registry of the hostile models (scripts/gen_deadline_models.py).
+pub fn hostile_registry_path() -> PathBuf {
+    models_dir().join("testdata/registry.yaml")
+}
+
 /// A loader on ONNX Runtime, or `None` (with a notice) when the library is
 /// not configured. With `QUIVER_REQUIRE_ORT=1` (set by scripts/test.sh) a
 /// missing library fails the test instead of skipping it.
@@ -69,6 +74,7 @@ pub fn fake_spec(name: &str, n_features: usize, classes: &[i64]) -> ModelSpec {
             tensor: None,
         },
         regime: None,
+        deadline: None,
         active: true,
         line: 1,
     }

@@ -162,6 +162,8 @@ impl ModelSync {
             let (counts, sum) = delta(&now.batch_size, &last.batch_size);
             metrics.model_batch_size[i].add_counts(&counts, sum);
             metrics.model_load_seconds[i].set(now.model_load_seconds);
+            metrics.model_deadline_exceeded[i]
+                .inc_by(now.deadline_exceeded.saturating_sub(last.deadline_exceeded));
             *last = now;
         }
         if let Some(gauge) = &metrics.inference_queue_depth {

@@ -389,7 +389,8 @@ pub struct StrategySettings {
     /// worth (the service warns at start when it cannot).
     pub ml_pool_queue_size: usize,
     /// From request to result; a late result is HOLD (live only: replay
-    /// never times out).
+    /// never times out). Also the deadline of one model call in live
+    /// ([`StrategySettings::inference_deadline`]).
     pub inference_timeout_seconds: f64,
 }
 
@@ -459,11 +460,20 @@ impl StrategySettings {
             queue_size: self.ml_pool_queue_size.max(1),
             max_batch_size: self.max_batch_size.max(1),
             batch_window: std::time::Duration::from_millis(self.batch_window_ms),
-            timeout: std::time::Duration::from_secs_f64(
-                self.inference_timeout_seconds.clamp(0.0, 3600.0),
-            ),
+            timeout: self.inference_timeout(),
             deterministic: None,
         }
+    }
+
+    fn inference_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.inference_timeout_seconds.clamp(0.0, 3600.0))
+    }
+
+    /// Deadline of one model call in live, for models whose registry entry
+    /// sets no `deadline_ms`: the inference timeout, since a call that takes
+    /// longer can only produce results that are dropped as late.
+    pub fn inference_deadline(&self) -> std::time::Duration {
+        self.inference_timeout()
     }
 }
 
