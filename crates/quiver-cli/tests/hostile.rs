@@ -266,3 +266,40 @@ fn an_unclosed_csv_quote_is_refused_in_bounded_memory() {
         &["t.csv:3: a row longer than 65536 bytes starts here"],
     );
 }
+
+#[test]
+fn a_model_that_never_finishes_is_failed_at_its_deadline_not_waited_for() {
+    let dir = tempdir();
+    let registry = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/testdata/registry.yaml"
+    );
+    // ONNX Runtime runs the Loop and is stopped at the deadline; tract
+    // refuses Loop at load. Either way: exit 2, named, within the deadline.
+    let backend = if std::env::var_os("ORT_DYLIB_PATH").is_some() {
+        "onnxruntime"
+    } else {
+        "tract"
+    };
+    let out = capped(
+        dir.path(),
+        &[
+            "models",
+            "--registry",
+            registry,
+            "--backend",
+            backend,
+            "verify",
+        ],
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("loop_forever"), "{}", out.stderr);
+    if backend == "onnxruntime" {
+        assert!(
+            out.stderr.contains("exceeded its deadline"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(out.took < Duration::from_secs(30), "took {:?}", out.took);
+}
