@@ -27,8 +27,9 @@ use quiver_config::yaml::{self, child, describe, pos, value, Node, Pos, Reader, 
 use crate::error::RegistryError;
 
 const TOP_FIELDS: &[&str] = &["models"];
-/// A `models:` list inside a strategies file sits next to its `strategies:`.
-const EMBEDDED_TOP_FIELDS: &[&str] = &["models", "strategies"];
+/// A `models:` list inside a strategies file sits among the file's other
+/// fields.
+const EMBEDDED_TOP_FIELDS: &[&str] = &quiver_config::TOP_FIELDS;
 const MODEL_FIELDS: [&str; 10] = [
     "name",
     "path",

@@ -29,7 +29,7 @@ pub use ml::{
     Prediction, Step,
 };
 pub use params::{ParamDef, ParamKind, ParamValue, ParamValues};
-pub use spec::{BuildError, MlSpec, RulesType, StrategySpec, StrategyType};
+pub use spec::{BuildError, DepthSource, Footprint, MlSpec, RulesType, StrategySpec, StrategyType};
 pub use validator::{DropReason, StandardValidator};
 
 /// What kind of logic drives a strategy; reported in metrics and logs.
