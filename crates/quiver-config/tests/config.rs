@@ -688,7 +688,7 @@ fn duplicate_keys_are_reported_at_the_later_one() {
             ]
         )),
         [
-            r#"strategies.yaml:7: strategies[0] (id "mom-1").parameters.lookback_periods: duplicate key "lookback_periods" (also at line 5)"#
+            r#"strategies.yaml:7: strategies[0] (id "mom-1").parameters.lookback_periods: duplicate key "lookback_periods" (first at line 5)"#
         ]
     );
     assert_eq!(
@@ -701,13 +701,13 @@ fn duplicate_keys_are_reported_at_the_later_one() {
             ]
         )),
         [
-            r#"strategies.yaml:8: strategies[0] (id "mom-1").brokers: duplicate key "brokers" (also at line 6)"#,
-            r#"strategies.yaml:9: strategies[0] (id "mom-1").brokers: duplicate key "brokers" (also at line 6)"#,
+            r#"strategies.yaml:8: strategies[0] (id "mom-1").brokers: duplicate key "brokers" (first at line 6)"#,
+            r#"strategies.yaml:9: strategies[0] (id "mom-1").brokers: duplicate key "brokers" (first at line 6)"#,
         ]
     );
     assert_eq!(
         issues(&["strategies: []", "strategies: []"]),
-        [r#"strategies.yaml:2: strategies: duplicate key "strategies" (also at line 1)"#]
+        [r#"strategies.yaml:2: strategies: duplicate key "strategies" (first at line 1)"#]
     );
 }
 

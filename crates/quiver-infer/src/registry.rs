@@ -756,7 +756,7 @@ models:
                 "8: models[0] (name \"mlp\").input: expected a mapping, got 3",
                 "10: models[0] (name \"mlp\").output.classes[1]: expected an integer, got \"x\"",
                 "19: models[1] (name \"ridge\").active: expected a boolean, got \"no\"",
-                "20: models[1] (name \"ridge\").active: duplicate key \"active\" (also at line 19)",
+                "20: models[1] (name \"ridge\").active: duplicate key \"active\" (first at line 19)",
             ]
         );
         assert_eq!(
