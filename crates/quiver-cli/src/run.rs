@@ -67,6 +67,17 @@ pub fn run(args: &RunArgs) -> Outcome {
     let settings = Settings::load_with_flags(args.settings.as_deref(), std::env::vars(), &flags)
         .map_err(|err| invalid(format!("error: {err}")))?;
     let config = quiver_config::load_config(&args.config).map_err(invalid)?;
+    // The file was checked against its budget as replay builds it; the
+    // service's warm-up floor deepens every ring.
+    let warmup = settings.strategy.warmup_ticks;
+    if warmup > 0 {
+        config.check_history_budget(warmup).map_err(|err| {
+            invalid(format!(
+                "error: {}: with strategy.warmup_ticks = {warmup}, {err}",
+                args.config.display()
+            ))
+        })?;
+    }
     eprintln!("quiver run: {}", config.summary());
     let mut options = settings
         .quiver

@@ -794,3 +794,194 @@ fn special_files_are_refused_by_name_not_read_for_ever() {
         "{stderr}"
     );
 }
+
+// ---------------------------------------------------------------- hostile configs
+
+/// `quiver validate --config PATH` and `quiver replay` of it over the golden
+/// ticks (into `dir`), for a config both must refuse: both runs.
+fn validate_and_replay(dir: &Path, config: &Path) -> [support::Run; 2] {
+    let out = dir.join("signals.jsonl");
+    let validate = quiver([
+        OsStr::new("validate"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ]);
+    let replay = quiver([
+        OsStr::new("replay"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--ticks"),
+        golden("ticks.csv").as_os_str(),
+        OsStr::new("--backend"),
+        OsStr::new("tract"),
+        OsStr::new("--out"),
+        out.as_os_str(),
+    ]);
+    assert!(!out.exists(), "replay wrote signals");
+    [validate, replay]
+}
+
+/// A strategies file with the registry written in place: one model whose
+/// `path:` (line 3) is `model_path`, used by the row whose `model:` is on
+/// line 12.
+fn inline_registry_config(model_path: &str) -> String {
+    format!(
+        "models:\n  - name: mlp\n    path: {model_path}\n    sha256: \"2829f2fd0d6a3ec231593376bc10396960842d8ed7e839d412e1b9ebe3d63f40\"\n    version: \"1\"\n    framework: sklearn\n    input: {{features: 9, dtype: f32}}\n    output: {{kind: classifier, classes: [-1, 0, 1]}}\nstrategies:\n  - id: a\n    strategy_type: ml_momentum\n    parameters: {{model: mlp}}\n    brokers: [paper]\n    instruments: [1001]\n"
+    )
+}
+
+#[test]
+fn a_model_file_that_cannot_be_read_is_named_at_its_path_line() {
+    let dir = tempdir();
+    std::fs::create_dir(dir.path().join("a-directory.onnx")).unwrap();
+    let big = std::fs::File::create(dir.path().join("big.onnx")).unwrap();
+    // Sparse: no disk is written for it.
+    big.set_len((1 << 30) + 1).unwrap();
+    let config = dir.path().join("strategies.yaml");
+    let shown = config.display().to_string();
+    for (model_path, problem) in [
+        ("missing.onnx", "No such file or directory"),
+        ("a-directory.onnx", "not a regular file (a directory)"),
+        ("big.onnx", "larger than the 1073741824-byte limit"),
+    ] {
+        write(&config, inline_registry_config(model_path));
+        let resolved = dir.path().join(model_path);
+        for run in validate_and_replay(dir.path(), &config) {
+            run.expect_code(INVALID_INPUT)
+                .expect_stderr_contains(&format!(
+                    "{shown}:3: models[0] (name \"mlp\").path: model file {}: {problem}",
+                    resolved.display()
+                ))
+                .expect_stderr_contains(&format!(
+                    "(model \"mlp\", used at {shown}:12: strategies[0] (id \"a\").parameters.model)"
+                ));
+        }
+    }
+}
+
+#[test]
+fn a_registry_file_names_its_own_lines_and_a_missing_one_the_models_line() {
+    let dir = tempdir();
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let registry = dir.path().join("registry.yaml");
+    // The shipped registry, its paths left relative: none of its model files
+    // is beside the copy.
+    std::fs::copy(models.join("registry.yaml"), &registry).unwrap();
+    let config = dir.path().join("strategies.yaml");
+    write(
+        &config,
+        "\nmodels: registry.yaml\nstrategies:\n  - id: a\n    strategy_type: ml_momentum\n    brokers: [paper]\n    instruments: [1001]\n",
+    );
+    let registry_text = read_text(&registry);
+    let path_line = registry_text
+        .lines()
+        .position(|l| l.trim() == "path: ml_momentum_mlp.onnx")
+        .unwrap()
+        + 1;
+    for run in validate_and_replay(dir.path(), &config) {
+        run.expect_code(INVALID_INPUT).expect_stderr_contains(&format!(
+            "{}:{path_line}: models[1] (name \"ml_momentum_mlp\").path: model file {}: No such file or directory",
+            registry.display(),
+            dir.path().join("ml_momentum_mlp.onnx").display()
+        ));
+    }
+    // A registry that is not there is named where `models:` points at it.
+    write(
+        &config,
+        "\nmodels: nowhere.yaml\nstrategies:\n  - id: a\n    strategy_type: ml_momentum\n    brokers: [paper]\n    instruments: [1001]\n",
+    );
+    for run in validate_and_replay(dir.path(), &config) {
+        run.expect_code(INVALID_INPUT)
+            .expect_stderr_contains(&format!(
+                "{}:2: models: registry {}: ",
+                config.display(),
+                dir.path().join("nowhere.yaml").display()
+            ));
+    }
+}
+
+#[test]
+fn what_validate_refuses_for_size_replay_refuses_before_allocating() {
+    let dir = tempdir();
+    let config = dir.path().join("strategies.yaml");
+    let instruments: Vec<String> = (1..=400).map(|t| t.to_string()).collect();
+    for (lookback, expected) in [
+        (
+            "10000000000",
+            "strategies[0] (id \"deep\").parameters.lookback_periods: must be <= 100000, got 10000000000",
+        ),
+        (
+            "100000",
+            "strategies[0] (id \"deep\").parameters.lookback_periods: the history would take 3.0 GiB for the whole file, over the budget of 1024 MiB (history_budget_mib); this strategy keeps 100001 ticks on each of its 400 instruments (3.0 GiB)",
+        ),
+    ] {
+        write(
+            &config,
+            format!(
+                "strategies:\n  - id: deep\n    strategy_type: breakout\n    parameters: {{lookback_periods: {lookback}}}\n    brokers: [paper]\n    instruments: [{}]\n",
+                instruments.join(", ")
+            ),
+        );
+        for run in validate_and_replay(dir.path(), &config) {
+            run.expect_code(INVALID_INPUT)
+                .expect_stderr_contains(&format!("{}:4: {expected}", config.display()));
+        }
+    }
+    // Within the budget as replay builds it, but the service's warm-up floor
+    // deepens every ring: `quiver run` refuses before starting anything.
+    write(
+        &config,
+        format!(
+            "strategies:\n  - id: wide\n    strategy_type: momentum\n    brokers: [paper]\n    instruments: [{}]\n",
+            instruments.join(", ")
+        ),
+    );
+    quiver([
+        OsStr::new("validate"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ])
+    .expect_code(0);
+    let settings = dir.path().join("settings.yaml");
+    write(&settings, "strategy:\n  warmup_ticks: 1000000\n");
+    let run = quiver([
+        OsStr::new("run"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--settings"),
+        settings.as_os_str(),
+        OsStr::new("--http"),
+        OsStr::new("off"),
+    ]);
+    run.expect_code(INVALID_INPUT).expect_stderr_contains(&format!(
+        "error: {}: with strategy.warmup_ticks = 1000000, the history would take 17.9 GiB, over the budget of 1024 MiB (history_budget_mib)",
+        config.display()
+    ));
+}
+
+#[test]
+fn ten_thousand_duplicate_keys_fail_validate_quickly_and_together() {
+    let dir = tempdir();
+    let config = dir.path().join("strategies.yaml");
+    let mut text =
+        String::from("strategies:\n  - id: a\n    strategy_type: momentum\n    parameters:\n");
+    for _ in 0..10_001 {
+        text.push_str("      threshold: 0.02\n");
+    }
+    text.push_str("    brokers: [paper]\n    instruments: [1]\n");
+    write(&config, text);
+    let started = std::time::Instant::now();
+    let run = quiver([
+        OsStr::new("validate"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    run.expect_code(INVALID_INPUT)
+        .expect_stderr_contains(&format!(
+            "{}:6: strategies[0] (id \"a\").parameters.threshold: duplicate key \"threshold\" (first at line 5)",
+            config.display()
+        ))
+        .expect_stderr_contains("and 9900 more (10000 in all)");
+    assert_eq!(run.stderr.lines().count(), 101);
+}

@@ -8,14 +8,15 @@
 use std::collections::HashMap;
 
 use crate::yaml::{self, child, line, pos, value, Issue, Mapping, Node, Pos, Reader, Value};
-use crate::{ModelRef, ModelsSource, StrategyRow};
+use crate::{ModelRef, ModelsSource, StrategyRow, TOP_FIELDS};
 use quiver_core::InstrumentToken;
 use quiver_strategy::hybrid::{self, Policy};
 use quiver_strategy::ml::{self, MlFeature};
 use quiver_strategy::params::{ParamDef, ParamValue, ParamValues, RawParam, VALIDATOR_PARAMS};
 use quiver_strategy::rules;
 use quiver_strategy::{
-    MlSpec, RulesType, StandardValidator, StrategyKind, StrategySpec, StrategyType,
+    DepthSource, Footprint, MlSpec, RulesType, StandardValidator, StrategyKind, StrategySpec,
+    StrategyType,
 };
 
 /// Fields of a row, in the order the "expected ..." hint lists them.
@@ -33,8 +34,6 @@ const ROW_FIELDS: [&str; 10] = [
 ];
 /// Fields of a hybrid's `rules` / `ml` part.
 const PART_FIELDS: [&str; 2] = ["strategy_type", "parameters"];
-/// The top level of the file.
-const TOP_FIELDS: [&str; 2] = ["strategies", "models"];
 /// The parts a hybrid's `parameters` must hold besides its own parameters.
 const HYBRID_PARTS: &[&str] = &["rules", "ml"];
 /// What an `ml` strategy's `parameters` hold besides its own parameters.
@@ -85,13 +84,28 @@ impl Params<'_, '_> {
     }
 }
 
+/// What a checked row keeps of every instrument it follows, and which value
+/// of the file to name if that is too much.
+struct RowHistory {
+    footprint: Footprint,
+    /// Where the value that sets the row's depth is written — or, when that
+    /// is a default, the row's instrument list — and its path.
+    blame: (Pos, String),
+}
+
 /// Walks the document, collecting issues.
 pub(crate) struct Checker {
     yaml: Reader,
     /// Models named by the row being checked.
     model_refs: Vec<ModelRef>,
+    /// Where the row being checked writes each parameter and feature, by path.
+    written: HashMap<String, Pos>,
+    /// The history of each row returned, in order.
+    histories: Vec<RowHistory>,
     /// Where the `models:` section points.
     pub(crate) models: Option<ModelsSource>,
+    /// `history_budget_mib`.
+    pub(crate) budget_mib: u64,
 }
 
 impl Checker {
@@ -99,7 +113,10 @@ impl Checker {
         Checker {
             yaml,
             model_refs: Vec::new(),
+            written: HashMap::new(),
+            histories: Vec::new(),
             models: None,
+            budget_mib: crate::DEFAULT_HISTORY_BUDGET_MIB,
         }
     }
 
@@ -120,9 +137,17 @@ impl Checker {
         let Some(map) = self.yaml.mapping(root, "") else {
             return Vec::new();
         };
-        let [strategies, models] = self.yaml.fields(map, "", &TOP_FIELDS);
+        let [strategies, models, budget] = self.yaml.fields(map, "", &TOP_FIELDS);
         if let Some(models) = models {
             self.models_section(models);
+        }
+        let mut budget_ok = true;
+        if let Some(node) = budget {
+            let limit = i64::try_from(crate::MAX_HISTORY_BUDGET_MIB).unwrap_or(i64::MAX);
+            match self.yaml.int_in(node, TOP_FIELDS[2], 1, limit) {
+                Some(mib) => self.budget_mib = u64::try_from(mib).unwrap_or(1),
+                None => budget_ok = false,
+            }
         }
         let Some(list) = self.yaml.required(strategies, "strategies", "", pos(root)) else {
             return Vec::new();
@@ -131,11 +156,62 @@ impl Checker {
             return Vec::new();
         };
         let mut ids = HashMap::new();
-        items
+        let rows: Vec<StrategyRow> = items
             .iter()
             .enumerate()
             .filter_map(|(index, item)| self.row(index, item, &mut ids))
-            .collect()
+            .collect();
+        // A budget that was itself refused leaves nothing to compare with.
+        if budget_ok {
+            self.history_budget(&rows);
+        }
+        rows
+    }
+
+    /// Refuses a file whose history rings and feature states, summed over
+    /// every instrument, would take more than `history_budget_mib`: it is
+    /// computed from the descriptions, before anything is allocated, and
+    /// names the value that drives the largest share. Disabled rows count,
+    /// as they are checked like the others: enabling one later must not
+    /// turn an accepted file into one that cannot run.
+    fn history_budget(&mut self, rows: &[StrategyRow]) {
+        let budget = self.budget_mib.saturating_mul(1 << 20);
+        let histories = std::mem::take(&mut self.histories);
+        let total = history_bytes(
+            rows.iter()
+                .zip(&histories)
+                .map(|(row, h)| (&h.footprint, row.instruments.as_slice())),
+            0,
+        );
+        if total <= budget {
+            return;
+        }
+        // The row that alone takes the most, the first of equals.
+        let mut worst: Option<(u64, usize)> = None;
+        for (i, (row, h)) in rows.iter().zip(&histories).enumerate() {
+            let alone = history_bytes(
+                std::iter::once((&h.footprint, row.instruments.as_slice())),
+                0,
+            );
+            if worst.is_none_or(|(most, _)| alone > most) {
+                worst = Some((alone, i));
+            }
+        }
+        let Some((alone, i)) = worst else { return };
+        let (row, h) = (&rows[i], &histories[i]);
+        let (at, path) = &h.blame;
+        self.yaml.issue(
+            *at,
+            path,
+            format!(
+                "the history would take {} for the whole file, over the budget of {} MiB (history_budget_mib); this strategy keeps {} ticks on each of its {} instruments ({})",
+                show_bytes(total),
+                self.budget_mib,
+                h.footprint.ring_depth(),
+                row.instruments.len(),
+                show_bytes(alone),
+            ),
+        );
     }
 
     /// `models:` is either the path of a registry file (relative to this
@@ -190,6 +266,7 @@ impl Checker {
         let params_path = child(&label, "parameters");
         let mut validator_values = ParamValues::defaults(VALIDATOR_PARAMS);
         self.model_refs.clear();
+        self.written.clear();
         let spec = match ty {
             Some(ty) => self.spec(
                 ty,
@@ -208,6 +285,7 @@ impl Checker {
             .yaml
             .required(brokers, "brokers", &label, row_at)
             .and_then(|node| self.brokers(node, &child(&label, "brokers")));
+        let instruments_node = instruments;
         let instruments = self
             .yaml
             .required(instruments, "instruments", &label, row_at)
@@ -248,6 +326,12 @@ impl Checker {
         else {
             return None;
         };
+        let instruments_at = (
+            instruments_node.map_or(row_at, pos),
+            child(&label, "instruments"),
+        );
+        let history = self.row_history(&spec, ty, &params_path, instruments_at);
+        self.histories.push(history);
         let (Some(guards), Some(priority), Some(budget_ns)) = (guards, priority, budget_ns) else {
             return None;
         };
@@ -269,6 +353,33 @@ impl Checker {
             line: row_at.line,
             models: std::mem::take(&mut self.model_refs),
         })
+    }
+
+    /// The history a checked row keeps, and what to name if it is too
+    /// much: the written value that sets its depth, else its instruments.
+    fn row_history(
+        &self,
+        spec: &StrategySpec,
+        ty: Option<StrategyType>,
+        params_path: &str,
+        instruments: (Pos, String),
+    ) -> RowHistory {
+        let deepest = spec.depth_sources().into_iter().fold(
+            None,
+            |best: Option<(DepthSource, usize)>, (source, depth)| match best {
+                Some((_, most)) if most >= depth => best,
+                _ => Some((source, depth)),
+            },
+        );
+        let flat = ty == Some(StrategyType::HybridMomentum);
+        let blame = deepest
+            .map(|(source, _)| depth_path(source, params_path, flat))
+            .and_then(|path| Some((*self.written.get(&path)?, path)))
+            .unwrap_or(instruments);
+        RowHistory {
+            footprint: spec.footprint(),
+            blame,
+        }
     }
 
     fn id(
@@ -453,7 +564,10 @@ impl Checker {
                 continue;
             };
             match MlFeature::parse(text) {
-                Ok(feature) => features.push(feature),
+                Ok(feature) => {
+                    self.written.insert(item_path, pos(item));
+                    features.push(feature);
+                }
                 Err(message) => {
                     self.yaml.issue(pos(item), &item_path, message);
                     ok = false;
@@ -524,6 +638,7 @@ impl Checker {
         for entry in self.yaml.entries(map, path) {
             let entry_path = child(path, entry.name);
             if let Some(def) = defs.iter().find(|d| d.name == entry.name) {
+                self.written.insert(entry_path.clone(), pos(entry.value));
                 let checked = self.param(def, entry.value, &entry_path);
                 if let Some(v) = checked {
                     params.values.set(def.name, v);
@@ -669,6 +784,75 @@ impl Checker {
         self.yaml
             .one_of(node, path, "validator", VALIDATORS)
             .is_some()
+    }
+}
+
+/// Where `source` is written in a row whose parameters are at `params_path`;
+/// `flat`: the row is a `hybrid_momentum`, whose parts' parameters are the
+/// row's own.
+fn depth_path(source: DepthSource, params_path: &str, flat: bool) -> String {
+    let part_path = |part: Option<&str>| match part {
+        Some(part) if !flat => child(&child(params_path, part), "parameters"),
+        _ => params_path.to_owned(),
+    };
+    match source {
+        DepthSource::Param { part, name } => child(&part_path(part), name),
+        DepthSource::Feature { part, index } => {
+            yaml::item(&child(&part_path(part), "features"), index)
+        }
+    }
+}
+
+/// Heap bytes of the history rings and feature states of `rows` (each a
+/// footprint and the instruments it follows): one ring per instrument, as
+/// deep as its deepest follower and at least `floor` ticks, and one state
+/// per distinct feature on it — what the engine will allocate. Sorting
+/// (instrument, row) pairs rather than keeping a set per instrument keeps
+/// this at 16 bytes per pair however many instruments a file lists.
+pub(crate) fn history_bytes<'a>(
+    rows: impl Iterator<Item = (&'a Footprint, &'a [InstrumentToken])>,
+    floor: usize,
+) -> u64 {
+    let rows: Vec<(&Footprint, &[InstrumentToken])> = rows.collect();
+    let depths: Vec<usize> = rows.iter().map(|(f, _)| f.ring_depth()).collect();
+    let mut pairs: Vec<(InstrumentToken, usize)> = rows
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, tokens))| tokens.iter().map(move |t| (*t, i)))
+        .collect();
+    pairs.sort_unstable();
+    let mut features: Vec<quiver_strategy::FeatureSpec> = Vec::new();
+    let mut total: u64 = 0;
+    for followers in pairs.chunk_by(|a, b| a.0 == b.0) {
+        let depth = followers
+            .iter()
+            .map(|&(_, i)| depths[i])
+            .fold(floor, usize::max);
+        features.clear();
+        for &(_, i) in followers {
+            features.extend(rows[i].0.features.iter().copied());
+        }
+        features.sort_unstable();
+        features.dedup();
+        let ring = quiver_core::HistoryRing::bytes_for(depth) as u64;
+        total = features
+            .iter()
+            .map(|f| f.state_bytes() as u64)
+            .fold(total.saturating_add(ring), u64::saturating_add);
+    }
+    total
+}
+
+/// `bytes` for a message: `1.8 GiB`, `12.0 MiB`, `340 KiB`.
+pub(crate) fn show_bytes(bytes: u64) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    let b = bytes as f64;
+    if b >= 1024.0 * MIB {
+        format!("{:.1} GiB", b / (1024.0 * MIB))
+    } else if b >= MIB {
+        format!("{:.1} MiB", b / MIB)
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
     }
 }
 

@@ -16,7 +16,23 @@ pub const MODEL_FILE_LIMIT: u64 = 1 << 30;
 /// when it is a device, a FIFO, a socket or a directory, and when it holds
 /// more than `limit` bytes, even if it grows while being read.
 pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    let kind = std::fs::metadata(path)?.file_type();
+    check_regular(path, limit)?;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(limit));
+    }
+    Ok(bytes)
+}
+
+/// What [`read_regular`] checks before it opens `path`, without opening it:
+/// that it is a regular file of at most `limit` bytes (as it is now).
+/// Returns its size.
+pub fn check_regular(path: &Path, limit: u64) -> io::Result<u64> {
+    let meta = std::fs::metadata(path)?;
+    let kind = meta.file_type();
     if !kind.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -26,17 +42,17 @@ pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
             ),
         ));
     }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than the {limit}-byte limit for this kind of file"),
-        ));
+    if meta.len() > limit {
+        return Err(too_large(limit));
     }
-    Ok(bytes)
+    Ok(meta.len())
+}
+
+fn too_large(limit: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("larger than the {limit}-byte limit for this kind of file"),
+    )
 }
 
 /// [`read_regular`] as UTF-8 text; text that is not UTF-8 is refused naming

@@ -11,6 +11,8 @@
 //! ```yaml
 //! models: models/registry.yaml       # optional: the model registry (a file, relative to
 //!                                    # this one, or the registry's list written here)
+//! history_budget_mib: 1024           # optional, default 1024, 1 to 1048576: the most memory
+//!                                    # the history rings and feature states may take
 //! strategies:                        # required; [] is allowed
 //!   - id: mom-1                      # required, non-empty, unique in the file
 //!     strategy_type: momentum        # momentum | mean_reversion | rsi | breakout | hybrid
@@ -52,6 +54,19 @@
 //! `ml_momentum_mlp`); `hybrid_momentum` is momentum + ml_momentum joined by
 //! `majority_vote`. Model names are checked against the registry when the
 //! strategies are built (`quiver validate` does it).
+//!
+//! # History budget
+//!
+//! The engine keeps one history ring per instrument, as deep as the deepest
+//! strategy that follows it, and one state per distinct feature on it. Their
+//! size is computed from the rows (disabled ones included) before anything
+//! is allocated; a file whose history would take more than
+//! `history_budget_mib` is refused, naming the value that drives the largest
+//! share (a lookback, a feature, or the row's instruments when its depth is a
+//! default). Lookbacks are at most [`quiver_strategy::FeatureSpec`]'s
+//! window limit (100,000 ticks) whatever the budget. The budget is a field of
+//! this file, not a service setting, so `quiver validate`, `quiver replay`
+//! and `quiver run` decide alike.
 //!
 //! Numbers must be written as numbers: `threshold: "0.01"` is a string and is
 //! rejected, so that a quoting slip cannot change what a value means.
@@ -105,6 +120,15 @@ pub enum ConfigError {
 /// find rows by id, not by index.
 pub type ConfigIssue = yaml::Issue;
 
+/// The top-level fields of a strategies file (a registry written in place
+/// sits among them).
+pub const TOP_FIELDS: [&str; 3] = ["strategies", "models", "history_budget_mib"];
+
+/// `history_budget_mib` when the file does not set it: 1 GiB.
+pub const DEFAULT_HISTORY_BUDGET_MIB: u64 = 1024;
+/// The largest `history_budget_mib`: 1 TiB.
+pub const MAX_HISTORY_BUDGET_MIB: u64 = 1 << 20;
+
 /// A validated strategies file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -112,6 +136,8 @@ pub struct Config {
     pub strategies: Vec<StrategyRow>,
     /// Where the model registry is, when the file has a `models:` section.
     pub models: Option<ModelsSource>,
+    /// The most memory the history may take, in MiB (`history_budget_mib`).
+    pub history_budget_mib: u64,
 }
 
 /// The `models:` section: a registry file, or the registry's list written in
@@ -159,6 +185,34 @@ pub struct StrategyRow {
 }
 
 impl Config {
+    /// Heap bytes of the history rings and feature states of every row
+    /// (disabled ones included), each ring at least `floor` ticks deep — the
+    /// service's `strategy.warmup_ticks`; 0 for what replay builds.
+    pub fn history_bytes(&self, floor: usize) -> u64 {
+        let footprints: Vec<_> = self.strategies.iter().map(|r| r.spec.footprint()).collect();
+        check::history_bytes(
+            footprints
+                .iter()
+                .zip(&self.strategies)
+                .map(|(f, row)| (f, row.instruments.as_slice())),
+            floor,
+        )
+    }
+
+    /// [`Config::history_bytes`] against `history_budget_mib`: `Err` says
+    /// how much over it is.
+    pub fn check_history_budget(&self, floor: usize) -> Result<(), String> {
+        let total = self.history_bytes(floor);
+        if total <= self.history_budget_mib.saturating_mul(1 << 20) {
+            return Ok(());
+        }
+        Err(format!(
+            "the history would take {}, over the budget of {} MiB (history_budget_mib)",
+            check::show_bytes(total),
+            self.history_budget_mib
+        ))
+    }
+
     /// The rows to run, in file order.
     pub fn enabled(&self) -> impl Iterator<Item = &StrategyRow> {
         self.strategies.iter().filter(|row| row.enabled)
@@ -233,9 +287,14 @@ pub fn parse_config(text: &str, file: &str) -> Result<Config, ConfigError> {
     let mut checker = check::Checker::new(source.reader());
     let strategies = checker.document(&docs);
     let models = checker.models.take();
+    let history_budget_mib = checker.budget_mib;
     let issues = checker.finish();
     if issues.is_empty() {
-        Ok(Config { strategies, models })
+        Ok(Config {
+            strategies,
+            models,
+            history_budget_mib,
+        })
     } else {
         Err(ConfigError::Invalid {
             file: file.to_owned(),

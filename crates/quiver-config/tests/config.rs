@@ -269,7 +269,9 @@ fn unknown_row_field() {
 fn unknown_top_level_key() {
     assert_eq!(
         issues(&["strategies: []", "strategy: []"]),
-        [r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models)"#]
+        [
+            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models, history_budget_mib)"#
+        ]
     );
 }
 
@@ -282,7 +284,7 @@ fn missing_strategies() {
     assert_eq!(
         issues(&["", "strategy: []"]),
         [
-            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models)"#,
+            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models, history_budget_mib)"#,
             r#"strategies.yaml:2: (root): missing field "strategies""#,
         ]
     );
@@ -686,7 +688,7 @@ fn duplicate_keys_are_reported_at_the_later_one() {
             ]
         )),
         [
-            r#"strategies.yaml:7: strategies[0] (id "mom-1").parameters.lookback_periods: duplicate key "lookback_periods" (also at line 5)"#
+            r#"strategies.yaml:7: strategies[0] (id "mom-1").parameters.lookback_periods: duplicate key "lookback_periods" (first at line 5)"#
         ]
     );
     assert_eq!(
@@ -699,13 +701,13 @@ fn duplicate_keys_are_reported_at_the_later_one() {
             ]
         )),
         [
-            r#"strategies.yaml:8: strategies[0] (id "mom-1").brokers: duplicate key "brokers" (also at line 6)"#,
-            r#"strategies.yaml:9: strategies[0] (id "mom-1").brokers: duplicate key "brokers" (also at line 6)"#,
+            r#"strategies.yaml:8: strategies[0] (id "mom-1").brokers: duplicate key "brokers" (first at line 6)"#,
+            r#"strategies.yaml:9: strategies[0] (id "mom-1").brokers: duplicate key "brokers" (first at line 6)"#,
         ]
     );
     assert_eq!(
         issues(&["strategies: []", "strategies: []"]),
-        [r#"strategies.yaml:2: strategies: duplicate key "strategies" (also at line 1)"#]
+        [r#"strategies.yaml:2: strategies: duplicate key "strategies" (first at line 1)"#]
     );
 }
 

@@ -94,7 +94,7 @@ proptest! {
             match first_line[*name] {
                 None => first_line[*name] = Some(line),
                 Some(first) => expected.push(format!(
-                    "f.yaml:{line}: strategies[0] (id \"mom-1\").parameters.{0}: duplicate key \"{0}\" (also at line {first})",
+                    "f.yaml:{line}: strategies[0] (id \"mom-1\").parameters.{0}: duplicate key \"{0}\" (first at line {first})",
                     NAMES[*name]
                 )),
             }

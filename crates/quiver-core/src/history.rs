@@ -21,8 +21,27 @@ pub struct HistoryRing {
     volumes: Box<[f64]>,
 }
 
+/// The deepest ring there is: no lookback a config may declare comes near it,
+/// and refusing anything deeper keeps index arithmetic (`2 × capacity`) and
+/// allocation sizes far from overflow.
+pub const MAX_CAPACITY: usize = 1_000_000;
+
+/// Heap bytes one tick of capacity takes: price, units and volume, each held
+/// twice.
+pub const BYTES_PER_TICK: usize = 2 * (2 * std::mem::size_of::<f64>() + std::mem::size_of::<i64>());
+
+/// Why a ring was not built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RingError {
+    #[error("a history of {0} ticks is deeper than the {MAX_CAPACITY}-tick limit")]
+    TooDeep(usize),
+    #[error("cannot allocate {0} bytes of history")]
+    OutOfMemory(usize),
+}
+
 impl HistoryRing {
-    /// A ring holding the last `capacity` ticks (at least one).
+    /// A ring holding the last `capacity` ticks (at least one). For sizes
+    /// that come from input, [`HistoryRing::try_new`].
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         HistoryRing {
@@ -33,6 +52,31 @@ impl HistoryRing {
             units: vec![0; 2 * capacity].into_boxed_slice(),
             volumes: vec![0.0; 2 * capacity].into_boxed_slice(),
         }
+    }
+
+    /// [`HistoryRing::new`], refusing a capacity beyond [`MAX_CAPACITY`] and
+    /// reporting an allocation the system refuses instead of aborting.
+    pub fn try_new(capacity: usize) -> Result<Self, RingError> {
+        let capacity = capacity.max(1);
+        if capacity > MAX_CAPACITY {
+            return Err(RingError::TooDeep(capacity));
+        }
+        let out_of_memory = |_| RingError::OutOfMemory(HistoryRing::bytes_for(capacity));
+        Ok(HistoryRing {
+            capacity,
+            len: 0,
+            head: capacity - 1,
+            prices: zeroed(2 * capacity).map_err(out_of_memory)?,
+            units: zeroed(2 * capacity).map_err(out_of_memory)?,
+            volumes: zeroed(2 * capacity).map_err(out_of_memory)?,
+        })
+    }
+
+    /// Heap bytes a ring of `capacity` ticks takes (at least one tick, as
+    /// built), for sizing a configuration before anything is allocated.
+    pub const fn bytes_for(capacity: usize) -> usize {
+        let capacity = if capacity == 0 { 1 } else { capacity };
+        capacity.saturating_mul(BYTES_PER_TICK)
     }
 
     #[inline]
@@ -84,6 +128,14 @@ impl HistoryRing {
         (self.prices.len() + self.volumes.len()) * std::mem::size_of::<f64>()
             + self.units.len() * std::mem::size_of::<i64>()
     }
+}
+
+/// `len` default values, or the allocator's refusal.
+fn zeroed<T: Copy + Default>(len: usize) -> Result<Box<[T]>, std::collections::TryReserveError> {
+    let mut values = Vec::new();
+    values.try_reserve_exact(len)?;
+    values.resize(len, T::default());
+    Ok(values.into_boxed_slice())
 }
 
 /// A strategy's read-only window onto an instrument's history, oldest first.
@@ -182,5 +234,24 @@ mod tests {
         assert_eq!(view.last_prices(2), &[10.0, 11.0]);
         assert_eq!(view.current(), Some(11.0));
         assert_eq!(view.last_units(2), &[1_000_000_000, 1_100_000_000]);
+    }
+
+    #[test]
+    fn fallible_rings_are_bounded_and_sized_as_declared() {
+        let ring = HistoryRing::try_new(1_000).unwrap();
+        assert_eq!(ring.heap_bytes(), HistoryRing::bytes_for(1_000));
+        assert_eq!(HistoryRing::bytes_for(0), BYTES_PER_TICK);
+        assert_eq!(
+            HistoryRing::try_new(MAX_CAPACITY + 1).unwrap_err(),
+            RingError::TooDeep(MAX_CAPACITY + 1)
+        );
+        assert_eq!(
+            HistoryRing::try_new(usize::MAX).unwrap_err(),
+            RingError::TooDeep(usize::MAX)
+        );
+        assert_eq!(HistoryRing::bytes_for(usize::MAX), usize::MAX);
+        let mut deepest = HistoryRing::try_new(MAX_CAPACITY).unwrap();
+        deepest.push(Price::from_int(5), 1);
+        assert_eq!(deepest.view().current(), Some(5.0));
     }
 }

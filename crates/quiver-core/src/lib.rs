@@ -12,7 +12,7 @@ pub mod synthetic;
 pub mod tick;
 
 pub use decision::{Decision, MetaValue, Metadata, Reasoning, Side};
-pub use history::{History, HistoryRing};
+pub use history::{History, HistoryRing, RingError};
 pub use instrument::{InstrumentIdx, InstrumentIndex, InstrumentToken};
 pub use price::{Price, PriceError};
 pub use tick::Tick;

@@ -40,6 +40,14 @@ pub enum EngineError {
     DuplicateId(String),
     #[error("more than {} strategies or instruments", u32::MAX)]
     TooMany,
+    /// The history of an instrument cannot be built (deeper than any ring may
+    /// be, or refused by the allocator): the config's history budget is what
+    /// normally refuses such a file first.
+    #[error("the history of instrument {token}: {problem}")]
+    History {
+        token: InstrumentToken,
+        problem: quiver_core::RingError,
+    },
 }
 
 /// A (strategy, instrument) pair: one entry of the routing table.
@@ -210,7 +218,16 @@ impl Engine {
         // Built once and never grown: hold exactly what is used.
         routes.shrink_to_fit();
         feature_slots.shrink_to_fit();
-        let rings = capacity.into_iter().map(HistoryRing::new).collect();
+        let rings = capacity
+            .into_iter()
+            .enumerate()
+            .map(|(i, depth)| {
+                HistoryRing::try_new(depth).map_err(|problem| EngineError::History {
+                    token: index.tokens()[i],
+                    problem,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut model_names: Vec<String> = Vec::new();
         let slots = entries
             .into_iter()

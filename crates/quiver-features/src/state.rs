@@ -94,6 +94,17 @@ impl FeatureState {
         }
     }
 
+    /// Heap bytes the state of `spec` owns, as [`FeatureState::heap_bytes`]
+    /// will count it once built.
+    pub(crate) fn heap_bytes_of(spec: FeatureSpec) -> usize {
+        match spec {
+            FeatureSpec::Min(n) | FeatureSpec::Max(n) => (n as usize)
+                .max(1)
+                .saturating_mul(std::mem::size_of::<(u64, f64)>()),
+            _ => 0,
+        }
+    }
+
     /// Heap bytes owned by this state.
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {

@@ -131,6 +131,18 @@ impl InstrumentFeatures {
     }
 }
 
+impl FeatureSpec {
+    /// Heap bytes this feature takes on one instrument, as
+    /// [`InstrumentFeatures::heap_bytes`] counts it: for sizing a
+    /// configuration before anything is built.
+    pub fn state_bytes(self) -> usize {
+        std::mem::size_of::<FeatureSpec>()
+            + std::mem::size_of::<FeatureState>()
+            + 2 * std::mem::size_of::<f64>()
+            + FeatureState::heap_bytes_of(self)
+    }
+}
+
 /// A strategy's read-only window onto the shared features of one instrument.
 ///
 /// Index `i` is the `i`-th feature the strategy declared. Values are this
@@ -172,5 +184,22 @@ impl<'a> FeatureView<'a> {
             slots: &self.slots[start.min(end)..end],
             ..*self
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_bytes_predict_what_the_features_take() {
+        let specs: Vec<FeatureSpec> = ["sma(20)", "max(1000)", "min(3)", "ema(5)", "skew(100000)"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let mut features = InstrumentFeatures::new(specs.iter().copied());
+        features.shrink_to_fit();
+        let predicted: usize = specs.iter().map(|s| s.state_bytes()).sum();
+        assert_eq!(features.heap_bytes(), predicted);
     }
 }

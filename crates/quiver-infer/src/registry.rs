@@ -29,8 +29,9 @@ use quiver_config::yaml::{self, child, describe, pos, value, Node, Pos, Reader, 
 use crate::error::RegistryError;
 
 const TOP_FIELDS: &[&str] = &["models"];
-/// A `models:` list inside a strategies file sits next to its `strategies:`.
-const EMBEDDED_TOP_FIELDS: &[&str] = &["models", "strategies"];
+/// A `models:` list inside a strategies file sits among the file's other
+/// fields.
+const EMBEDDED_TOP_FIELDS: &[&str] = &quiver_config::TOP_FIELDS;
 const MODEL_FIELDS: [&str; 11] = [
     "name",
     "path",
@@ -151,6 +152,10 @@ pub struct ModelSpec {
     pub path_text: String,
     /// `path_text` resolved against the registry file's directory.
     pub path: PathBuf,
+    /// Where `path` is written in the registry file, for messages about the
+    /// model file: its line and its path, e.g. `models[1] (name "mlp").path`.
+    pub path_line: usize,
+    pub path_field: String,
     /// Lowercase hex.
     pub sha256: String,
     pub version: String,
@@ -369,6 +374,7 @@ impl Checker {
             .yaml
             .required(name, "name", path, at)
             .and_then(|n| self.text(n, &at_field("name")));
+        let path_line = file.map_or(at.line, |n| pos(n).line);
         let file = self
             .yaml
             .required(file, "path", path, at)
@@ -436,6 +442,8 @@ impl Checker {
         Some(ModelSpec {
             path: self.dir.join(&file),
             path_text: file,
+            path_line,
+            path_field: at_field("path"),
             name,
             sha256,
             version,
@@ -799,13 +807,48 @@ models:
                 "8: models[0] (name \"mlp\").input: expected a mapping, got 3",
                 "10: models[0] (name \"mlp\").output.classes[1]: expected an integer, got \"x\"",
                 "19: models[1] (name \"ridge\").active: expected a boolean, got \"no\"",
-                "20: models[1] (name \"ridge\").active: duplicate key \"active\" (also at line 19)",
+                "20: models[1] (name \"ridge\").active: duplicate key \"active\" (first at line 19)",
             ]
         );
         assert_eq!(
             issues("- a\n"),
             vec!["1: (root): expected a mapping, got a list"]
         );
+    }
+
+    #[test]
+    fn ten_thousand_repeated_keys_are_reported_together_quickly() {
+        let repeats = "    regime: again\n".repeat(10_000);
+        let text = GOOD.replace(
+            "    regime: trending\n",
+            &format!("    regime: trending\n{repeats}"),
+        );
+        let started = std::time::Instant::now();
+        let err = parse(&text).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let RegistryError::Invalid { issues, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(issues.len(), 10_000);
+        assert!(issues
+            .iter()
+            .enumerate()
+            .all(|(i, issue)| issue.line == 12 + i
+                && issue.message == "duplicate key \"regime\" (first at line 11)"));
+        let shown = err.to_string();
+        assert_eq!(shown.lines().count(), 101);
+        assert!(shown.ends_with("\nand 9900 more (10000 in all)"), "{shown}");
+    }
+
+    #[test]
+    fn the_model_path_is_located() {
+        let registry = parse(GOOD).unwrap();
+        let mlp = registry.get("mlp").unwrap();
+        assert_eq!(
+            (mlp.path_line, mlp.path_field.as_str()),
+            (4, "models[0] (name \"mlp\").path")
+        );
+        assert_eq!(mlp.path, Path::new("/reg/sub/mlp.onnx"));
     }
 
     #[test]

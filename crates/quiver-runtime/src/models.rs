@@ -48,6 +48,28 @@ pub fn registry_location(
     }
 }
 
+/// A registry file that cannot be read, named where the strategies file's
+/// `models:` points at it (a `--models` flag or setting names it already).
+fn locate_registry_error(
+    err: quiver_infer::RegistryError,
+    config_path: &Path,
+    config: &Config,
+    registry: Option<&Path>,
+) -> ModelSetupError {
+    match (&err, registry, &config.models) {
+        (
+            quiver_infer::RegistryError::Io { path, message },
+            None,
+            Some(ModelsSource::File { line, .. }),
+        ) => ModelSetupError::Strategies(format!(
+            "{}:{line}: models: registry {}: {message}",
+            config_path.display(),
+            path.display()
+        )),
+        _ => ModelSetupError::Registry(err),
+    }
+}
+
 /// A registry entry as strategies see it.
 pub fn model_info(spec: &ModelSpec) -> ModelInfo {
     ModelInfo {
@@ -95,7 +117,8 @@ impl Models {
         let models = match registry_location(config_path, config, registry) {
             Some((path, embedded)) => {
                 options.embedded = embedded;
-                let store = ModelStore::open(&path, options)?;
+                let store = ModelStore::open(&path, options)
+                    .map_err(|err| locate_registry_error(err, config_path, config, registry))?;
                 let catalog = store
                     .names()
                     .iter()
@@ -116,6 +139,7 @@ impl Models {
     fn check(&self, config_path: &Path, config: &Config) -> Result<(), ModelSetupError> {
         let file = config_path.display();
         let mut issues = Vec::new();
+        let mut files_checked = std::collections::HashSet::new();
         for row in &config.strategies {
             if let Err(err) = row.spec.build(&self.catalog) {
                 let (line, path) = row
@@ -123,6 +147,31 @@ impl Models {
                     .first()
                     .map_or((row.line, row.id.clone()), |m| (m.line, m.path.clone()));
                 issues.push(format!("{file}:{line}: {path}: {err}"));
+            }
+            // A model file that cannot be read at all is a mistake in the
+            // registry, named where its `path:` is written; one that reads
+            // but does not load is the store's to hold out of service.
+            let Some(store) = &self.store else { continue };
+            for used in &row.models {
+                let Some(spec) = store.spec(&used.name) else {
+                    continue;
+                };
+                if !files_checked.insert(used.name.clone()) {
+                    continue;
+                }
+                let limit = quiver_config::files::MODEL_FILE_LIMIT;
+                if let Err(err) = quiver_config::files::check_regular(&spec.path, limit) {
+                    issues.push(format!(
+                        "{}:{}: {}: model file {}: {err} (model {:?}, used at {file}:{}: {})",
+                        store.registry_path().display(),
+                        spec.path_line,
+                        spec.path_field,
+                        spec.path.display(),
+                        used.name,
+                        used.line,
+                        used.path,
+                    ));
+                }
             }
         }
         if issues.is_empty() {

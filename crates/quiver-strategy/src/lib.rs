@@ -33,7 +33,7 @@ pub use ml::{
 };
 pub use params::{ParamDef, ParamKind, ParamValue, ParamValues};
 pub use schedule::{Priority, Schedule};
-pub use spec::{BuildError, MlSpec, RulesType, StrategySpec, StrategyType};
+pub use spec::{BuildError, DepthSource, Footprint, MlSpec, RulesType, StrategySpec, StrategyType};
 pub use validator::{DropReason, StandardValidator};
 
 /// What kind of logic drives a strategy; reported in metrics and logs.

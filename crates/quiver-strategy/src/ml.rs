@@ -422,22 +422,18 @@ impl MlStrategy {
         model: ModelInfo,
         post: PostProcessor,
     ) -> Self {
-        let mut shared: Vec<FeatureSpec> = Vec::new();
+        let shared = shared_features(features);
         let columns = features
             .iter()
             .map(|f| match f {
                 MlFeature::Shared(spec) => {
-                    let i = shared.iter().position(|s| s == spec).unwrap_or_else(|| {
-                        shared.push(*spec);
-                        shared.len() - 1
-                    });
-                    Column::Shared(i)
+                    Column::Shared(shared.iter().position(|s| s == spec).unwrap_or(0))
                 }
                 MlFeature::Price => Column::Price,
                 MlFeature::ReturnsSkew(n) => Column::ReturnsSkew(*n as usize),
             })
             .collect();
-        let required = features.iter().map(|f| f.warmup()).max().unwrap_or(1);
+        let required = required_history(features);
         MlStrategy {
             name,
             shared,
@@ -470,6 +466,25 @@ impl MlStrategy {
         }
         row.len() == self.columns.len()
     }
+}
+
+/// The distinct store features of an ML strategy's input columns, in
+/// first-seen order: what it declares to the store.
+pub fn shared_features(features: &[MlFeature]) -> Vec<FeatureSpec> {
+    let mut shared: Vec<FeatureSpec> = Vec::new();
+    for feature in features {
+        if let MlFeature::Shared(spec) = feature {
+            if !shared.contains(spec) {
+                shared.push(*spec);
+            }
+        }
+    }
+    shared
+}
+
+/// Ticks of history before every input column has a value.
+pub fn required_history(features: &[MlFeature]) -> usize {
+    features.iter().map(|f| f.warmup()).max().unwrap_or(1)
 }
 
 /// Population skewness of the one-tick returns of `prices` (scipy's biased

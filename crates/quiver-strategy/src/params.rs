@@ -29,6 +29,20 @@ impl ParamKind {
         ParamKind::Int { min, max: i64::MAX }
     }
 
+    pub const fn int_in(min: i64, max: i64) -> Self {
+        ParamKind::Int { min, max }
+    }
+
+    /// A count of ticks of history: at least `min`, and no longer than a
+    /// shared feature's window may be ([`quiver_features::MAX_WINDOW`]), which
+    /// is what a lookback becomes.
+    pub const fn window(min: i64) -> Self {
+        ParamKind::Int {
+            min,
+            max: quiver_features::MAX_WINDOW as i64,
+        }
+    }
+
     pub const fn positive_float() -> Self {
         ParamKind::Float {
             min: 0.0,

@@ -5,7 +5,7 @@ use crate::hybrid::{self, HybridStrategy, Policy};
 use crate::ml::{self, MlFeature, MlStrategy, ModelCatalog, PostProcessor};
 use crate::params::{ParamDef, ParamValues};
 use crate::rules::{self, Breakout, MeanReversion, Momentum, Rsi};
-use crate::{Logic, StrategyKind};
+use crate::{FeatureSpec, Logic, Strategy, StrategyKind};
 
 /// Every `strategy_type` a config row may name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -185,6 +185,71 @@ fn known_models(known: &[String]) -> String {
     }
 }
 
+/// What a strategy keeps per instrument it follows, known from its
+/// description alone: for sizing a configuration's history before anything
+/// is built or allocated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    /// Ticks of history before it decides ([`Strategy::required_history`]).
+    pub history: usize,
+    /// The shared features it declares ([`Strategy::features`]).
+    pub features: Vec<FeatureSpec>,
+}
+
+impl Footprint {
+    /// Ticks the instrument's history ring must hold for it: its history, and
+    /// every feature's window plus the value leaving it (at least one).
+    pub fn ring_depth(&self) -> usize {
+        self.features
+            .iter()
+            .map(|f| f.ring_needed())
+            .fold(self.history, usize::max)
+            .max(1)
+    }
+}
+
+/// A value in a strategy's description that sets how deep its history goes,
+/// so a message about memory can point at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DepthSource {
+    /// A parameter (`lookback_periods`, `period`, `vol_lookback`), of the
+    /// hybrid part named (`rules` or `ml`), if any.
+    Param {
+        part: Option<&'static str>,
+        name: &'static str,
+    },
+    /// Input column `index` of an ML strategy's feature list (part as above).
+    Feature {
+        part: Option<&'static str>,
+        index: usize,
+    },
+}
+
+impl DepthSource {
+    fn in_part(self, part: &'static str) -> DepthSource {
+        match self {
+            DepthSource::Param { name, .. } => DepthSource::Param {
+                part: Some(part),
+                name,
+            },
+            DepthSource::Feature { index, .. } => DepthSource::Feature {
+                part: Some(part),
+                index,
+            },
+        }
+    }
+}
+
+/// The rules strategy of `ty` with parameters `p`.
+fn rules_strategy(ty: RulesType, p: &ParamValues) -> Box<dyn Strategy> {
+    match ty {
+        RulesType::Momentum => Box::new(Momentum::from_params(p)),
+        RulesType::MeanReversion => Box::new(MeanReversion::from_params(p)),
+        RulesType::Rsi => Box::new(Rsi::from_params(p)),
+        RulesType::Breakout => Box::new(Breakout::from_params(p)),
+    }
+}
+
 /// A fully validated strategy description. Building it fails only when it
 /// names a model the catalog does not have, or does not fit it.
 #[derive(Clone, Debug, PartialEq)]
@@ -222,17 +287,89 @@ impl StrategySpec {
         }
     }
 
+    /// What the built strategy will declare, without building it (no model
+    /// catalog needed): equal to its `required_history()` and `features()`.
+    pub fn footprint(&self) -> Footprint {
+        match self {
+            StrategySpec::Rules(ty, p) => {
+                let strategy = rules_strategy(*ty, p);
+                Footprint {
+                    history: strategy.required_history(),
+                    features: strategy.features(),
+                }
+            }
+            StrategySpec::Ml(spec) => Footprint {
+                history: ml::required_history(&spec.features),
+                features: ml::shared_features(&spec.features),
+            },
+            StrategySpec::Hybrid { rules, ml, policy } => {
+                let (rules, ml) = (rules.footprint(), ml.footprint());
+                let mut features = rules.features;
+                features.extend(ml.features);
+                Footprint {
+                    history: rules.history.max(ml.history).max(policy.required_history()),
+                    features,
+                }
+            }
+        }
+    }
+
+    /// Each value that sets a depth of history, with the ring depth it alone
+    /// asks for ([`Footprint::ring_depth`]); the footprint's depth is the
+    /// largest of them.
+    pub fn depth_sources(&self) -> Vec<(DepthSource, usize)> {
+        match self {
+            StrategySpec::Rules(ty, _) => {
+                let name = match ty {
+                    RulesType::Rsi => rules::rsi::PERIOD.name,
+                    _ => rules::LOOKBACK_PERIODS.name,
+                };
+                vec![(
+                    DepthSource::Param { part: None, name },
+                    self.footprint().ring_depth(),
+                )]
+            }
+            StrategySpec::Ml(spec) => spec
+                .features
+                .iter()
+                .enumerate()
+                .map(|(index, feature)| {
+                    let alone = std::slice::from_ref(feature);
+                    let depth = Footprint {
+                        history: ml::required_history(alone),
+                        features: ml::shared_features(alone),
+                    }
+                    .ring_depth();
+                    (DepthSource::Feature { part: None, index }, depth)
+                })
+                .collect(),
+            StrategySpec::Hybrid { rules, ml, policy } => {
+                let part = |spec: &StrategySpec, name| {
+                    spec.depth_sources()
+                        .into_iter()
+                        .map(move |(source, depth)| (source.in_part(name), depth))
+                };
+                let mut sources: Vec<_> = part(rules, "rules").chain(part(ml, "ml")).collect();
+                if policy.uses_volatility() {
+                    sources.push((
+                        DepthSource::Param {
+                            part: None,
+                            name: hybrid::VOL_LOOKBACK.name,
+                        },
+                        policy.required_history().max(1),
+                    ));
+                }
+                sources
+            }
+        }
+    }
+
     /// Builds the strategy: [`Logic::Model`] when it asks a model for
     /// predictions (`ml`, `ml_momentum`, a hybrid whose `ml` part does),
     /// [`Logic::Rules`] otherwise.
     pub fn build(&self, models: &dyn ModelCatalog) -> Result<Logic, BuildError> {
         Ok(match self {
-            StrategySpec::Rules(ty, p) => match ty {
-                RulesType::Momentum => Logic::Rules(Box::new(Momentum::from_params(p))),
-                RulesType::MeanReversion => Logic::Rules(Box::new(MeanReversion::from_params(p))),
-                RulesType::Rsi => Logic::Rules(Box::new(Rsi::from_params(p))),
-                RulesType::Breakout => Logic::Rules(Box::new(Breakout::from_params(p))),
-            },
+            StrategySpec::Rules(ty, p) => Logic::Rules(rules_strategy(*ty, p)),
             StrategySpec::Ml(spec) => {
                 let Some(model) = models.model(&spec.model) else {
                     return Err(BuildError::UnknownModel {
@@ -310,6 +447,111 @@ mod tests {
             policy,
         };
         assert!(matches!(hybrid.build(&catalog).unwrap(), Logic::Model(_)));
+    }
+
+    /// The footprint read off a description is what the built strategy
+    /// declares, for every kind of strategy and parameters far from their
+    /// defaults.
+    #[test]
+    fn footprints_match_the_built_strategies() {
+        use crate::params::ParamValue;
+        let features: Vec<MlFeature> = ["sma(7)", "returns_skew(40)", "price", "max(90)", "sma(7)"]
+            .iter()
+            .map(|f| MlFeature::parse(f).unwrap())
+            .collect();
+        let catalog = vec![ModelInfo {
+            name: "m".to_owned(),
+            n_features: features.len(),
+            output: ModelOutput::Classifier {
+                classes: vec![-1, 0, 1],
+            },
+        }];
+        let rules = |ty: RulesType, name: &str, n: i64| {
+            let mut p = ParamValues::defaults(ty.strategy_type().params());
+            assert!(p.set(name, ParamValue::Int(n)));
+            StrategySpec::Rules(ty, p)
+        };
+        let ml = StrategySpec::Ml(MlSpec {
+            name: "ml",
+            model: "m".to_owned(),
+            features,
+            params: ParamValues::defaults(ml::PARAMS),
+        });
+        let mut escalation = ParamValues::defaults(hybrid::PARAMS);
+        escalation.set("policy", ParamValue::Choice("threshold_escalation"));
+        escalation.set("vol_lookback", ParamValue::Int(150));
+        let specs = [
+            rules(RulesType::Momentum, "lookback_periods", 2),
+            rules(RulesType::Momentum, "lookback_periods", 100_000),
+            rules(RulesType::MeanReversion, "lookback_periods", 33),
+            rules(RulesType::Rsi, "period", 100_000),
+            rules(RulesType::Breakout, "lookback_periods", 100_000),
+            ml.clone(),
+            StrategySpec::Hybrid {
+                rules: Box::new(rules(RulesType::Breakout, "lookback_periods", 12)),
+                ml: Box::new(ml.clone()),
+                policy: Policy::from_params(&escalation),
+            },
+            StrategySpec::Hybrid {
+                rules: Box::new(rules(RulesType::Rsi, "period", 5)),
+                ml: Box::new(rules(RulesType::Momentum, "lookback_periods", 300)),
+                policy: Policy::from_params(&ParamValues::defaults(hybrid::PARAMS)),
+            },
+        ];
+        for spec in specs {
+            let built = spec.build(&catalog).unwrap();
+            let strategy = built.strategy();
+            let footprint = spec.footprint();
+            assert_eq!(footprint.history, strategy.required_history(), "{spec:?}");
+            assert_eq!(footprint.features, strategy.features(), "{spec:?}");
+            let deepest = spec.depth_sources().iter().map(|(_, d)| *d).max();
+            assert_eq!(deepest, Some(footprint.ring_depth()), "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn depth_sources_name_the_value_that_sets_the_depth() {
+        let mut p = ParamValues::defaults(hybrid::PARAMS);
+        p.set(
+            "policy",
+            crate::params::ParamValue::Choice("threshold_escalation"),
+        );
+        let momentum = StrategySpec::Rules(
+            RulesType::Momentum,
+            ParamValues::defaults(StrategyType::Momentum.params()),
+        );
+        let rsi = StrategySpec::Rules(RulesType::Rsi, ParamValues::defaults(rules::rsi::PARAMS));
+        let hybrid = StrategySpec::Hybrid {
+            rules: Box::new(momentum),
+            ml: Box::new(rsi),
+            policy: Policy::from_params(&p),
+        };
+        assert_eq!(
+            hybrid.depth_sources(),
+            [
+                (
+                    DepthSource::Param {
+                        part: Some("rules"),
+                        name: "lookback_periods"
+                    },
+                    21
+                ),
+                (
+                    DepthSource::Param {
+                        part: Some("ml"),
+                        name: "period"
+                    },
+                    16
+                ),
+                (
+                    DepthSource::Param {
+                        part: None,
+                        name: "vol_lookback"
+                    },
+                    21
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -16,9 +16,9 @@ mod source;
 
 use std::fmt;
 
-use saphyr::{AnnotatedMapping, LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use saphyr::{AnnotatedMapping, MarkedYaml, Scalar, YamlData};
 
-use self::source::{prepare, unmarked_position, Position, Prepared};
+use self::source::{error_position, load, prepare, renamed_parts, Position, Prepared};
 
 /// A node of the tree, with its position.
 pub type Node<'y> = MarkedYaml<'y>;
@@ -54,17 +54,26 @@ pub struct Issue {
     pub message: String,
 }
 
+/// Most issues an [`IssueLines`] displays: a file with thousands of problems
+/// (a generated file, a paste gone wrong) is refused after one pass either
+/// way, and the first screenful is what gets fixed first.
+pub const SHOWN_ISSUES: usize = 100;
+
 /// Displays issues one per line, without a trailing newline, so a list of
-/// them prints like any other error.
+/// them prints like any other error; past [`SHOWN_ISSUES`], a last line
+/// counts the rest.
 pub struct IssueLines<'a, T = Issue>(pub &'a [T]);
 
 impl<T: fmt::Display> fmt::Display for IssueLines<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, issue) in self.0.iter().enumerate() {
+        for (i, issue) in self.0.iter().take(SHOWN_ISSUES).enumerate() {
             if i > 0 {
                 f.write_str("\n")?;
             }
             write!(f, "{issue}")?;
+        }
+        if let Some(rest) = self.0.len().checked_sub(SHOWN_ISSUES).filter(|n| *n > 0) {
+            write!(f, "\nand {rest} more ({} in all)", self.0.len())?;
         }
         Ok(())
     }
@@ -73,6 +82,7 @@ impl<T: fmt::Display> fmt::Display for IssueLines<'_, T> {
 /// A file's text, prepared for loading.
 pub struct Source {
     file: String,
+    text: String,
     prepared: Prepared,
 }
 
@@ -81,7 +91,11 @@ impl Source {
     pub fn new(text: &str, file: impl Into<String>) -> Result<Source, SyntaxError> {
         let file = file.into();
         match prepare(text) {
-            Ok(prepared) => Ok(Source { file, prepared }),
+            Ok(prepared) => Ok(Source {
+                file,
+                text: text.to_owned(),
+                prepared,
+            }),
             Err(at) => Err(syntax_error(&file, at)),
         }
     }
@@ -94,8 +108,8 @@ impl Source {
     /// already loaded it once, but an error is still passed on rather than
     /// assumed away.
     pub fn documents(&self) -> Result<Vec<Node<'_>>, SyntaxError> {
-        MarkedYaml::load_from_str(&self.prepared.text)
-            .map_err(|e| syntax_error(&self.file, unmarked_position(&e, &self.prepared.text)))
+        load(&self.text, self.prepared.duplicate_mark)
+            .map_err(|e| syntax_error(&self.file, error_position(&e, &self.text)))
     }
 
     /// A reader for this text's nodes.
@@ -362,18 +376,14 @@ impl Reader {
                 self.expected(key, path, "a string key");
                 continue;
             };
-            if let Some(mark) = self.duplicate_mark.filter(|m| name.starts_with(*m)) {
-                let original = name.trim_start_matches(mark);
-                let first = map.keys().find(|k| match value(k) {
-                    Value::Str(s) => s == original,
-                    _ => describe(k) == original,
-                });
-                let also =
-                    first.map_or_else(String::new, |k| format!(" (also at line {})", line(k)));
+            if let Some((original, first)) = self
+                .duplicate_mark
+                .and_then(|mark| renamed_parts(name, mark))
+            {
                 self.issue(
                     pos(key),
                     &child(path, original),
-                    format!("duplicate key {original:?}{also}"),
+                    format!("duplicate key {} (first at line {first})", quote(original)),
                 );
                 continue;
             }
@@ -588,7 +598,7 @@ mod tests {
             [
                 "f.yaml:1: top: missing field \"d\"",
                 "f.yaml:2: top.b: unknown field \"b\" (expected a, c)",
-                "f.yaml:3: top.a: duplicate key \"a\" (also at line 1)",
+                "f.yaml:3: top.a: duplicate key \"a\" (first at line 1)",
                 "f.yaml:4: top: expected a string key, got 7",
                 "f.yaml:5: top.c: must be >= 5, got 4",
             ]

@@ -2,31 +2,31 @@
 //!
 //! saphyr's loader refuses a mapping with a repeated key, and it does so with a
 //! single fatal error that carries a position but no path, and stops there. The
-//! rest of the file would then go unchecked. So when the loader reports a
-//! duplicate, the later key is renamed in place — prefixed with a private-use
-//! character that the text does not otherwise contain — and the text is parsed
-//! again. [`Reader::entries`](super::Reader::entries) recognises the prefix and
-//! reports the duplicate with its full path, alongside every other error.
-//! Nothing but that one character is inserted, so line numbers are unchanged;
-//! columns of later syntax errors on the same line are corrected for it.
+//! rest of the file would then go unchecked. So the loader is fed the parser's
+//! events through [`Renamer`], which keeps the keys of every open mapping in a
+//! hash set and hands a repeated key on renamed: a private-use character that
+//! the text does not contain, then the repeat's number, its first
+//! occurrence's line and its own text, each separated by that character.
+//! [`Reader::entries`](super::Reader::entries) recognises the prefix and
+//! reports the duplicate with its full path, alongside every other error. One
+//! pass over the events, one hash look-up per key: a mapping of `n` keys costs
+//! O(n) however many of them repeat.
 
-use saphyr::{LoadableYamlNode, MarkedYaml, ScanError};
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 
-/// The loader's message for a repeated key (saphyr 0.3). Should it ever change,
-/// duplicates simply surface as syntax errors again.
-const DUPLICATE_KEY: &str = "duplicated key in mapping";
+use saphyr::{LoadableYamlNode, MarkedYaml, ScalarStyle, ScanError, Yaml, YamlLoader};
+use saphyr_parser::{Event, Parser, Span, SpannedEventReceiver};
 
-/// Upper bound on renames, so a pathological file cannot make us reparse forever.
-const MAX_RENAMES: usize = 1_000;
-
-/// Text that loads, and how duplicates were marked in it.
+/// How a text's duplicate keys were marked.
 pub(super) struct Prepared {
-    pub(super) text: String,
-    /// Prefix of every renamed (later, duplicate) key; `None` when none was renamed.
+    /// Prefix of every renamed (later, duplicate) key; `None` when the text
+    /// uses every private-use character, so none could be renamed.
     pub(super) duplicate_mark: Option<char>,
 }
 
-/// A YAML syntax error, positioned in the caller's original text.
+/// A YAML syntax error, positioned in the caller's text.
 pub(super) struct Position {
     pub(super) line: usize,
     /// 1-based, in characters.
@@ -34,56 +34,212 @@ pub(super) struct Position {
     pub(super) message: String,
 }
 
-/// The position of a loader error in text that had no marks inserted.
-pub(super) fn unmarked_position(error: &ScanError, text: &str) -> Position {
-    original_position(error, &[], text)
+/// The position of a loader error in `text`. The loader puts an error at
+/// the end of the input on the line after the last one (as if a line break
+/// followed it), a line the file does not have; such an error is placed just
+/// after the last line's text instead.
+pub(super) fn error_position(error: &ScanError, text: &str) -> Position {
+    let marker = error.marker();
+    let (last, last_len) = last_line(text);
+    let (line, col) = if marker.line() > last {
+        (last, last_len)
+    } else {
+        (marker.line().max(1), marker.col())
+    };
+    Position {
+        line,
+        col: col + 1,
+        message: error.info().to_owned(),
+    }
 }
 
-/// Where a mark was inserted: line, and char index in the current text.
-struct Insertion {
-    line: usize,
-    index: usize,
+/// The number of the last line of `text` and its length in chars. Lines end
+/// at `\n`, `\r\n` or `\r`, as in YAML; a break that ends the text starts
+/// no further line.
+fn last_line(text: &str) -> (usize, usize) {
+    let (mut line, mut len, mut previous) = (1, 0, 0);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\n' || c == '\r' {
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            line += 1;
+            previous = len;
+            len = 0;
+        } else {
+            len += 1;
+        }
+    }
+    if len > 0 || line == 1 {
+        (line, len)
+    } else {
+        (line - 1, previous)
+    }
 }
 
-/// Parses `text` until it loads, renaming duplicate keys as they are reported.
-///
-/// The caller parses [`Prepared::text`] once more to get nodes that borrow
-/// from it; returning them from here would need the text to outlive this loop.
+/// Checks that `text` is within bounds and loads, and picks the mark its
+/// duplicate keys get.
 pub(super) fn prepare(text: &str) -> Result<Prepared, Position> {
     bounded(text)?;
     let mark = unused_private_char(text);
-    let mut current = text.to_owned();
-    let mut insertions: Vec<Insertion> = Vec::new();
-    loop {
-        let error = match MarkedYaml::load_from_str(&current) {
-            Ok(_) => {
-                return Ok(Prepared {
-                    text: current,
-                    duplicate_mark: mark.filter(|_| !insertions.is_empty()),
-                })
-            }
-            Err(error) => error,
+    load(text, mark).map_err(|e| error_position(&e, text))?;
+    Ok(Prepared {
+        duplicate_mark: mark,
+    })
+}
+
+/// The documents of `text`, repeated keys renamed with `mark` (see the module
+/// docs). Without a mark a repeated key is the loader's syntax error.
+pub(super) fn load(text: &str, mark: Option<char>) -> Result<Vec<MarkedYaml<'_>>, ScanError> {
+    let mut renamer = Renamer {
+        loader: YamlLoader::default(),
+        mark,
+        open: Vec::new(),
+        anchored_keys: HashMap::new(),
+        renamed: 0,
+    };
+    Parser::new_from_str(text).load(&mut renamer, true)?;
+    if let Some(error) = renamer.loader.error() {
+        return Err(error.clone());
+    }
+    Ok(renamer.loader.into_documents())
+}
+
+/// The parts of a renamed key: the original key's text and the line of its
+/// first occurrence in the mapping.
+pub(super) fn renamed_parts(name: &str, mark: char) -> Option<(&str, usize)> {
+    let mut parts = name.strip_prefix(mark)?.splitn(3, mark);
+    let _number = parts.next()?;
+    let first = parts.next()?.parse().ok()?;
+    Some((parts.next()?, first))
+}
+
+/// An open collection, as far as key positions are concerned.
+enum Open<'input> {
+    Sequence,
+    Mapping {
+        /// The next node completes a key (else a value).
+        at_key: bool,
+        /// Each scalar key seen, as the loader compares keys, and its line.
+        keys: HashMap<MarkedYaml<'input>, usize>,
+    },
+}
+
+/// Forwards events to saphyr's loader, renaming the later keys of a mapping
+/// that repeat an earlier one.
+struct Renamer<'input> {
+    loader: YamlLoader<'input, MarkedYaml<'input>>,
+    mark: Option<char>,
+    open: Vec<Open<'input>>,
+    /// Anchored scalars, so an alias used as a key compares as its scalar:
+    /// the key as the loader sees it, and its text.
+    anchored_keys: HashMap<usize, (MarkedYaml<'input>, Cow<'input, str>)>,
+    /// Keys renamed so far: each renamed key is numbered, so two repeats of
+    /// one key stay distinct from each other.
+    renamed: usize,
+}
+
+impl<'input> Renamer<'input> {
+    /// Whether the next node is a key of the innermost open mapping.
+    fn at_key(&self) -> bool {
+        matches!(self.open.last(), Some(Open::Mapping { at_key: true, .. }))
+    }
+
+    /// A node of the innermost collection is complete.
+    fn completed(&mut self) {
+        if let Some(Open::Mapping { at_key, .. }) = self.open.last_mut() {
+            *at_key = !*at_key;
+        }
+    }
+
+    /// The renamed scalar for key `key` (written `text`, at `line`, with
+    /// `anchor`) when the innermost mapping already has it; `None` records
+    /// it as seen.
+    fn rename(
+        &mut self,
+        key: MarkedYaml<'input>,
+        text: &str,
+        line: usize,
+        anchor: usize,
+    ) -> Option<Event<'input>> {
+        let mark = self.mark?;
+        let Some(Open::Mapping { keys, .. }) = self.open.last_mut() else {
+            return None;
         };
-        let renamed = match mark {
-            Some(mark) if error.info() == DUPLICATE_KEY && insertions.len() < MAX_RENAMES => {
-                insert_mark(&mut current, &error, mark)
+        let first = match keys.entry(key) {
+            Entry::Occupied(first) => *first.get(),
+            Entry::Vacant(slot) => {
+                slot.insert(line);
+                return None;
             }
-            _ => None,
         };
-        match renamed {
-            Some(index) => {
-                for earlier in &mut insertions {
-                    if earlier.index >= index {
-                        earlier.index += 1;
+        self.renamed += 1;
+        let name = format!("{mark}{}{mark}{first}{mark}{text}", self.renamed);
+        Some(Event::Scalar(
+            Cow::Owned(name),
+            ScalarStyle::SingleQuoted,
+            anchor,
+            None,
+        ))
+    }
+}
+
+impl<'input> SpannedEventReceiver<'input> for Renamer<'input> {
+    fn on_event(&mut self, event: Event<'input>, span: Span) {
+        let at_key = self.at_key();
+        let line = span.start.line();
+        let event = match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let mut renamed = None;
+                if at_key || anchor != 0 {
+                    // Compared exactly as the loader will compare the node.
+                    let key = MarkedYaml::from_bare_yaml(Yaml::value_from_cow_and_metadata(
+                        text.clone(),
+                        style,
+                        tag.as_ref(),
+                    ));
+                    if anchor != 0 {
+                        self.anchored_keys
+                            .insert(anchor, (key.clone(), text.clone()));
+                    }
+                    if at_key {
+                        renamed = self.rename(key, &text, line, anchor);
                     }
                 }
-                insertions.push(Insertion {
-                    line: error.marker().line(),
-                    index,
-                });
+                self.completed();
+                renamed.unwrap_or(Event::Scalar(text, style, anchor, tag))
             }
-            None => return Err(original_position(&error, &insertions, &current)),
-        }
+            Event::Alias(id) => {
+                let renamed = match self.anchored_keys.get(&id) {
+                    Some((key, text)) if at_key => {
+                        let (key, text) = (key.clone(), text.clone());
+                        self.rename(key, &text, line, 0)
+                    }
+                    _ => None,
+                };
+                self.completed();
+                renamed.unwrap_or(Event::Alias(id))
+            }
+            Event::SequenceStart(..) => {
+                self.open.push(Open::Sequence);
+                event
+            }
+            Event::MappingStart(..) => {
+                self.open.push(Open::Mapping {
+                    at_key: true,
+                    keys: HashMap::new(),
+                });
+                event
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                self.open.pop();
+                self.completed();
+                event
+            }
+            other => other,
+        };
+        self.loader.on_event(event, span);
     }
 }
 
@@ -160,165 +316,113 @@ fn bounded(text: &str) -> Result<(), Position> {
 }
 
 /// A private-use character absent from `text`, so a renamed key cannot be
-/// confused with a real one.
+/// confused with a real one. One pass over the text, whatever it holds.
 fn unused_private_char(text: &str) -> Option<char> {
-    ('\u{E000}'..='\u{F8FF}').find(|c| !text.contains(*c))
-}
-
-/// Inserts `mark` at the start of the key the loader flagged; returns the char
-/// index of the insertion, or `None` if the key is not a plain or quoted scalar
-/// (complex keys, aliases), which is then left to be reported as a syntax error.
-fn insert_mark(text: &mut String, error: &ScanError, mark: char) -> Option<usize> {
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let mut at = error.marker().index();
-    // The marker sits on the key's properties (anchor, tag) when it has any.
-    while let Some(&(_, c)) = chars.get(at) {
-        if c != '&' && c != '!' {
-            break;
-        }
-        while chars.get(at).is_some_and(|&(_, c)| !c.is_whitespace()) {
-            at += 1;
-        }
-        while chars.get(at).is_some_and(|&(_, c)| c == ' ' || c == '\t') {
-            at += 1;
+    const FIRST: u32 = 0xE000;
+    const LAST: u32 = 0xF8FF;
+    let mut used = vec![false; (LAST - FIRST + 1) as usize];
+    for c in text.chars() {
+        if let Some(slot) = (c as u32)
+            .checked_sub(FIRST)
+            .and_then(|i| used.get_mut(i as usize))
+        {
+            *slot = true;
         }
     }
-    let &(_, first) = chars.get(at)?;
-    match first {
-        '"' | '\'' => at += 1,
-        '?' | '[' | '{' | '*' | '\n' | '\r' => return None,
-        _ => {}
-    }
-    let byte = chars.get(at).map_or(text.len(), |&(b, _)| b);
-    text.insert(byte, mark);
-    Some(at)
-}
-
-/// The error's position in the original text (`text` is the current one, with
-/// `insertions`): line as is, column less the marks inserted before it on its
-/// line. The loader puts an error at the end of the input on the line after
-/// the last one (as if a line break followed it), a line the file does not
-/// have; such an error is placed just after the last line's text instead.
-fn original_position(error: &ScanError, insertions: &[Insertion], text: &str) -> Position {
-    let marker = error.marker();
-    let (last, last_len) = last_line(text);
-    let (line, col, index) = if marker.line() > last {
-        (last, last_len, usize::MAX)
-    } else {
-        (marker.line().max(1), marker.col(), marker.index())
-    };
-    let shift = insertions
-        .iter()
-        .filter(|i| i.line == line && i.index < index)
-        .count();
-    Position {
-        line,
-        col: col.saturating_sub(shift) + 1,
-        message: error.info().to_owned(),
-    }
-}
-
-/// The number of the last line of `text` and its length in chars. Lines end
-/// at `\n`, `\r\n` or `\r`, as in YAML; a break that ends the text starts
-/// no further line.
-fn last_line(text: &str) -> (usize, usize) {
-    let (mut line, mut len, mut previous) = (1, 0, 0);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\n' || c == '\r' {
-            if c == '\r' && chars.peek() == Some(&'\n') {
-                chars.next();
-            }
-            line += 1;
-            previous = len;
-            len = 0;
-        } else {
-            len += 1;
-        }
-    }
-    if len > 0 || line == 1 {
-        (line, len)
-    } else {
-        (line - 1, previous)
-    }
+    used.iter()
+        .position(|seen| !seen)
+        .and_then(|i| char::from_u32(FIRST + i as u32))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn renamed(text: &str) -> String {
-        match prepare(text) {
-            Ok(source) => source.text,
-            Err(e) => format!("error {}:{}: {}", e.line, e.col, e.message),
-        }
+    /// The keys of `text`'s mapping as loaded, renamed ones shown as
+    /// `dup(text, first line)`.
+    fn keys(text: &str) -> Vec<String> {
+        let mark = unused_private_char(text);
+        let docs = match load(text, mark) {
+            Ok(docs) => docs,
+            Err(e) => return vec![format!("error {}", e.info())],
+        };
+        let Some(saphyr::YamlData::Mapping(map)) = docs.first().map(|d| &d.data) else {
+            return Vec::new();
+        };
+        map.keys()
+            .map(|k| match &k.data {
+                saphyr::YamlData::Value(saphyr::Scalar::String(s)) => {
+                    match mark.and_then(|m| renamed_parts(s, m)) {
+                        Some((text, first)) => format!("dup({text}, {first})"),
+                        None => s.to_string(),
+                    }
+                }
+                other => format!("{other:?}"),
+            })
+            .collect()
     }
 
     #[test]
     fn renames_every_later_duplicate_whatever_its_style() {
-        let m = '\u{E000}';
-        assert_eq!(renamed("a: 1\nb: 2\n"), "a: 1\nb: 2\n");
+        assert_eq!(keys("a: 1\nb: 2\n"), ["a", "b"]);
+        assert_eq!(keys("a: 1\na: 2\na: 3\n"), ["a", "dup(a, 1)", "dup(a, 1)"]);
+        assert_eq!(keys("a: 1\n'a': 2\n"), ["a", "dup(a, 1)"]);
+        assert_eq!(keys("a: 1\n&k a: 2\n"), ["a", "dup(a, 1)"]);
+        assert_eq!(keys("a: 1\n!!str a: 2\n"), ["a", "dup(a, 1)"]);
+        assert_eq!(keys("é: 1\né: 2\n"), ["é", "dup(é, 1)"]);
+        // On one line, and through an alias to a scalar key.
+        assert_eq!(keys("{a: 1, \"a\": 2}\n"), ["a", "dup(a, 1)"]);
+        assert_eq!(keys("&k a: 1\nb: 2\n*k : 3\n"), ["a", "b", "dup(a, 1)"]);
+        // Keys compare as values: `1` and `"1"` differ, `1` and `0x1` do not.
         assert_eq!(
-            renamed("a: 1\na: 2\na: 3\n"),
-            format!("a: 1\n{m}a: 2\n{m}{m}a: 3\n")
+            keys("1: a\n\"1\": b\n0x1: c\n"),
+            ["Value(Integer(1))", "1", "dup(0x1, 1)"]
         );
-        assert_eq!(renamed("a: 1\n'a': 2\n"), format!("a: 1\n'{m}a': 2\n"));
-        assert_eq!(renamed("a: 1\n&k a: 2\n"), format!("a: 1\n&k {m}a: 2\n"));
-        assert_eq!(
-            renamed("a: 1\n!!str a: 2\n"),
-            format!("a: 1\n!!str {m}a: 2\n")
-        );
-        assert_eq!(
-            renamed("x: {a: 1, \"a\": 2}\n"),
-            format!("x: {{a: 1, \"{m}a\": 2}}\n")
-        );
-        assert_eq!(renamed("é: 1\né: 2\n"), format!("é: 1\n{m}é: 2\n"));
+        // Each mapping has its own keys.
+        let nested = "x: {a: 1}\ny: {a: 2}\n";
+        assert_eq!(keys(nested), ["x", "y"]);
     }
 
     #[test]
     fn avoids_marks_the_text_already_uses() {
+        assert_eq!(unused_private_char("a"), Some('\u{E000}'));
+        assert_eq!(unused_private_char("\u{E000}\u{E002}"), Some('\u{E001}'));
+        let all: String = ('\u{E000}'..='\u{F8FF}').collect();
+        assert_eq!(unused_private_char(&all), None);
+        // Without a mark, a repeat is left to the loader.
+        assert_eq!(
+            load(&format!("# {all}\na: 1\na: 2\n"), None)
+                .err()
+                .map(|e| e.info().to_owned()),
+            Some("duplicated key in mapping".to_owned())
+        );
         let text = "\u{E000}: 1\na: 1\na: 2\n";
-        let source = prepare(text).ok().map(|s| (s.text, s.duplicate_mark));
+        assert_eq!(keys(text), ["\u{E000}", "a", "dup(a, 2)"]);
+    }
+
+    #[test]
+    fn syntax_errors_are_positioned_in_the_text() {
+        let error = |text: &str| match prepare(text) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("{}:{}: {}", e.line, e.col, e.message),
+        };
+        assert_eq!(error("{a: 1, a: 2, b: ]}\n"), error("{a: 1, c: 2, b: ]}\n"));
         assert_eq!(
-            source,
-            Some((
-                "\u{E000}: 1\na: 1\n\u{E001}a: 2\n".to_owned(),
-                Some('\u{E001}')
-            ))
+            error("a: [1, 2\nb: 3\n"),
+            "2:2: illegal placement of ':' indicator"
         );
     }
 
     #[test]
-    fn errors_at_the_end_are_on_the_last_line() {
-        for (text, at) in [
-            ("a: 1\nb", "error 2:2: "),
-            ("a: 1\nb\n", "error 2:2: "),
-            ("a: 1\r\nb\r\n", "error 2:2: "),
-            ("a: [1,\n  2\n", "error 2:4: "),
-            ("quiver: [\n", "error 1:10: "),
-            // After a renamed duplicate.
-            ("a: 1\na: 1\nb", "error 3:2: "),
-        ] {
-            let error = renamed(text);
-            assert!(error.starts_with(at), "{text:?}: {error}");
+    fn many_repeats_load_in_one_pass() {
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!("k{}: {i}\n", i % 2));
         }
-        assert_eq!(last_line(""), (1, 0));
-        assert_eq!(last_line("ab"), (1, 2));
-        assert_eq!(last_line("ab\r\n"), (1, 2));
-        assert_eq!(last_line("a\rbc\r"), (2, 2));
-        assert_eq!(last_line("a\n\n"), (2, 0));
-    }
-
-    #[test]
-    fn syntax_error_columns_ignore_inserted_marks() {
-        // Without the correction the `]` would be reported one column late.
-        assert_eq!(
-            renamed("{a: 1, a: 2, b: ]}\n"),
-            renamed("{a: 1, c: 2, b: ]}\n")
-        );
-        assert_eq!(
-            renamed("a: [1, 2\nb: 3\n"),
-            "error 2:2: illegal placement of ':' indicator"
-        );
+        let started = std::time::Instant::now();
+        let loaded = keys(&text);
+        assert_eq!(loaded.len(), 20_000);
+        assert_eq!(loaded[19_999], "dup(k1, 2)");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }

@@ -63,6 +63,8 @@ pub fn fake_spec(name: &str, n_features: usize, classes: &[i64]) -> ModelSpec {
         name: name.to_owned(),
         path_text: format!("{name}.onnx"),
         path: PathBuf::from(format!("{name}.onnx")),
+        path_line: 1,
+        path_field: "models[0].path".to_owned(),
         sha256: "0".repeat(64),
         version: "1".to_owned(),
         framework: Framework::Onnx,

@@ -611,6 +611,17 @@ impl Settings {
                 )
             });
         }
+        // Every instrument's history ring is at least this deep.
+        let warmup = self.strategy.warmup_ticks;
+        if warmup > quiver_core::history::MAX_CAPACITY {
+            problems.push(SettingProblem::new(
+                "strategy.warmup_ticks",
+                format!(
+                    "must be <= {}, got {warmup}",
+                    quiver_core::history::MAX_CAPACITY
+                ),
+            ));
+        }
         if let Err(session) = crate::session::SessionClock::check(&q.session) {
             problems.extend(session);
         }

@@ -311,3 +311,35 @@ fn http_limits_come_from_the_http_table() {
         ]
     );
 }
+
+#[test]
+fn ten_thousand_repeated_settings_are_reported_together_quickly() {
+    let text = format!("quiver:\n{}", "  batch_size: 3\n".repeat(10_001));
+    let (_dir, path) = file("s.yaml", &text);
+    let started = std::time::Instant::now();
+    let err = Settings::load(Some(&path), env(&[])).unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let SettingsError::Invalid { issues } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(issues.len(), 10_000);
+    let shown = err.to_string();
+    let first = shown.lines().next().unwrap();
+    assert_eq!(
+        first,
+        format!(
+            "{}:3: quiver.batch_size: duplicate key \"batch_size\" (first at line 2)",
+            path.display()
+        )
+    );
+    assert!(shown.ends_with("\nand 9900 more (10000 in all)"), "{shown}");
+}
+
+#[test]
+fn the_warm_up_floor_is_bounded() {
+    let err = Settings::load(None, env(&[("STRATEGY__WARMUP_TICKS", "10000000000")])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "environment variable STRATEGY__WARMUP_TICKS: strategy.warmup_ticks: must be <= 1000000, got 10000000000"
+    );
+}

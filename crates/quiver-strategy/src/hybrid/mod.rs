@@ -13,7 +13,7 @@
 
 mod policy;
 
-pub use policy::{Policy, PolicyKind, MIN_CONF, PARAMS};
+pub use policy::{Policy, PolicyKind, MIN_CONF, PARAMS, VOL_LOOKBACK};
 
 use quiver_core::{Decision, InstrumentToken, Tick};
 

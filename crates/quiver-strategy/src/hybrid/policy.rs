@@ -83,7 +83,7 @@ pub const VOL_THRESHOLD: ParamDef = ParamDef {
 
 pub const VOL_LOOKBACK: ParamDef = ParamDef {
     name: "vol_lookback",
-    kind: ParamKind::int_at_least(2),
+    kind: ParamKind::window(2),
     default: ParamValue::Int(20),
     doc: "threshold_escalation: one-tick returns in the volatility window",
 };

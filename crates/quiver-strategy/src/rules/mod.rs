@@ -13,16 +13,16 @@ pub use rsi::Rsi;
 
 use crate::params::{ParamDef, ParamKind, ParamValue};
 
-pub(crate) const POSITION_SIZE: ParamDef = ParamDef {
+pub const POSITION_SIZE: ParamDef = ParamDef {
     name: "position_size",
     kind: ParamKind::int_at_least(1),
     default: ParamValue::Int(100),
     doc: "quantity of every signal",
 };
 
-pub(crate) const LOOKBACK_PERIODS: ParamDef = ParamDef {
+pub const LOOKBACK_PERIODS: ParamDef = ParamDef {
     name: "lookback_periods",
-    kind: ParamKind::int_at_least(2),
+    kind: ParamKind::window(2),
     default: ParamValue::Int(20),
     doc: "ticks in the window, the current one included",
 };

@@ -9,7 +9,7 @@ use crate::{FeatureSpec, Strategy, StrategyKind, TickContext};
 
 pub const PERIOD: ParamDef = ParamDef {
     name: "period",
-    kind: ParamKind::int_at_least(2),
+    kind: ParamKind::window(2),
     default: ParamValue::Int(14),
     doc: "price changes averaged",
 };
