@@ -303,3 +303,47 @@ fn a_model_that_never_finishes_is_failed_at_its_deadline_not_waited_for() {
     }
     assert!(out.took < Duration::from_secs(30), "took {:?}", out.took);
 }
+
+#[test]
+fn parameters_beyond_their_range_or_the_history_budget_are_refused_before_allocating() {
+    let dir = tempdir();
+    let d = dir.path();
+    for lookback in ["10000000000", "18446744073709551615", "100001"] {
+        let config = STRATEGIES.replace(
+            "lookback_periods: 3",
+            &format!("lookback_periods: {lookback}"),
+        );
+        write(&d.join("s.yaml"), &config);
+        write(&d.join("t.csv"), format!("{HEADER}1,7,1,1\n"));
+        for args in [
+            &["validate", "--config", "s.yaml"][..],
+            &[
+                "replay", "--config", "s.yaml", "--ticks", "t.csv", "--out", "o.jsonl",
+            ][..],
+        ] {
+            refused(d, args, &["s.yaml:4:", "lookback_periods"]);
+        }
+    }
+}
+
+#[test]
+fn ten_thousand_duplicate_keys_are_all_reported_quickly() {
+    let dir = tempdir();
+    let mut text = String::from(STRATEGIES);
+    text.push_str(&"    enabled: true\n".repeat(10_001));
+    write(&dir.path().join("c.yaml"), &text);
+    let out = capped(dir.path(), &["validate", "--config", "c.yaml"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("duplicate key \"enabled\" (first at line 7)"),
+        "{}",
+        &out.stderr[..out.stderr.len().min(2000)]
+    );
+    assert!(
+        out.stderr.contains("more (10000 in all)"),
+        "{}",
+        &out.stderr[out.stderr.len().saturating_sub(500)..]
+    );
+    assert!(out.took < Duration::from_secs(10), "took {:?}", out.took);
+}

@@ -33,6 +33,8 @@ pub(super) struct EngineStage {
     pub(super) timings: Vec<Histogram>,
     pub(super) runner: Option<PoolRunner>,
     pub(super) control: ControlReceiver,
+    /// `quiver.load_shedding`: skip low-priority strategies while behind.
+    pub(super) load_shedding: bool,
 }
 
 impl EngineStage {
@@ -52,6 +54,7 @@ impl EngineStage {
             timings,
             runner,
             control,
+            load_shedding,
         } = self;
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -70,6 +73,7 @@ impl EngineStage {
                     from_source,
                     gate: gate.clone(),
                     telemetry: Arc::clone(&telemetry),
+                    load_shedding,
                 };
                 let mut consumer = Encoder {
                     gate,
@@ -96,6 +100,7 @@ struct LiveFeed {
     from_source: mpsc::Receiver<ToEngine>,
     gate: Gate,
     telemetry: Arc<Telemetry>,
+    load_shedding: bool,
 }
 
 impl Feed for LiveFeed {
@@ -117,7 +122,11 @@ impl Feed for LiveFeed {
                     .metrics
                     .queue_depth_engine
                     .set(self.from_source.len() as f64);
-                let shed = shed_for(self.from_source.len(), self.from_source.max_capacity());
+                let shed = if self.load_shedding {
+                    shed_for(self.from_source.len(), self.from_source.max_capacity())
+                } else {
+                    Shed::Nothing
+                };
                 Next::Batch(LiveBatch::new(batch, &self.gate, shed))
             }
             Some(ToEngine::Wake) => Next::Idle,

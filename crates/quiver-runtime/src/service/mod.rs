@@ -193,6 +193,7 @@ impl Service {
             timings,
             runner,
             control,
+            load_shedding: settings.quiver.load_shedding,
         };
         let engine_thread = stage.spawn(engine, from_source, to_sink, Arc::clone(&telemetry))?;
         let probe_task = probe.map(|probe| source::spawn_lag_probe(probe, &telemetry, &stop));

@@ -158,6 +158,12 @@ pub struct ServiceSettings {
     pub http_addr: String,
     /// What a client may hold of the HTTP server.
     pub http: HttpSettings,
+    /// Skip background (then all but critical) strategies while batches pile
+    /// up in front of the engine. Off by default: a source that fills the
+    /// queue as fast as the engine drains it (a replay at full speed, the
+    /// backlog after a restart) would shed too, and live would no longer
+    /// equal replay.
+    pub load_shedding: bool,
     /// Bearer token the admin routes require; empty refuses every mutation
     /// (403). Best given through `QUIVER__ADMIN_TOKEN`, not a file.
     pub admin_token: String,
@@ -194,6 +200,7 @@ impl Default for ServiceSettings {
             http_addr: "127.0.0.1:9464".to_owned(),
             http: HttpSettings::default(),
             admin_token: String::new(),
+            load_shedding: false,
             batch_size: 256,
             queue_capacity: 16,
             drain_timeout_ms: 10_000,
