@@ -221,7 +221,7 @@ fn original_position(error: &ScanError, insertions: &[Insertion], text: &str) ->
 /// The number of the last line of `text` and its length in chars. Lines end
 /// at `\n`, `\r\n` or `\r`, as in YAML; a break that ends the text starts
 /// no further line.
-fn last_line(text: &str) -> (usize, usize) {
+pub(super) fn last_line(text: &str) -> (usize, usize) {
     let (mut line, mut len, mut previous) = (1, 0, 0);
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
