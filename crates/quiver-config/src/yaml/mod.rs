@@ -18,7 +18,7 @@ use std::fmt;
 
 use saphyr::{AnnotatedMapping, MarkedYaml, Scalar, YamlData};
 
-use self::source::{error_position, load, prepare, renamed_parts, Position, Prepared};
+use self::source::{error_position, last_line, load, prepare, renamed_parts, Position, Prepared};
 
 /// A node of the tree, with its position.
 pub type Node<'y> = MarkedYaml<'y>;
@@ -84,6 +84,8 @@ pub struct Source {
     file: String,
     text: String,
     prepared: Prepared,
+    /// The number of the text's last line.
+    last_line: usize,
 }
 
 impl Source {
@@ -95,6 +97,7 @@ impl Source {
                 file,
                 text: text.to_owned(),
                 prepared,
+                last_line: last_line(text).0,
             }),
             Err(at) => Err(syntax_error(&file, at)),
         }
@@ -117,6 +120,7 @@ impl Source {
         Reader {
             file: self.file.clone(),
             duplicate_mark: self.prepared.duplicate_mark,
+            last_line: self.last_line,
             issues: Vec::new(),
         }
     }
@@ -278,6 +282,10 @@ pub struct Reader {
     file: String,
     /// Prefix of keys renamed because they repeat an earlier key (see `source`).
     duplicate_mark: Option<char>,
+    /// The last line of the text. The loader places a value that is missing
+    /// at the end of the input (the key of a bare `?`, say) after it, on a
+    /// line the file does not have; issues about it are put on this one.
+    last_line: usize,
     issues: Vec<(Pos, Issue)>,
 }
 
@@ -288,6 +296,7 @@ impl Reader {
         Reader {
             file: file.into(),
             duplicate_mark: None,
+            last_line: usize::MAX,
             issues: Vec::new(),
         }
     }
@@ -316,7 +325,7 @@ impl Reader {
         let path = if path.is_empty() { ROOT } else { path };
         let issue = Issue {
             file: self.file.clone(),
-            line: at.line,
+            line: at.line.min(self.last_line),
             path: path.to_owned(),
             message: message.into(),
         };
@@ -617,6 +626,25 @@ mod tests {
             err.map(|e| e.to_string()),
             Some("f.yaml:2:2: YAML syntax error: illegal placement of ':' indicator".to_owned())
         );
+    }
+
+    #[test]
+    fn a_value_missing_at_the_end_is_on_the_last_line() {
+        // The loader puts the null key of a bare `?` after the text.
+        for text in ["?\n", "?\r", "?\r\n"] {
+            let issues = read(text, |r, doc| {
+                let map = r.mapping(doc, "").unwrap();
+                r.entries(map, "");
+            });
+            let last = text.trim_end().lines().count();
+            assert_eq!(
+                issues,
+                [format!(
+                    "f.yaml:{last}: (root): expected a string key, got null"
+                )],
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

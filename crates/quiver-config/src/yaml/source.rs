@@ -56,7 +56,7 @@ pub(super) fn error_position(error: &ScanError, text: &str) -> Position {
 /// The number of the last line of `text` and its length in chars. Lines end
 /// at `\n`, `\r\n` or `\r`, as in YAML; a break that ends the text starts
 /// no further line.
-fn last_line(text: &str) -> (usize, usize) {
+pub(super) fn last_line(text: &str) -> (usize, usize) {
     let (mut line, mut len, mut previous) = (1, 0, 0);
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
