@@ -590,6 +590,45 @@ impl Settings {
                 problems.push(SettingProblem::new(key, "must be >= 1, got 0"));
             }
         }
+        // Sizes that become allocations: bounded so a typo cannot ask for
+        // terabytes before anything runs.
+        let ceilings = [
+            ("quiver.batch_size", q.batch_size as u64, 1 << 16),
+            ("quiver.queue_capacity", q.queue_capacity as u64, 1 << 12),
+            (
+                "quiver.redis.partitions",
+                u64::from(q.redis.partitions),
+                1 << 10,
+            ),
+            (
+                "quiver.http.max_connections",
+                q.http.max_connections as u64,
+                1 << 16,
+            ),
+            (
+                "strategy.max_batch_size",
+                self.strategy.max_batch_size as u64,
+                1 << 16,
+            ),
+            (
+                "strategy.max_ml_workers",
+                self.strategy.max_ml_workers as u64,
+                256,
+            ),
+            (
+                "strategy.ml_pool_queue_size",
+                self.strategy.ml_pool_queue_size as u64,
+                1 << 20,
+            ),
+        ];
+        for (key, value, max) in ceilings {
+            if value > max {
+                problems.push(SettingProblem::new(
+                    key,
+                    format!("must be <= {max}, got {value}"),
+                ));
+            }
+        }
         let min_header = crate::http::HttpLimits::MIN_HEADER_BYTES;
         if q.http.max_header_bytes < min_header {
             problems.push(SettingProblem::new(

@@ -343,3 +343,22 @@ fn the_warm_up_floor_is_bounded() {
         "environment variable STRATEGY__WARMUP_TICKS: strategy.warmup_ticks: must be <= 1000000, got 10000000000"
     );
 }
+
+#[test]
+fn sizes_that_become_allocations_are_bounded() {
+    let err = refused(
+        None,
+        &[
+            ("QUIVER__BATCH_SIZE", "10000000000"),
+            ("STRATEGY__ML_POOL_QUEUE_SIZE", "10000000000"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        err,
+        [
+            "environment variable QUIVER__BATCH_SIZE: quiver.batch_size: must be <= 65536, got 10000000000",
+            "environment variable STRATEGY__ML_POOL_QUEUE_SIZE: strategy.ml_pool_queue_size: must be <= 1048576, got 10000000000",
+        ]
+    );
+}
