@@ -106,6 +106,8 @@ pub(crate) struct Checker {
     pub(crate) models: Option<ModelsSource>,
     /// `history_budget_mib`.
     pub(crate) budget_mib: u64,
+    /// `lifecycle:`.
+    pub(crate) lifecycle: crate::Lifecycle,
 }
 
 impl Checker {
@@ -117,6 +119,7 @@ impl Checker {
             histories: Vec::new(),
             models: None,
             budget_mib: crate::DEFAULT_HISTORY_BUDGET_MIB,
+            lifecycle: crate::Lifecycle::default(),
         }
     }
 
@@ -137,7 +140,12 @@ impl Checker {
         let Some(map) = self.yaml.mapping(root, "") else {
             return Vec::new();
         };
-        let [strategies, models, budget] = self.yaml.fields(map, "", &TOP_FIELDS);
+        let [strategies, models, budget, lifecycle] = self.yaml.fields(map, "", &TOP_FIELDS);
+        if let Some(node) = lifecycle {
+            if let Some(read) = crate::hygiene::lifecycle(&mut self.yaml, node, TOP_FIELDS[3]) {
+                self.lifecycle = read;
+            }
+        }
         if let Some(models) = models {
             self.models_section(models);
         }

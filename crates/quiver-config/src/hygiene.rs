@@ -254,3 +254,39 @@ fn money(yaml: &mut Reader, node: &Node<'_>, path: &str) -> Option<Price> {
         }
     }
 }
+
+/// The top-level `lifecycle:` section.
+pub(crate) fn lifecycle(
+    yaml: &mut Reader,
+    node: &Node<'_>,
+    path: &str,
+) -> Option<crate::Lifecycle> {
+    const FIELDS: [&str; 3] = ["quarantine_after", "backoff_base_ms", "backoff_cap_ms"];
+    const DAY_MS: i64 = 86_400_000;
+    let map = yaml.mapping(node, path)?;
+    let [after, base, cap] = yaml.fields(map, path, &FIELDS);
+    let mut read = crate::Lifecycle::default();
+    let mut ok = true;
+    if let Some(node) = after {
+        match yaml.int_in(node, &child(path, FIELDS[0]), 1, 1_000) {
+            Some(n) => read.quarantine_after = n as u32,
+            None => ok = false,
+        }
+    }
+    if let Some(node) = base {
+        match yaml.int_in(node, &child(path, FIELDS[1]), 1, DAY_MS) {
+            Some(ms) => read.backoff_base_ms = ms.unsigned_abs(),
+            None => ok = false,
+        }
+    }
+    if let Some(node) = cap {
+        let floor = i64::try_from(read.backoff_base_ms).unwrap_or(1);
+        match yaml.int_in(node, &child(path, FIELDS[2]), floor, 7 * DAY_MS) {
+            Some(ms) => read.backoff_cap_ms = ms.unsigned_abs(),
+            None => ok = false,
+        }
+    } else if read.backoff_cap_ms < read.backoff_base_ms {
+        read.backoff_cap_ms = read.backoff_base_ms;
+    }
+    ok.then_some(read)
+}

@@ -122,7 +122,7 @@ pub type ConfigIssue = yaml::Issue;
 
 /// The top-level fields of a strategies file (a registry written in place
 /// sits among them).
-pub const TOP_FIELDS: [&str; 3] = ["strategies", "models", "history_budget_mib"];
+pub const TOP_FIELDS: [&str; 4] = ["strategies", "models", "history_budget_mib", "lifecycle"];
 
 /// `history_budget_mib` when the file does not set it: 1 GiB.
 pub const DEFAULT_HISTORY_BUDGET_MIB: u64 = 1024;
@@ -138,6 +138,30 @@ pub struct Config {
     pub models: Option<ModelsSource>,
     /// The most memory the history may take, in MiB (`history_budget_mib`).
     pub history_budget_mib: u64,
+    /// `lifecycle:`: how failing strategies are quarantined and retried.
+    pub lifecycle: Lifecycle,
+}
+
+/// The `lifecycle:` section; replay and live apply it alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// Failures in a row that quarantine a strategy (1 to 1000; 5).
+    pub quarantine_after: u32,
+    /// Tick time the first quarantine lasts (1 ms to a day; 1 s), doubled
+    /// for each quarantine in a row.
+    pub backoff_base_ms: u64,
+    /// The longest one lasts (at least the base, at most a week; 5 min).
+    pub backoff_cap_ms: u64,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            quarantine_after: 5,
+            backoff_base_ms: 1_000,
+            backoff_cap_ms: 300_000,
+        }
+    }
 }
 
 /// The `models:` section: a registry file, or the registry's list written in
@@ -288,12 +312,14 @@ pub fn parse_config(text: &str, file: &str) -> Result<Config, ConfigError> {
     let strategies = checker.document(&docs);
     let models = checker.models.take();
     let history_budget_mib = checker.budget_mib;
+    let lifecycle = checker.lifecycle;
     let issues = checker.finish();
     if issues.is_empty() {
         Ok(Config {
             strategies,
             models,
             history_budget_mib,
+            lifecycle,
         })
     } else {
         Err(ConfigError::Invalid {

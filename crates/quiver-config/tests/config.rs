@@ -270,7 +270,7 @@ fn unknown_top_level_key() {
     assert_eq!(
         issues(&["strategies: []", "strategy: []"]),
         [
-            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models, history_budget_mib)"#
+            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models, history_budget_mib, lifecycle)"#
         ]
     );
 }
@@ -284,7 +284,7 @@ fn missing_strategies() {
     assert_eq!(
         issues(&["", "strategy: []"]),
         [
-            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models, history_budget_mib)"#,
+            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models, history_budget_mib, lifecycle)"#,
             r#"strategies.yaml:2: (root): missing field "strategies""#,
         ]
     );

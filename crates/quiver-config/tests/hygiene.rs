@@ -135,3 +135,33 @@ fn each_mistake_is_named_at_its_line() {
         "{unknown:?}"
     );
 }
+
+#[test]
+fn the_lifecycle_section_sets_quarantine_and_back_off_within_bounds() {
+    let text = format!(
+        "lifecycle: {{quarantine_after: 3, backoff_base_ms: 500, backoff_cap_ms: 4000}}\n{}",
+        row(&[])
+    );
+    let config = parse_config(&text, FILE).unwrap();
+    assert_eq!(
+        config.lifecycle,
+        quiver_config::Lifecycle {
+            quarantine_after: 3,
+            backoff_base_ms: 500,
+            backoff_cap_ms: 4000,
+        }
+    );
+    let bad = format!(
+        "lifecycle: {{quarantine_after: 0, backoff_base_ms: 500, backoff_cap_ms: 100}}\n{}",
+        row(&[])
+    );
+    let err = parse_config(&bad, FILE).unwrap_err().to_string();
+    assert!(
+        err.contains("s.yaml:1: lifecycle.quarantine_after: must be >= 1, got 0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("s.yaml:1: lifecycle.backoff_cap_ms: must be >= 500, got 100"),
+        "{err}"
+    );
+}

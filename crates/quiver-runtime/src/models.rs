@@ -547,3 +547,25 @@ mod tests {
         );
     }
 }
+
+/// The engine's policy for a strategies file's `lifecycle:` section, the
+/// same for replay and live.
+pub fn lifecycle_policy(lifecycle: &quiver_config::Lifecycle) -> quiver_engine::LifecyclePolicy {
+    let ns = |ms: u64| i64::try_from(ms.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+    quiver_engine::LifecyclePolicy {
+        quarantine_after: lifecycle.quarantine_after,
+        backoff_base_ns: ns(lifecycle.backoff_base_ms),
+        backoff_cap_ns: ns(lifecycle.backoff_cap_ms),
+    }
+}
+
+#[cfg(test)]
+mod lifecycle_tests {
+    #[test]
+    fn the_files_default_lifecycle_is_the_engines() {
+        assert_eq!(
+            super::lifecycle_policy(&quiver_config::Lifecycle::default()),
+            quiver_engine::LifecyclePolicy::default()
+        );
+    }
+}

@@ -98,7 +98,8 @@ impl Replay {
             ..Default::default()
         };
         let models = Models::open(config_path, config, options.registry.as_deref(), store)?;
-        let engine = Engine::new(models.engine_entries(config)?)?;
+        let mut engine = Engine::new(models.engine_entries(config)?)?;
+        engine.set_lifecycle(crate::models::lifecycle_policy(&config.lifecycle));
         let used = engine.models();
         let backend = (!used.is_empty()).then(|| models.backend().unwrap_or(Backend::Tract));
         let runner = BatchRunner::new(

@@ -31,6 +31,9 @@ impl Service {
             ..settings.strategy.pool_config()
         };
         let mut service = Service::from_entries(models.engine_entries(config)?, settings)?;
+        service
+            .engine
+            .set_lifecycle(crate::models::lifecycle_policy(&config.lifecycle));
         let used = service.engine.models();
         if !used.is_empty() {
             // A batch's requests are queued at once: XREADGROUP reads up to
