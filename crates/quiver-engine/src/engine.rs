@@ -618,6 +618,7 @@ pub(crate) enum Verdict {
 
 /// Checks `signal` against the strategy's validator, then its signal
 /// hygiene (the tick's price being `last_price`), counting the outcome.
+#[inline]
 pub(crate) fn validate(slot: &mut Slot, signal: &EngineSignal, last_price: Price) -> Verdict {
     if let Err(reason) = slot.validator.check(&signal.decision) {
         slot.stats.dropped[drop_slot(reason)] += 1;
@@ -647,6 +648,7 @@ pub(crate) fn validate(slot: &mut Slot, signal: &EngineSignal, last_price: Price
 
 /// An evaluation that did not fail in its outcome: a success, unless it
 /// ran over its budget.
+#[inline]
 pub(crate) fn settle(
     slot: &mut Slot,
     strategy: StrategyIdx,
@@ -664,6 +666,7 @@ pub(crate) fn settle(
 }
 
 /// An evaluation that did not fail: the count and the back-off start over.
+#[inline]
 pub(crate) fn succeed(slot: &mut Slot) {
     slot.failures_in_a_row = 0;
     slot.quarantines_in_a_row = 0;

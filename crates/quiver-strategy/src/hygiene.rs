@@ -140,6 +140,9 @@ struct Held {
 #[derive(Clone, Debug)]
 pub struct SignalGuards {
     spec: GuardSpec,
+    /// Nothing configured: every signal passes without a look-up (the
+    /// common case, checked once per signal).
+    off: bool,
     rates: RateLimiter,
     held: HashMap<InstrumentToken, Held>,
     /// Σ |position| × mark over instruments, in 10⁻⁸ units (exact).
@@ -150,6 +153,7 @@ impl SignalGuards {
     pub fn new(spec: GuardSpec) -> Self {
         SignalGuards {
             spec,
+            off: spec.is_off(),
             rates: RateLimiter::new(spec.rates),
             held: HashMap::new(),
             exposure: 0,
@@ -162,6 +166,7 @@ impl SignalGuards {
 
     /// Checks `decision` on `instrument` at tick time `ts_ns`, the tick's
     /// price being `last_price`; a signal that passes is remembered.
+    #[inline]
     pub fn admit(
         &mut self,
         ts_ns: i64,
@@ -169,7 +174,7 @@ impl SignalGuards {
         decision: &Decision,
         last_price: Price,
     ) -> Result<(), GuardDrop> {
-        if self.spec.is_off() {
+        if self.off {
             return Ok(());
         }
         let held = self.held.get(&instrument).copied().unwrap_or_default();
