@@ -564,13 +564,33 @@ fn synthetic_service_serves_health_metrics_and_strategies_and_drains_on_sigterm(
     wait_until(Duration::from_secs(30), "/ready", || {
         live.get("/ready").0 == 200
     });
-    // Let it trade a little.
-    wait_until(Duration::from_secs(60), "signals", || {
-        sample(&live.get("/metrics").1, "market_tick_processed_total").unwrap_or(0.0) > 2_000.0
+    // Let it trade a little, until both of the demo's models have answered
+    // (their counters are copied into the metrics a few times a second, and
+    // a slow machine reaches the ML strategies' warm-up later).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let exposition = live.get("/metrics").1;
+        let traded = sample(&exposition, "market_tick_processed_total").unwrap_or(0.0) > 2_000.0
+            && ["ml_momentum_mlp", "ml_momentum_logreg"].iter().all(|model| {
+                sample(
+                    &exposition,
+                    &format!("strategy_inferences_total{{model=\"{model}\"}}"),
+                )
+                .is_some_and(|n| n > 0.0)
+            })
             && std::fs::metadata(&out)
                 .map(|m| m.len() > 0)
-                .unwrap_or(false)
-    });
+                .unwrap_or(false);
+        if traded {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no signals or no inferences after 60 s:\n{exposition}\n{}",
+            live.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The snapshot is refreshed a few times a second.
     let mut body = String::new();
     wait_until(
