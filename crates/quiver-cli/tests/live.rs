@@ -571,13 +571,15 @@ fn synthetic_service_serves_health_metrics_and_strategies_and_drains_on_sigterm(
     loop {
         let exposition = live.get("/metrics").1;
         let traded = sample(&exposition, "market_tick_processed_total").unwrap_or(0.0) > 2_000.0
-            && ["ml_momentum_mlp", "ml_momentum_logreg"].iter().all(|model| {
-                sample(
-                    &exposition,
-                    &format!("strategy_inferences_total{{model=\"{model}\"}}"),
-                )
-                .is_some_and(|n| n > 0.0)
-            })
+            && ["ml_momentum_mlp", "ml_momentum_logreg"]
+                .iter()
+                .all(|model| {
+                    sample(
+                        &exposition,
+                        &format!("strategy_inferences_total{{model=\"{model}\"}}"),
+                    )
+                    .is_some_and(|n| n > 0.0)
+                })
             && std::fs::metadata(&out)
                 .map(|m| m.len() > 0)
                 .unwrap_or(false);
@@ -865,14 +867,17 @@ fn redis_correlation_ids_reach_signals_and_failures_reach_the_dead_letter_stream
         assert_eq!(v["correlation_id"], format!("corr-{seq}"), "{line}");
     }
     let dead = stream_fields(&mut con, &format!("{prefix}.g.dlq"));
-    let failed: Vec<_> = dead
-        .iter()
-        .filter(|f| {
-            f.get("reason")
-                .is_some_and(|r| r.starts_with("publish_failed:"))
-        })
-        .collect();
-    assert_eq!(failed.len(), zerodha.len(), "{dead:?}");
+    let with_reason = |prefix: &str| -> Vec<_> {
+        dead.iter()
+            .filter(|f| f.get("reason").is_some_and(|r| r.starts_with(prefix)))
+            .collect()
+    };
+    // Refused, and after three refusals in a row withheld untried (how many
+    // of each depends on how the ticks were batched): every one kept.
+    let failed = with_reason("publish_failed:");
+    let withheld = with_reason("emission_paused:");
+    assert_eq!(failed.len() + withheld.len(), zerodha.len(), "{dead:?}");
+    assert!(failed.len() >= 3, "{dead:?}");
     assert!(failed[0]["reason"].contains("WRONGTYPE"), "{:?}", failed[0]);
     assert_eq!(failed[0]["stream"], paper);
     assert!(failed[0]["data"].contains("\"broker\":\"paper\""));
@@ -891,7 +896,14 @@ fn redis_correlation_ids_reach_signals_and_failures_reach_the_dead_letter_stream
     );
     assert_eq!(
         sample(&metrics, "signals_dropped_total{reason=\"publish_failed\"}"),
-        Some(zerodha.len() as f64)
+        Some(failed.len() as f64)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "signals_dropped_total{reason=\"emission_paused\"}"
+        ),
+        Some(withheld.len() as f64)
     );
     assert_eq!(
         sample(
@@ -905,6 +917,215 @@ fn redis_correlation_ids_reach_signals_and_failures_reach_the_dead_letter_stream
         Some(zerodha.len() as f64)
     );
     promtool_check(&metrics);
+}
+
+/// Adds ticks `range` of instrument 7 to `stream`, one price step up each.
+fn add_rising_ticks(con: &mut redis::Connection, stream: &str, range: std::ops::Range<i64>) {
+    for i in range {
+        let _: String = redis::cmd("XADD")
+            .arg(stream)
+            .arg("*")
+            .arg(&[
+                (
+                    "ts_ns",
+                    (1_767_584_700_000_000_000i64 + i * 1_000_000).to_string(),
+                ),
+                ("instrument", "7".to_owned()),
+                ("price", format!("{}.05", 100 + i)),
+                ("volume", "10".to_owned()),
+            ])
+            .query(con)
+            .expect("XADD tick");
+    }
+}
+
+/// The same ticks as [`add_rising_ticks`], as a CSV file.
+fn rising_ticks_csv(path: &Path, range: std::ops::Range<i64>) {
+    let mut text = String::from("ts_ns,instrument,price,volume\n");
+    for i in range {
+        text += &format!(
+            "{},7,{}.05,10\n",
+            1_767_584_700_000_000_000i64 + i * 1_000_000,
+            100 + i
+        );
+    }
+    write(path, &text);
+}
+
+#[test]
+fn a_broker_that_keeps_refusing_is_paused_for_the_strategy_and_retried_after_its_back_off() {
+    let Some(url) = redis_url() else { return };
+    let dir = tempdir();
+    let config = dir.path().join("strategies.yaml");
+    write(
+        &config,
+        "strategies:\n  - id: up\n    strategy_type: momentum\n    parameters: {lookback_periods: 2, threshold: 0.0001}\n    brokers: [paper, zerodha]\n    instruments: [7]\n",
+    );
+    let prefix = unique_prefix("pause");
+    let stream = format!("{prefix}.ticks");
+    let zerodha_stream = format!("{prefix}.g.signals.zerodha");
+    let mut con = conn(&url);
+    // zerodha's stream is not a stream: it refuses every signal.
+    let _: () = redis::cmd("SET")
+        .arg(&zerodha_stream)
+        .arg("not a stream")
+        .query(&mut con)
+        .expect("SET");
+    let (early, first, total) = (10, 20, 40);
+    add_rising_ticks(&mut con, &stream, 0..early);
+    let live = Live::start(
+        &["--config", config.to_str().expect("utf-8")],
+        &redis_env(
+            &url,
+            &prefix,
+            "g",
+            &[
+                ("QUIVER__PUBLISH__PAUSE_AFTER", "3"),
+                ("QUIVER__PUBLISH__BACKOFF_BASE_MS", "2000"),
+            ],
+        ),
+        Stdio::null(),
+        true,
+    );
+    // Nine refusals pause the pair; the next ticks' zerodha signals are
+    // withheld (or, were the machine slower than the pause, retried,
+    // refused and paused again for longer).
+    let drained = |n| {
+        wait_drained(
+            &url,
+            std::slice::from_ref(&stream),
+            "g",
+            n,
+            Duration::from_secs(60),
+        )
+    };
+    drained(early);
+    add_rising_ticks(&mut con, &stream, early..first);
+    drained(first);
+    // Paused for zerodha only, and shown where operators look.
+    let (_, row) = state_of(&live, "up");
+    let paused = row["paused_brokers"].as_array().expect("paused_brokers");
+    assert_eq!(paused.len(), 1, "{row}");
+    assert_eq!(paused[0]["broker"], "zerodha");
+    assert!(
+        paused[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("WRONGTYPE")),
+        "{row}"
+    );
+    let (_, list) = live.get("/strategies");
+    assert!(
+        list.contains("\"paused_brokers\":[{\"broker\":\"zerodha\""),
+        "{list}"
+    );
+    let metrics = live.get("/metrics").1;
+    assert_eq!(
+        sample(
+            &metrics,
+            "broker_emission_paused{strategy=\"up\",broker=\"zerodha\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "broker_emission_paused{strategy=\"up\",broker=\"paper\"}"
+        ),
+        Some(0.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "signals_dropped_total{reason=\"emission_paused\"}"
+        )
+        .is_some_and(|n| n > 0.0),
+        "{metrics}"
+    );
+    // The broker is repaired; once the pause has passed, the next signals
+    // are tried, accepted, and the pair resumes.
+    let _: () = redis::cmd("DEL")
+        .arg(&zerodha_stream)
+        .query(&mut con)
+        .expect("DEL");
+    let retry_at = paused[0]["retry_at_unix_ms"].as_u64().expect("retry_at");
+    wait_until(Duration::from_secs(30), "the pause to pass", || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .is_ok_and(|now| now.as_millis() as u64 > retry_at)
+    });
+    add_rising_ticks(&mut con, &stream, first..total);
+    drained(total);
+    let (_, row) = state_of(&live, "up");
+    assert_eq!(row["paused_brokers"], serde_json::json!([]), "{row}");
+    let metrics = live.get("/metrics").1;
+    assert_eq!(
+        sample(
+            &metrics,
+            "broker_emission_paused{strategy=\"up\",broker=\"zerodha\"}"
+        ),
+        Some(0.0)
+    );
+    promtool_check(&metrics);
+    live.terminate();
+
+    // Every signal is in its broker's stream or in the dead-letter stream,
+    // once: paper has all of replay's, zerodha's stream and dead letters
+    // together have all of replay's.
+    let ticks = dir.path().join("ticks.csv");
+    rising_ticks_csv(&ticks, 0..total);
+    let replay = quiver([
+        "replay",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--ticks",
+        ticks.to_str().expect("utf-8"),
+    ]);
+    replay.expect_code(0);
+    let ids_of = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+                v["signal_id"].as_str().expect("signal_id").to_owned()
+            })
+            .collect()
+    };
+    let expected = by_broker(&replay.stdout_text());
+    assert_eq!(expected["zerodha"].len(), (total - 1) as usize);
+    let paper = stream_data(&mut con, &format!("{prefix}.g.signals.paper"));
+    assert_eq!(ids_of(&paper), ids_of(&expected["paper"]));
+    let published = stream_data(&mut con, &zerodha_stream);
+    assert!(
+        !published.is_empty(),
+        "nothing reached zerodha after the repair"
+    );
+    let dead = stream_fields(&mut con, &format!("{prefix}.g.dlq"));
+    let mut failed = 0;
+    let mut withheld = 0;
+    let mut kept: Vec<String> = ids_of(&published);
+    for letter in &dead {
+        assert_eq!(letter["stream"], zerodha_stream, "{letter:?}");
+        if letter["reason"].starts_with("publish_failed: WRONGTYPE") {
+            failed += 1;
+        } else {
+            let reason = &letter["reason"];
+            assert!(
+                reason.starts_with("emission_paused: zerodha refused ")
+                    && reason.contains(" signals in a row (latest: WRONGTYPE"),
+                "{letter:?}"
+            );
+            withheld += 1;
+        }
+        kept.push(letter["signal_id"].clone());
+    }
+    assert!(failed >= 3 && withheld > 0, "{dead:?}");
+    kept.sort();
+    let mut want = ids_of(&expected["zerodha"]);
+    want.sort();
+    assert_eq!(
+        kept, want,
+        "each zerodha signal published or dead-lettered, once"
+    );
 }
 
 #[test]

@@ -41,6 +41,7 @@ impl SignalSink for MemorySink {
         Ok(PublishReport {
             outcomes: vec![Outcome::Published; batch.signals.len()],
             dead_letters_written: 0,
+            refusals: Vec::new(),
         })
     }
 

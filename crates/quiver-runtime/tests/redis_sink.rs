@@ -66,6 +66,8 @@ fn batch(ticks: std::ops::Range<u64>, brokers: &[&str]) -> SignalBatch {
             out.signals.push(OutSignal {
                 broker: Arc::clone(broker),
                 broker_idx: b as u32,
+                strategy_idx: 0,
+                withheld: None,
                 signal_id: t * 16 + b as u64,
                 seq: t,
                 origin: Some(Arc::clone(&origin)),

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 
 pub use metrics::{names, Catalog, MetricDef, ServiceMetrics, StrategyDesc, METRICS};
 pub use registry::{Counter, Gauge, Histogram, Registry, RegistryError};
-pub use status::{Status, StrategyStatus, TransitionRecord, TRANSITIONS_KEPT};
+pub use status::{PausedBroker, Status, StrategyStatus, TransitionRecord, TRANSITIONS_KEPT};
 
 /// Everything the HTTP endpoints read.
 pub struct Telemetry {

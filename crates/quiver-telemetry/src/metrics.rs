@@ -72,6 +72,8 @@ metrics! {
         "Signal entries added to a broker's stream.";
     SIGNALS_DUPLICATE: Counter "signals_duplicate_total" ["broker"]
         "Signals not added again because they were already published (ticks processed again after a restart).";
+    PUBLISH_RETRIES: Counter "signal_publish_retries_total" []
+        "Publishes of a batch tried again after the bus failed (nothing is acknowledged until it is published).";
     SIGNALS_DROPPED: Counter "signals_dropped_total" ["reason"]
         "Decisions or signals that were not published, by reason.";
     STRATEGY_ERRORS: Counter "strategy_errors_total" ["type", "error_category"]
@@ -80,6 +82,8 @@ metrics! {
         "One strategy evaluation (one tick, one strategy), per strategy type, in milliseconds.";
     STRATEGY_STATE: Gauge "strategy_state" ["strategy", "state"]
         "1 for the strategy's current lifecycle state, 0 for the others.";
+    BROKER_EMISSION_PAUSED: Gauge "broker_emission_paused" ["strategy", "broker"]
+        "1 while the strategy's signals to the broker are withheld (dead-lettered untried) after the broker refused them repeatedly; 0 otherwise.";
     STRATEGY_QUARANTINED: Gauge "strategy_quarantined" []
         "Strategies quarantined after failing repeatedly (retried after their back-off).";
     FEATURE_CACHE_HIT_RATIO: Gauge "feature_cache_hit_ratio" []
@@ -235,6 +239,9 @@ pub mod drop_reasons {
     pub const OUTSIDE_SESSION: &str = "outside_session";
     /// The sink refused the signal; it went to the dead-letter stream.
     pub const PUBLISH_FAILED: &str = "publish_failed";
+    /// The strategy's emission to the broker was paused: the signal went to
+    /// the dead-letter stream without being tried.
+    pub const EMISSION_PAUSED: &str = "emission_paused";
 }
 
 /// Categories of ticks that could not be processed (dead-lettered).
@@ -252,6 +259,8 @@ pub struct StrategyDesc {
     /// The strategy's type name (`momentum`, `hybrid:momentum+rsi`).
     pub type_name: String,
     pub kind: StrategyKind,
+    /// The brokers it publishes to, as indices into [`Catalog::brokers`].
+    pub brokers: Vec<usize>,
 }
 
 /// What there is to label: fixed for the life of the process.
@@ -297,8 +306,12 @@ pub struct ServiceMetrics {
     /// Per broker.
     pub published: Vec<Counter>,
     pub duplicates: Vec<Counter>,
-    /// Per [`DropReason::ALL`], then outside_session, then publish_failed.
+    pub publish_retries: Counter,
+    /// Per [`DropReason::ALL`], then outside_session, publish_failed, the
+    /// guards' reasons ([`GuardDrop::ALL`]) and emission_paused.
     pub dropped: Vec<Counter>,
+    /// Per strategy, per broker it publishes to: (broker index, gauge).
+    pub emission_paused: Vec<Vec<(usize, Gauge)>>,
     /// Per strategy type (index in `type_names`): panics.
     pub panics_by_type: Vec<Counter>,
     /// Per strategy type: decisions out of range, evaluations over budget.
@@ -354,6 +367,7 @@ impl ServiceMetrics {
             .map(|reason| reason.as_str())
             .chain([drop_reasons::OUTSIDE_SESSION, drop_reasons::PUBLISH_FAILED])
             .chain(GuardDrop::ALL.iter().map(|reason| reason.as_str()))
+            .chain([drop_reasons::EMISSION_PAUSED])
             .map(|reason| [reason]);
         let errors = |category| {
             def::STRATEGY_ERRORS.each(r, type_names.iter().map(move |t| [t.as_str(), category]))
@@ -373,6 +387,19 @@ impl ServiceMetrics {
                 def::STRATEGY_STATE
                     .each(r, states)
                     .map(Vec::into_boxed_slice)
+            })
+            .collect::<Result<_, _>>()?;
+        let emission_paused = catalog
+            .strategies
+            .iter()
+            .map(|s| {
+                s.brokers
+                    .iter()
+                    .map(|&b| {
+                        let broker = catalog.brokers.get(b).map_or("", String::as_str);
+                        Ok((b, def::BROKER_EMISSION_PAUSED.series(r, [&s.id, broker])?))
+                    })
+                    .collect::<Result<Vec<_>, RegistryError>>()
             })
             .collect::<Result<_, _>>()?;
         let ring_utilization = catalog
@@ -413,7 +440,9 @@ impl ServiceMetrics {
             signals,
             published: def::SIGNALS_PUBLISHED.each(r, brokers())?,
             duplicates: def::SIGNALS_DUPLICATE.each(r, brokers())?,
+            publish_retries: def::PUBLISH_RETRIES.series(r, [])?,
             dropped: def::SIGNALS_DROPPED.each(r, dropped)?,
+            emission_paused,
             panics_by_type,
             invalid_by_type,
             over_budget_by_type,
@@ -460,6 +489,20 @@ impl ServiceMetrics {
     /// The `signals_dropped_total` handle of a signal-hygiene reason.
     pub fn held_back(&self, reason: GuardDrop) -> &Counter {
         &self.dropped[DropReason::ALL.len() + 2 + reason.index()]
+    }
+
+    pub fn dropped_emission_paused(&self) -> &Counter {
+        &self.dropped[DropReason::ALL.len() + 2 + GuardDrop::ALL.len()]
+    }
+
+    /// `broker_emission_paused` of strategy `s` and broker `broker` (index
+    /// into [`Catalog::brokers`]), if it publishes there.
+    pub fn emission_paused_of(&self, s: usize, broker: usize) -> Option<&Gauge> {
+        self.emission_paused
+            .get(s)?
+            .iter()
+            .find(|(b, _)| *b == broker)
+            .map(|(_, gauge)| gauge)
     }
 
     /// The `market_tick_rejected_total` handle of a dead-letter category.
@@ -510,6 +553,7 @@ mod tests {
             id: id.to_owned(),
             type_name: type_name.to_owned(),
             kind,
+            brokers: vec![0, 1],
         };
         Catalog {
             strategies: vec![
@@ -546,6 +590,7 @@ mod tests {
         .chain(m.signals.iter().flatten())
         .chain(&m.published)
         .chain(&m.duplicates)
+        .chain([&m.publish_retries])
         .chain(&m.dropped)
         .chain(&m.panics_by_type)
         .chain(&m.invalid_by_type)
@@ -566,6 +611,7 @@ mod tests {
             &m.feature_cache_hit_ratio,
         ]
         .into_iter()
+        .chain(m.emission_paused.iter().flatten().map(|(_, g)| g))
         .chain(&m.ring_utilization)
         .chain(&m.model_load_seconds)
         .chain(&m.inference_queue_depth);

@@ -25,6 +25,26 @@ pub struct StrategyStatus {
     /// Upper bound of the bucket holding the 99th percentile of one
     /// evaluation, in ms; `null` before the first evaluation.
     pub p99_processing_ms: Option<f64>,
+    /// Its latest lifecycle change (all kept ones: `/strategies/{id}`).
+    pub last_transition: Option<TransitionRecord>,
+    /// Brokers its signals are withheld from for now.
+    pub paused_brokers: Vec<PausedBroker>,
+}
+
+/// A broker a strategy's emission is paused to, after the broker refused its
+/// signals repeatedly: until `retry_at_unix_ms` every signal to it goes to the
+/// dead-letter stream untried; the first after it is tried again.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PausedBroker {
+    pub broker: String,
+    /// The broker's latest refusal.
+    pub reason: String,
+    /// Refusals in a row so far.
+    pub refusals: u32,
+    /// When the pause began and when the next signal is tried, in ms since
+    /// the Unix epoch.
+    pub since_unix_ms: u64,
+    pub retry_at_unix_ms: u64,
 }
 
 /// One lifecycle change as `/strategies/{id}` shows it.
@@ -50,6 +70,8 @@ pub struct Status {
     strategies: RwLock<Vec<StrategyStatus>>,
     /// Per strategy (engine order), its latest lifecycle changes, oldest first.
     transitions: RwLock<Vec<VecDeque<TransitionRecord>>>,
+    /// Per strategy (engine order), the brokers its emission is paused to.
+    paused_brokers: RwLock<Vec<Vec<PausedBroker>>>,
 }
 
 impl Status {
@@ -85,11 +107,35 @@ impl Status {
         *self.strategies.write().unwrap_or_else(|p| p.into_inner()) = rows;
     }
 
+    /// The rows, each with its latest transition and paused brokers.
     pub fn strategies(&self) -> Vec<StrategyStatus> {
-        self.strategies
+        let mut rows = self
+            .strategies
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        let transitions = self.transitions.read().unwrap_or_else(|p| p.into_inner());
+        let paused = self
+            .paused_brokers
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.last_transition = transitions.get(i).and_then(|kept| kept.back().cloned());
+            row.paused_brokers = paused.get(i).cloned().unwrap_or_default();
+        }
+        rows
+    }
+
+    /// Sets the brokers strategy `index` (engine order) is paused to.
+    pub fn set_paused_brokers(&self, index: usize, brokers: Vec<PausedBroker>) {
+        let mut all = self
+            .paused_brokers
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if all.len() <= index {
+            all.resize_with(index + 1, Vec::new);
+        }
+        all[index] = brokers;
     }
 
     /// Records a lifecycle change of strategy `index` (engine order),
@@ -109,7 +155,7 @@ impl Status {
     /// The `/strategies` row of strategy `id` and its latest lifecycle
     /// changes, oldest first.
     pub fn strategy(&self, id: &str) -> Option<(StrategyStatus, Vec<TransitionRecord>)> {
-        let rows = self.strategies.read().unwrap_or_else(|p| p.into_inner());
+        let rows = self.strategies();
         let index = rows.iter().position(|row| row.id == id)?;
         let transitions = self
             .transitions

@@ -157,9 +157,20 @@ impl SignalSink for JsonlSink {
 
     async fn publish(&mut self, batch: &SignalBatch) -> Result<PublishReport, LiveError> {
         let io = |e: std::io::Error| LiveError::fatal("writing signals", e);
+        let mut outcomes = Vec::with_capacity(batch.signals.len());
         for signal in &batch.signals {
+            if let Some(reason) = &signal.withheld {
+                // A file has no dead-letter stream: the log keeps it.
+                tracing::warn!(
+                    payload = %String::from_utf8_lossy(batch.payload(signal)),
+                    "dead letter: {reason}"
+                );
+                outcomes.push(Outcome::Withheld);
+                continue;
+            }
             self.out.write_all(batch.payload(signal)).map_err(io)?;
             self.out.write_all(b"\n").map_err(io)?;
+            outcomes.push(Outcome::Published);
         }
         self.out.flush().map_err(io)?;
         for letter in &batch.dead_letters {
@@ -172,8 +183,9 @@ impl SignalSink for JsonlSink {
             );
         }
         Ok(PublishReport {
-            outcomes: vec![Outcome::Published; batch.signals.len()],
+            outcomes,
             dead_letters_written: batch.dead_letters.len() as u64,
+            refusals: Vec::new(),
         })
     }
 

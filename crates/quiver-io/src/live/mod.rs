@@ -270,6 +270,12 @@ pub struct OutSignal {
     pub broker: Arc<str>,
     /// Index of the broker in the runtime's broker list (for metrics).
     pub broker_idx: u32,
+    /// Index of the strategy that decided it, in engine order.
+    pub strategy_idx: u32,
+    /// Why this signal must not be published now (its strategy's emission
+    /// to this broker is paused): the sink dead-letters it with this reason
+    /// instead, so it is kept, not lost.
+    pub withheld: Option<Arc<str>>,
     pub signal_id: u64,
     /// The sequence number and [`LiveTick::origin`] of the tick that caused it.
     pub seq: u64,
@@ -316,6 +322,9 @@ pub enum Outcome {
     Duplicate,
     /// Could not be published; written to the dead-letter stream instead.
     DeadLettered,
+    /// Not tried ([`OutSignal::withheld`]); written to the dead-letter stream
+    /// with the reason.
+    Withheld,
 }
 
 /// Per-signal outcomes, in [`SignalBatch::signals`] order.
@@ -324,6 +333,9 @@ pub struct PublishReport {
     pub outcomes: Vec<Outcome>,
     /// Dead letters (from the batch's rejected ticks) written.
     pub dead_letters_written: u64,
+    /// Why signals were [`Outcome::DeadLettered`]: one reason per broker
+    /// (its `broker_idx`) that refused any.
+    pub refusals: Vec<(u32, String)>,
 }
 
 /// Where signals go.
@@ -374,6 +386,8 @@ mod tests {
             out.signals.push(OutSignal {
                 broker: Arc::from("paper"),
                 broker_idx: 0,
+                strategy_idx: 0,
+                withheld: None,
                 signal_id: i as u64,
                 seq: i as u64,
                 origin: None,

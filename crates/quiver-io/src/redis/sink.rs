@@ -103,8 +103,21 @@ fn stream_of(origin: Option<&str>) -> &str {
         .map_or("", |(stream, _)| stream)
 }
 
-/// Per entry, in batch order: 1 published, 0 duplicate, 2 dead-lettered.
+/// Per entry, in batch order: 1 published, 0 duplicate, 2 dead-lettered,
+/// 3 withheld (dead-lettered without being tried).
 type Code = u8;
+
+/// The dead-letter category of a signal its stream refused.
+const PUBLISH_FAILED: &str = "publish_failed";
+/// The dead-letter category of a signal withheld by the runtime.
+const EMISSION_PAUSED: &str = "emission_paused";
+
+/// Notes `reason` as why `broker` refused, once per broker.
+fn note_refusal(refusals: &mut Vec<(u32, String)>, broker: u32, reason: &dyn std::fmt::Display) {
+    if !refusals.iter().any(|(b, _)| *b == broker) {
+        refusals.push((broker, reason.to_string()));
+    }
+}
 
 impl RedisSignalSink {
     pub async fn connect(config: RedisSinkConfig) -> Result<Self, LiveError> {
@@ -157,6 +170,7 @@ impl RedisSignalSink {
     fn dead_letter_signal(
         &self,
         pipe: &mut redis::Pipeline,
+        category: &str,
         reason: &dyn std::fmt::Display,
         stream: &str,
         batch: &SignalBatch,
@@ -166,7 +180,7 @@ impl RedisSignalSink {
             .arg(&self.config.dead_letter_stream)
             .arg("*")
             .arg("reason")
-            .arg(format!("publish_failed: {reason}"))
+            .arg(format!("{category}: {reason}"))
             .arg("stream")
             .arg(stream)
             .arg("signal_id")
@@ -234,6 +248,7 @@ impl RedisSignalSink {
         batch: &SignalBatch,
         items: &[Item<'_>],
         codes: &mut Vec<Code>,
+        refusals: &mut Vec<(u32, String)>,
     ) -> Result<(), LiveError> {
         // Each item's marker: its hash (index into `buckets`) and field.
         let mut buckets: Vec<String> = Vec::new();
@@ -392,6 +407,19 @@ impl RedisSignalSink {
                     Item::Tick(start, end) => {
                         for signal in &batch.signals[*start..*end] {
                             let stream = names[targets[entry]].as_str();
+                            if let Some(reason) = &signal.withheld {
+                                planned.push(3);
+                                self.dead_letter_signal(
+                                    &mut tx,
+                                    EMISSION_PAUSED,
+                                    reason,
+                                    stream,
+                                    batch,
+                                    signal,
+                                );
+                                entry += 1;
+                                continue;
+                            }
                             match &refused[targets[entry]] {
                                 None => {
                                     planned.push(1);
@@ -405,7 +433,15 @@ impl RedisSignalSink {
                                 }
                                 Some(reason) => {
                                     planned.push(2);
-                                    self.dead_letter_signal(&mut tx, reason, stream, batch, signal);
+                                    note_refusal(refusals, signal.broker_idx, reason);
+                                    self.dead_letter_signal(
+                                        &mut tx,
+                                        PUBLISH_FAILED,
+                                        reason,
+                                        stream,
+                                        batch,
+                                        signal,
+                                    );
                                 }
                             }
                             entry += 1;
@@ -483,12 +519,27 @@ impl RedisSignalSink {
                     continue;
                 }
                 if let Some(Value::ServerError(err)) = results.next() {
+                    if *code == 3 {
+                        // The dead-letter stream itself refused.
+                        return Err(LiveError::fatal(
+                            "publishing signals",
+                            format!("the dead-letter stream refused an entry: {err}"),
+                        ));
+                    }
                     let target = &names[target];
                     tracing::warn!(stream = target, %err, "an entry was refused after its check");
                     let mut dead = redis::pipe();
                     match signal {
                         Some(signal) => {
-                            self.dead_letter_signal(&mut dead, &err, target, batch, signal)
+                            note_refusal(refusals, signal.broker_idx, &err);
+                            self.dead_letter_signal(
+                                &mut dead,
+                                PUBLISH_FAILED,
+                                &err,
+                                target,
+                                batch,
+                                signal,
+                            )
                         }
                         None => {
                             dead.cmd("XADD")
@@ -530,6 +581,7 @@ impl SignalSink for RedisSignalSink {
         let items = Self::items(batch);
         let mut codes: Vec<Code> =
             Vec::with_capacity(batch.signals.len() + batch.dead_letters.len());
+        let mut refusals = Vec::new();
         let mut next = 0;
         while next < items.len() {
             let mut end = next;
@@ -540,7 +592,7 @@ impl SignalSink for RedisSignalSink {
                 count += items[end].entries();
                 end += 1;
             }
-            self.publish_chunk(batch, &items[next..end], &mut codes)
+            self.publish_chunk(batch, &items[next..end], &mut codes, &mut refusals)
                 .await?;
             next = end;
         }
@@ -549,6 +601,7 @@ impl SignalSink for RedisSignalSink {
             .map(|code| match code {
                 1 => Outcome::Published,
                 2 => Outcome::DeadLettered,
+                3 => Outcome::Withheld,
                 _ => Outcome::Duplicate,
             })
             .collect();
@@ -559,6 +612,7 @@ impl SignalSink for RedisSignalSink {
         Ok(PublishReport {
             outcomes,
             dead_letters_written,
+            refusals,
         })
     }
 

@@ -110,6 +110,11 @@ impl Service {
                     id: row.id.clone(),
                     type_name: row.logic.strategy().name().to_owned(),
                     kind: row.logic.strategy().kind(),
+                    brokers: row
+                        .brokers
+                        .iter()
+                        .filter_map(|b| broker_names.iter().position(|x| x == b))
+                        .collect(),
                 })
                 .collect(),
             brokers: broker_names.clone(),

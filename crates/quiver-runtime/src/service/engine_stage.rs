@@ -374,6 +374,8 @@ impl Encoder {
             out.signals.push(OutSignal {
                 broker: Arc::clone(broker),
                 broker_idx: *broker_idx,
+                strategy_idx: signal.strategy.index() as u32,
+                withheld: None,
                 signal_id,
                 seq: live.seq,
                 origin: live.origin.clone(),

@@ -10,6 +10,7 @@
 
 mod backoff;
 mod build;
+mod emission;
 mod engine_stage;
 mod sink;
 mod source;
@@ -32,6 +33,7 @@ use crate::models::{ModelSetupError, PoolRunner};
 use crate::session::SessionClock;
 use crate::settings::Settings;
 
+pub use emission::{EmissionChange, EmissionGate, EmissionPolicy};
 pub use stats::feature_cache_hit_ratio;
 
 /// Why the service stopped with an error.
@@ -74,6 +76,8 @@ pub struct RunReport {
     pub signals_published: u64,
     pub duplicates: u64,
     pub dead_lettered: u64,
+    /// Signals dead-lettered untried: their emission was paused.
+    pub withheld: u64,
 }
 
 /// Which ticks the live path dispatches: inside the session, or outside it
@@ -186,6 +190,14 @@ impl Service {
             stop.clone(),
             settings.quiver.batch_size,
         );
+        let mut emission = sink::Emission {
+            gate: EmissionGate::new(
+                EmissionPolicy::from_settings(&settings.quiver.publish),
+                brokers.len(),
+                broker_names(&brokers).len(),
+            ),
+            brokers: broker_names(&brokers),
+        };
         let stage = engine_stage::EngineStage {
             gate,
             allow_outside,
@@ -206,6 +218,7 @@ impl Service {
             &telemetry,
             stop.clone(),
             drain_timeout,
+            &mut emission,
             &mut report,
         )
         .await;
@@ -227,4 +240,17 @@ impl Service {
         flushed?;
         Ok(report)
     }
+}
+
+/// Broker names by broker index, from each strategy's (index, name) list.
+fn broker_names(brokers: &[Vec<(u32, Arc<str>)>]) -> Vec<Arc<str>> {
+    let mut names: Vec<Arc<str>> = Vec::new();
+    for &(i, ref name) in brokers.iter().flatten() {
+        let i = i as usize;
+        if names.len() <= i {
+            names.resize(i + 1, Arc::from(""));
+        }
+        names[i] = Arc::clone(name);
+    }
+    names
 }

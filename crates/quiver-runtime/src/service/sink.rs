@@ -1,12 +1,14 @@
 //! The sink side: publish each batch, then acknowledge it.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use quiver_io::live::{Ack, Acker, Outcome, SignalBatch, SignalSink, Stop};
 use quiver_telemetry::Telemetry;
 use tokio::sync::mpsc;
 
 use super::backoff::Backoff;
+use super::emission::{EmissionChange, EmissionGate};
 use super::{RunReport, RuntimeError};
 
 /// Queued batches the sink publishes and acknowledges in one go, at most.
@@ -20,8 +22,61 @@ pub(super) struct Published {
     pub(super) ticks: u64,
 }
 
+/// Which (strategy, broker) pairs may publish, and the broker names by index.
+pub(super) struct Emission {
+    pub(super) gate: EmissionGate,
+    pub(super) brokers: Vec<Arc<str>>,
+}
+
+impl Emission {
+    /// Logs each change and shows it in the metrics and `/strategies`.
+    fn apply(&self, changes: &[EmissionChange], telemetry: &Telemetry) {
+        let now = Instant::now();
+        let wall = SystemTime::now();
+        for change in changes {
+            let (strategy, broker, paused) = match *change {
+                EmissionChange::Paused {
+                    strategy,
+                    broker,
+                    length,
+                } => {
+                    tracing::warn!(
+                        strategy,
+                        broker = self.brokers.get(broker as usize).map(|b| &**b),
+                        pause_ms = length.as_millis() as u64,
+                        "a broker keeps refusing the strategy's signals: its emission there is paused, the signals go to the dead-letter stream"
+                    );
+                    (strategy, broker, true)
+                }
+                EmissionChange::Resumed { strategy, broker } => {
+                    tracing::info!(
+                        strategy,
+                        broker = self.brokers.get(broker as usize).map(|b| &**b),
+                        "the broker accepted the strategy's signals again: emission resumed"
+                    );
+                    (strategy, broker, false)
+                }
+            };
+            if let Some(gauge) = telemetry
+                .metrics
+                .emission_paused_of(strategy as usize, broker as usize)
+            {
+                gauge.set(if paused { 1.0 } else { 0.0 });
+            }
+            telemetry.status.set_paused_brokers(
+                strategy as usize,
+                self.gate
+                    .paused_brokers(change.strategy(), &self.brokers, now, wall),
+            );
+        }
+    }
+}
+
 /// Publishes each batch, then acknowledges it; retries transient failures
-/// until the drain deadline once stop is raised.
+/// until the drain deadline once stop is raised. Signals a broker refuses
+/// go to the dead-letter stream, and pairs that keep refusing are paused
+/// ([`EmissionGate`]).
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run<K: SignalSink, C: Acker>(
     sink: &mut K,
     mut acker: C,
@@ -29,6 +84,7 @@ pub(super) async fn run<K: SignalSink, C: Acker>(
     telemetry: &Telemetry,
     stop: Stop,
     drain_timeout: Duration,
+    emission: &mut Emission,
     report: &mut RunReport,
 ) -> Result<(), RuntimeError> {
     let metrics = &telemetry.metrics;
@@ -57,11 +113,17 @@ pub(super) async fn run<K: SignalSink, C: Acker>(
             batch.signals.append(more.signals);
             batch.ack.merge(more.ack);
         }
+        emission
+            .gate
+            .admit(&mut batch.signals.signals, Instant::now());
         let mut backoff = Backoff::new();
         let outcome = loop {
             match sink.publish(&batch.signals).await {
                 Ok(outcome) => break outcome,
                 Err(err) if err.is_transient() => {
+                    // Nothing is acknowledged until it is published, so
+                    // retrying for as long as it takes loses nothing.
+                    metrics.publish_retries.inc();
                     tracing::warn!(%err, "publishing failed; retrying");
                     if deadline_passed(&stop) {
                         return Err(RuntimeError::DrainTimeout(drain_timeout));
@@ -95,7 +157,20 @@ pub(super) async fn run<K: SignalSink, C: Acker>(
                         "signal refused by its stream; sent to the dead-letter stream"
                     );
                 }
+                Outcome::Withheld => {
+                    report.withheld += 1;
+                    metrics.dropped_emission_paused().inc();
+                }
             }
+        }
+        let changes = emission.gate.record(
+            &batch.signals.signals,
+            &outcome,
+            Instant::now(),
+            SystemTime::now(),
+        );
+        if !changes.is_empty() {
+            emission.apply(&changes, telemetry);
         }
         let mut backoff = Backoff::new();
         loop {

@@ -88,6 +88,8 @@ impl StatsSync {
                 errors: stats.panics,
                 dropped: stats.dropped_total(),
                 p99_processing_ms: timings.get(s).and_then(|h| h.quantile_ms(0.99)),
+                last_transition: None,
+                paused_brokers: Vec::new(),
             });
             self.last[s] = stats.clone();
         }

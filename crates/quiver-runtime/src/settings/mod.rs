@@ -186,6 +186,8 @@ pub struct ServiceSettings {
     /// (every active model at start).
     pub model_load: String,
     pub redis: RedisSettings,
+    /// What the sink does when a broker keeps refusing a strategy's signals.
+    pub publish: PublishSettings,
     pub synthetic: SyntheticSettings,
     pub replay: ReplaySettings,
     pub session: SessionSettings,
@@ -209,6 +211,7 @@ impl Default for ServiceSettings {
             ml_backend: "auto".to_owned(),
             model_load: "lazy".to_owned(),
             redis: RedisSettings::default(),
+            publish: PublishSettings::default(),
             synthetic: SyntheticSettings::default(),
             replay: ReplaySettings::default(),
             session: SessionSettings::default(),
@@ -303,6 +306,28 @@ impl Default for RedisSettings {
             dedup_ttl_s: 86_400,
             preload_max_ticks: 2_000_000,
             preload_max_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Pausing a strategy's emission to a broker that refuses its signals
+/// ([`crate::service::EmissionPolicy`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishSettings {
+    /// Refusals in a row, per (strategy, broker), that pause the emission.
+    pub pause_after: u32,
+    /// The first pause; each failed retry doubles it, up to the cap.
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+}
+
+impl Default for PublishSettings {
+    fn default() -> Self {
+        PublishSettings {
+            pause_after: 3,
+            backoff_base_ms: 1_000,
+            backoff_cap_ms: 60_000,
         }
     }
 }
@@ -584,6 +609,11 @@ impl Settings {
             ("quiver.http.idle_timeout_ms", q.http.idle_timeout_ms),
             ("quiver.http.request_timeout_ms", q.http.request_timeout_ms),
             ("quiver.http.max_connections", q.http.max_connections as u64),
+            (
+                "quiver.publish.pause_after",
+                u64::from(q.publish.pause_after),
+            ),
+            ("quiver.publish.backoff_base_ms", q.publish.backoff_base_ms),
         ];
         for (key, count) in counts {
             if count == 0 {
@@ -628,6 +658,21 @@ impl Settings {
                     format!("must be <= {max}, got {value}"),
                 ));
             }
+        }
+        let (base, cap) = (q.publish.backoff_base_ms, q.publish.backoff_cap_ms);
+        if cap < base {
+            problems.push(SettingProblem::new(
+                "quiver.publish.backoff_cap_ms",
+                format!("must be >= quiver.publish.backoff_base_ms ({base}), got {cap}"),
+            ));
+        }
+        // A day: beyond it a paused broker is as good as never retried.
+        const DAY_MS: u64 = 86_400_000;
+        if cap > DAY_MS {
+            problems.push(SettingProblem::new(
+                "quiver.publish.backoff_cap_ms",
+                format!("must be <= {DAY_MS} (a day), got {cap}"),
+            ));
         }
         let min_header = crate::http::HttpLimits::MIN_HEADER_BYTES;
         if q.http.max_header_bytes < min_header {
