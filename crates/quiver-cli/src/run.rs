@@ -146,14 +146,15 @@ async fn serve(
     }
     let report = result?;
     note(&format!(
-        "quiver run: stopped: {} ticks dispatched ({} preloaded, {} outside the session), {} signals published, {} duplicates suppressed, {} dead-lettered ({} of them withheld from a paused broker)",
+        "quiver run: stopped: {} ticks dispatched ({} preloaded, {} outside the session), {} signals published, {} duplicates suppressed, {} dead-lettered ({} of them withheld from a paused broker), {} evaluations shed",
         report.ticks,
         report.preloaded,
         report.outside_session,
         report.signals_published,
         report.duplicates,
         report.dead_lettered + report.withheld,
-        report.withheld
+        report.withheld,
+        report.shed
     ));
     Ok(ExitCode::SUCCESS)
 }

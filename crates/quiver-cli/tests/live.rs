@@ -540,6 +540,118 @@ fn run_on_a_replay_file_writes_what_replay_writes() {
     assert_eq!(by_broker(&run.stdout_text()), expected);
 }
 
+/// Signal lines of `signals` (JSONL) grouped by strategy, in order.
+fn by_strategy(signals: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in signals.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).expect("a signal line is JSON");
+        let id = value["strategy_id"]
+            .as_str()
+            .expect("strategy_id")
+            .to_owned();
+        out.entry(id).or_default().push(line.to_owned());
+    }
+    out
+}
+
+#[test]
+fn an_engine_behind_its_source_sheds_background_then_normal_strategies_never_critical_ones() {
+    let dir = tempdir();
+    let ticks = dir.path().join("ticks.csv");
+    quiver([
+        "gen",
+        "--instruments",
+        "50",
+        "--ticks",
+        "30000",
+        "--seed",
+        "11",
+        "--out",
+        ticks.to_str().expect("utf-8 path"),
+    ])
+    .expect_code(0);
+    let instruments: Vec<String> = (1001..1051).map(|t| t.to_string()).collect();
+    let instruments = instruments.join(", ");
+    // The ML strategies make the engine slower than a file read at full
+    // speed: the queue in front of it fills, and shedding must choose.
+    let mut config = format!(
+        "models: {}/../../models/registry.yaml\nstrategies:\n  - id: guard\n    strategy_type: momentum\n    priority: critical\n    parameters: {{lookback_periods: 5, threshold: 0.001}}\n    brokers: [paper]\n    instruments: [{instruments}]\n  - id: swing\n    strategy_type: mean_reversion\n    priority: normal\n    parameters: {{lookback_periods: 20, z_entry: 1.5}}\n    brokers: [paper]\n    instruments: [{instruments}]\n",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for (i, model) in ["ml_momentum_mlp", "ml_momentum_logreg", "ml_momentum_rf"]
+        .iter()
+        .enumerate()
+    {
+        config += &format!(
+            "  - id: research-{i}\n    strategy_type: ml_momentum\n    priority: background\n    parameters: {{model: {model}, confidence_threshold: 0.34}}\n    brokers: [paper]\n    instruments: [{instruments}]\n"
+        );
+    }
+    let config_path = dir.path().join("strategies.yaml");
+    write(&config_path, &config);
+    let replay = quiver([
+        "replay",
+        "--config",
+        config_path.to_str().expect("utf-8"),
+        "--ticks",
+        ticks.to_str().expect("utf-8"),
+    ]);
+    replay.expect_code(0);
+    let expected = by_strategy(&replay.stdout_text());
+    let settings = dir.path().join("settings.yaml");
+    write(
+        &settings,
+        &format!(
+            "quiver:\n  load_shedding: true\n  batch_size: 64\nstrategy:\n  inference_timeout_seconds: {NO_INFERENCE_TIMEOUT}\n"
+        ),
+    );
+    let run = quiver([
+        "run",
+        "--config",
+        config_path.to_str().expect("utf-8"),
+        "--source",
+        &format!("replay:{}", ticks.display()),
+        "--speed",
+        "0",
+        "--http",
+        "off",
+        "--settings",
+        settings.to_str().expect("utf-8"),
+    ]);
+    run.expect_code(0);
+    let stderr = &run.stderr;
+    let shed: u64 = stderr
+        .split(" evaluations shed")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no shed count in the stop note:\n{stderr}"));
+    assert!(shed > 0, "nothing was shed:\n{stderr}");
+    let got = by_strategy(&run.stdout_text());
+    // Critical: every evaluation ran, so exactly replay's signals.
+    assert_eq!(got["guard"], expected["guard"]);
+    // The others: some evaluations skipped, and what they did signal is
+    // what replay signalled on those ticks (history and features are
+    // shared and kept whole; only the evaluation was skipped).
+    let mut fewer = 0;
+    for (id, lines) in &expected {
+        let kept = got.get(id).cloned().unwrap_or_default();
+        let mut rest = lines.iter();
+        for line in &kept {
+            assert!(
+                rest.any(|l| l == line),
+                "{id}: a signal replay did not give, or out of order: {line}"
+            );
+        }
+        if id.starts_with("research-") && kept.len() < lines.len() {
+            fewer += 1;
+        }
+    }
+    assert!(
+        fewer > 0,
+        "no background strategy lost an evaluation\n{stderr}"
+    );
+}
+
 #[test]
 fn synthetic_service_serves_health_metrics_and_strategies_and_drains_on_sigterm() {
     let dir = tempdir();

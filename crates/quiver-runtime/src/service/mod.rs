@@ -78,6 +78,8 @@ pub struct RunReport {
     pub dead_lettered: u64,
     /// Signals dead-lettered untried: their emission was paused.
     pub withheld: u64,
+    /// Evaluations skipped while the engine was behind (load shedding).
+    pub shed: u64,
 }
 
 /// Which ticks the live path dispatches: inside the session, or outside it
@@ -234,6 +236,7 @@ impl Service {
         }
         report.ticks = telemetry.metrics.ticks_processed.get();
         report.outside_session = telemetry.metrics.ticks_outside_session.get();
+        report.shed = telemetry.metrics.shed.get();
         source_result?;
         engine_result?;
         sink_result?;
