@@ -600,7 +600,7 @@ fn an_engine_behind_its_source_sheds_background_then_normal_strategies_never_cri
     let settings = dir.path().join("settings.yaml");
     write(
         &settings,
-        &format!(
+        format!(
             "quiver:\n  load_shedding: true\n  batch_size: 64\nstrategy:\n  inference_timeout_seconds: {NO_INFERENCE_TIMEOUT}\n"
         ),
     );
