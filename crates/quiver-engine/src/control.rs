@@ -4,7 +4,6 @@ use crate::engine::{check_instruments, drive, shift, Engine, StrategyEntry};
 use crate::index::StrategyIdx;
 use crate::input::Output;
 use crate::lifecycle::{Cause, Control, ControlError, StrategyState, Transition};
-use quiver_strategy::SignalGuards;
 
 #[cfg(doc)]
 use crate::Input;
@@ -51,7 +50,9 @@ impl Engine {
             slot.failures_in_a_row = 0;
             slot.quarantines_in_a_row = 0;
             slot.retry_at = None;
-            slot.guards.clear();
+            if let Some(guards) = slot.guards.as_deref_mut() {
+                guards.clear();
+            }
             slot.driven_mut().reset();
         }
         shift(slot, target, to, cause, at, out);
@@ -96,7 +97,7 @@ impl Engine {
             slot.feature_hash = feature_hash;
             slot.brokers = entry.brokers;
             slot.validator = entry.validator;
-            slot.guards = SignalGuards::new(entry.guards);
+            slot.guards = crate::engine::guards_of(entry.guards);
             slot.failures_in_a_row = 0;
             slot.quarantines_in_a_row = 0;
             slot.retry_at = None;

@@ -95,7 +95,9 @@ pub(crate) struct Slot {
     pub(crate) brokers: Vec<String>,
     pub(crate) driven: Driven,
     pub(crate) validator: StandardValidator,
-    pub(crate) guards: SignalGuards,
+    /// `None` when the row configures none (the common case): the slot
+    /// stays small and the check is one test.
+    pub(crate) guards: Option<Box<SignalGuards>>,
     pub(crate) schedule: Schedule,
     pub(crate) required: usize,
     /// What the routing was built for; a replacement must match it.
@@ -240,7 +242,7 @@ impl Engine {
                     brokers: e.brokers,
                     driven,
                     validator: e.validator,
-                    guards: SignalGuards::new(e.guards),
+                    guards: guards_of(e.guards),
                     schedule: e.schedule,
                     features,
                     instruments: e.instruments,
@@ -318,6 +320,7 @@ impl Engine {
         features.update(history);
         self.stats.feature_updates += features.len() as u64;
         let features = &self.features[i];
+        let clock = self.clock;
         let (start, end) = (
             self.route_starts[i] as usize,
             self.route_starts[i + 1] as usize,
@@ -364,17 +367,20 @@ impl Engine {
             };
             // The outcome is written in place and only `()` crosses
             // `catch_unwind`: returning the (large) decision through it would
-            // copy it on every evaluation, signal or not.
+            // copy it on every evaluation, signal or not. A rules strategy
+            // writes its decision straight into `decided`; only a model
+            // strategy's step goes through `step`.
+            let mut decided = None;
             let mut step = Step::Decided(None);
             let mut model = None;
-            let timed = match (slot.schedule.budget_ns, self.clock) {
+            let timed = match (slot.schedule.budget_ns, clock) {
                 (Some(budget), Some(clock)) => Some((budget, clock, clock())),
                 _ => None,
             };
             IN_STRATEGY_CALL.set(true);
             let result = match &mut slot.driven {
                 Driven::Rules(strategy) => catch_unwind(AssertUnwindSafe(|| {
-                    step = Step::Decided(strategy.on_tick(tick, ctx));
+                    decided = strategy.on_tick(tick, ctx);
                 })),
                 Driven::Model {
                     strategy,
@@ -402,35 +408,33 @@ impl Engine {
                 );
                 continue;
             }
-            let decided = match (step, model) {
-                (Step::Decided(decided), _) => decided,
-                (Step::SkippedFeatures(decided), _) => {
-                    slot.stats.skipped_features += 1;
-                    self.rows
-                        .truncate(self.rows.len() - model.map_or(0, |(_, w)| w as usize));
-                    decided
+            if let Some((model, width)) = model {
+                match step {
+                    Step::Decided(early) => decided = early,
+                    Step::SkippedFeatures(early) => {
+                        slot.stats.skipped_features += 1;
+                        self.rows.truncate(self.rows.len() - width as usize);
+                        decided = early;
+                    }
+                    Step::Predict(carry) => {
+                        slot.stats.inferences += 1;
+                        let request = self.requests.len() as u32;
+                        self.requests.push(ModelRequest {
+                            model,
+                            start: (self.rows.len() - width as usize) as u32,
+                            len: width,
+                        });
+                        self.pending.push(Pending::Awaiting {
+                            seq,
+                            tick: *tick,
+                            strategy: route.strategy,
+                            carry,
+                            request,
+                        });
+                        continue;
+                    }
                 }
-                (Step::Predict(carry), Some((model, width))) => {
-                    slot.stats.inferences += 1;
-                    let request = self.requests.len() as u32;
-                    self.requests.push(ModelRequest {
-                        model,
-                        start: (self.rows.len() - width as usize) as u32,
-                        len: width,
-                    });
-                    self.pending.push(Pending::Awaiting {
-                        seq,
-                        tick: *tick,
-                        strategy: route.strategy,
-                        carry,
-                        request,
-                    });
-                    continue;
-                }
-                // Only the model variant runs `prepare`, so a prediction
-                // is never asked for without a model.
-                (Step::Predict(_), None) => continue,
-            };
+            }
             let at = (seq, tick.ts_ns);
             let Some(decision) = decided else {
                 settle(slot, route.strategy, over_budget, at, &self.policy, out);
@@ -606,6 +610,11 @@ pub(crate) fn shift(
     out.transitions.push(transition);
 }
 
+/// The signal guards `spec` asks for, if any.
+pub(crate) fn guards_of(spec: GuardSpec) -> Option<Box<SignalGuards>> {
+    (!spec.is_off()).then(|| Box::new(SignalGuards::new(spec)))
+}
+
 /// What became of a decision.
 pub(crate) enum Verdict {
     Passed,
@@ -628,12 +637,15 @@ pub(crate) fn validate(slot: &mut Slot, signal: &EngineSignal, last_price: Price
             Verdict::Held
         };
     }
-    let guarded = slot.guards.admit(
-        signal.ts_ns,
-        signal.instrument,
-        &signal.decision,
-        last_price,
-    );
+    let guarded = match slot.guards.as_deref_mut() {
+        Some(guards) => guards.admit(
+            signal.ts_ns,
+            signal.instrument,
+            &signal.decision,
+            last_price,
+        ),
+        None => Ok(()),
+    };
     match guarded {
         Ok(()) => {
             slot.stats.signals += 1;
@@ -668,8 +680,12 @@ pub(crate) fn settle(
 /// An evaluation that did not fail: the count and the back-off start over.
 #[inline]
 pub(crate) fn succeed(slot: &mut Slot) {
-    slot.failures_in_a_row = 0;
-    slot.quarantines_in_a_row = 0;
+    // Read before written: the counters are nearly always zero already, and
+    // a store on every evaluation dirties a line that is otherwise read.
+    if slot.failures_in_a_row != 0 || slot.quarantines_in_a_row != 0 {
+        slot.failures_in_a_row = 0;
+        slot.quarantines_in_a_row = 0;
+    }
 }
 
 /// Counts a failure and quarantines a strategy that keeps failing, until
