@@ -47,6 +47,10 @@ enum Command {
         /// Skip malformed rows (and report them by reason) instead of stopping at the first.
         #[arg(long)]
         skip_bad_rows: bool,
+        /// Simulate load shedding from tick SEQ on: LEVEL is `background` (skip background
+        /// strategies), `normal` (skip all but critical ones) or `none`; repeat for a schedule.
+        #[arg(long = "shed-at", value_name = "SEQ=LEVEL", value_parser = pipeline::parse_shed_at)]
+        shed_at: Vec<(u64, quiver_engine::Shed)>,
         #[command(flatten)]
         models: pipeline::ModelArgs,
     },
@@ -115,8 +119,16 @@ fn main() -> ExitCode {
             ticks,
             out,
             skip_bad_rows,
+            shed_at,
             models,
-        } => pipeline::replay_command(&config, &ticks, out.as_deref(), skip_bad_rows, &models),
+        } => pipeline::replay_command(
+            &config,
+            &ticks,
+            out.as_deref(),
+            skip_bad_rows,
+            shed_at,
+            &models,
+        ),
         Command::Demo { out, ticks, models } => demo::run(out.as_deref(), ticks, &models),
         Command::Bench(args) => bench::run(&args),
         Command::Gen {

@@ -76,6 +76,30 @@ impl ModelArgs {
     }
 }
 
+/// `--shed-at SEQ=LEVEL`: from tick SEQ on, shed `none`, `background` or
+/// `normal` (all but critical).
+pub fn parse_shed_at(text: &str) -> Result<(u64, quiver_engine::Shed), String> {
+    use quiver_engine::Shed;
+    let (seq, level) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected SEQ=LEVEL, e.g. 1000=background"))?;
+    let seq = seq
+        .trim()
+        .parse()
+        .map_err(|_| format!("{seq:?} is not a tick sequence number"))?;
+    let level = match level.trim() {
+        "none" => Shed::Nothing,
+        "background" => Shed::Background,
+        "normal" => Shed::AllButCritical,
+        other => {
+            return Err(format!(
+                "{other:?} is not a shed level (expected none, background or normal)"
+            ))
+        }
+    };
+    Ok((seq, level))
+}
+
 /// A progress bar on an interactive terminal only, never in pipes or CI logs.
 pub fn progress_bar(total: Option<u64>) -> ProgressBar {
     if !io::stderr().is_terminal() {
@@ -111,6 +135,7 @@ pub fn replay_command(
     ticks_path: &Path,
     out: Option<&Path>,
     skip_bad_rows: bool,
+    shed_at: Vec<(u64, quiver_engine::Shed)>,
     model_args: &ModelArgs,
 ) -> Outcome {
     if let Some(out) = out {
@@ -125,6 +150,7 @@ pub fn replay_command(
     }
     let config = quiver_config::load_config(config_path).map_err(invalid)?;
     let mut replay = open_replay(config_path, &config, model_args)?;
+    replay.shed_at(shed_at);
     let ticks = quiver_io::open_ticks(ticks_path).map_err(invalid)?;
     let sink: Box<dyn Write> = match out {
         Some(path) => Box::new(BufWriter::with_capacity(

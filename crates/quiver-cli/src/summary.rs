@@ -118,6 +118,13 @@ impl fmt::Display for Summary<'_> {
         if stats.panics > 0 {
             writeln!(f, "  strategy panics        {}", thousands(stats.panics))?;
         }
+        if stats.shed > 0 {
+            writeln!(
+                f,
+                "  evaluations shed       {} (simulated load shedding, --shed-at)",
+                thousands(stats.shed)
+            )?;
+        }
         writeln!(
             f,
             "  shared features        {} maintained, {:.1} updates/tick, {} reads, hit ratio {:.3}",

@@ -985,3 +985,107 @@ fn ten_thousand_duplicate_keys_fail_validate_quickly_and_together() {
         .expect_stderr_contains("and 9900 more (10000 in all)");
     assert_eq!(run.stderr.lines().count(), 101);
 }
+
+#[test]
+fn replay_simulates_load_shedding_on_a_tick_schedule() {
+    let dir = tempdir();
+    let ticks = dir.path().join("ticks.csv");
+    quiver([
+        "gen",
+        "--instruments",
+        "10",
+        "--ticks",
+        "5000",
+        "--seed",
+        "5",
+        "--out",
+        ticks.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let config = dir.path().join("strategies.yaml");
+    let instruments = "[1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010]";
+    std::fs::write(
+        &config,
+        format!(
+            "strategies:\n  - id: guard\n    strategy_type: momentum\n    priority: critical\n    parameters: {{lookback_periods: 5, threshold: 0.001}}\n    brokers: [paper]\n    instruments: {instruments}\n  - id: swing\n    strategy_type: mean_reversion\n    parameters: {{lookback_periods: 20, z_entry: 1.0}}\n    brokers: [paper]\n    instruments: {instruments}\n  - id: research\n    strategy_type: rsi\n    priority: background\n    brokers: [paper]\n    instruments: {instruments}\n"
+        ),
+    )
+    .unwrap();
+    let replay = |extra: &[&str]| {
+        let mut args = vec![
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--ticks",
+            ticks.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let run = quiver(args);
+        run.expect_code(0);
+        run
+    };
+    let full = replay(&[]);
+    let shed = replay(&[
+        "--shed-at",
+        "3000=none",
+        "--shed-at",
+        "1000=background",
+        "--shed-at",
+        "2000=normal",
+    ]);
+    // Tick-exact: background off over [1000, 3000), normal over [2000,
+    // 3000), critical never; nothing else changes.
+    let skipped = |line: &str| {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let seq = v["seq"].as_u64().unwrap();
+        match v["strategy_id"].as_str().unwrap() {
+            "research" => (1000..3000).contains(&seq),
+            "swing" => (2000..3000).contains(&seq),
+            _ => false,
+        }
+    };
+    let full_text = full.stdout_text();
+    let expected: Vec<&str> = lines_of(&full_text)
+        .into_iter()
+        .filter(|l| !skipped(l))
+        .collect();
+    let shed_text = shed.stdout_text();
+    let got = lines_of(&shed_text);
+    assert!(
+        expected.len() < lines_of(&full_text).len(),
+        "nothing to skip"
+    );
+    assert_eq!(got, expected);
+    let shed_count = |run: &support::Run| {
+        run.stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("evaluations shed"))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .replace(',', "")
+            })
+    };
+    // 10 instruments × (2,000 background + 1,000 normal ticks), less the
+    // ticks of an instrument still warming up: all were shed.
+    let n: u64 = shed_count(&shed)
+        .expect("shed count in the summary")
+        .parse()
+        .unwrap();
+    assert_eq!(n, 3_000, "{}", shed.stderr);
+    assert_eq!(shed_count(&full), None);
+
+    let bad = quiver([
+        "replay",
+        "--config",
+        config.to_str().unwrap(),
+        "--ticks",
+        ticks.to_str().unwrap(),
+        "--shed-at",
+        "10=sometimes",
+    ]);
+    bad.expect_code(2).expect_stderr_contains(
+        "\"sometimes\" is not a shed level (expected none, background or normal)",
+    );
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use quiver_core::Tick;
 use quiver_driver::{Batch, Cadence, Consumer, Driver, Feed, Finish, InLine, Next};
-use quiver_engine::{Engine, EngineError, Output};
+use quiver_engine::{Engine, EngineError, Output, Shed};
 use quiver_infer::{Backend, BackendChoice, InferError, MicroBatcher, StoreOptions};
 use quiver_io::{RowError, SignalWriter, SkipReport};
 
@@ -82,6 +82,9 @@ pub struct ReplayRun {
 pub struct Replay {
     driver: Driver<InLine<BatchRunner>>,
     backend: Option<Backend>,
+    /// Simulated load shedding: from each seq on, the level given (sorted by
+    /// seq). Empty: a replay evaluates everything.
+    shed_at: Vec<(u64, Shed)>,
 }
 
 impl Replay {
@@ -110,7 +113,16 @@ impl Replay {
         Ok(Replay {
             driver: Driver::new(engine, InLine(runner), cadence),
             backend,
+            shed_at: Vec::new(),
         })
+    }
+
+    /// Simulates load shedding: from tick `seq` on, the engine skips what
+    /// `level` skips, until the next entry. Ticks, not batches, so the
+    /// signals stay the same whatever the batch sizes.
+    pub fn shed_at(&mut self, mut schedule: Vec<(u64, Shed)>) {
+        schedule.sort_by_key(|&(seq, _)| seq);
+        self.shed_at = schedule;
     }
 
     pub fn engine(&self) -> &Engine {
@@ -148,6 +160,7 @@ impl Replay {
         let mut feed = RowFeed {
             rows: ticks,
             skip_bad_rows,
+            shed_at: &self.shed_at,
             seq: 0,
             skipped: SkipReport::new(),
             stopped_at: None,
@@ -189,11 +202,17 @@ pub struct OneTick {
     seq: u64,
     tick: Tick,
     dispatched: Instant,
+    /// A simulated shed level that starts at this tick.
+    shed: Option<Shed>,
 }
 
 impl Batch for OneTick {
     fn ticks(&self) -> impl Iterator<Item = (u64, &Tick)> {
         std::iter::once((self.seq, &self.tick))
+    }
+
+    fn shed(&self) -> Option<Shed> {
+        self.shed
     }
 }
 
@@ -201,6 +220,8 @@ impl Batch for OneTick {
 struct RowFeed<'p, I> {
     rows: I,
     skip_bad_rows: bool,
+    /// The simulated shed levels not yet reached.
+    shed_at: &'p [(u64, Shed)],
     seq: u64,
     skipped: SkipReport,
     stopped_at: Option<RowError>,
@@ -237,10 +258,19 @@ impl<I: Iterator<Item = Result<Tick, RowError>>> Feed for RowFeed<'_, I> {
             if self.seq.is_multiple_of(65_536) {
                 (self.progress)(self.seq);
             }
+            let mut shed = None;
+            while let Some((&(from, level), rest)) = self.shed_at.split_first() {
+                if from > seq {
+                    break;
+                }
+                shed = Some(level);
+                self.shed_at = rest;
+            }
             return Next::Batch(OneTick {
                 seq,
                 tick,
                 dispatched: Instant::now(),
+                shed,
             });
         }
     }
