@@ -81,7 +81,22 @@ impl HistoryRing {
 
     #[inline]
     pub fn push(&mut self, price: Price, volume: u64) {
-        let (units, price, volume) = (price.units(), price.to_f64(), volume as f64);
+        self.push_stored(price.to_f64(), price.units(), volume as f64);
+    }
+
+    /// Appends what `other` holds, oldest first, exactly as stored: a ring
+    /// rebuilt for a new configuration keeps its instrument's history (the
+    /// last `capacity` ticks of it).
+    pub fn extend_from(&mut self, other: &HistoryRing) {
+        let held = other.view();
+        let skip = held.len().saturating_sub(self.capacity);
+        for i in skip..held.len() {
+            self.push_stored(held.prices[i], held.units[i], held.volumes[i]);
+        }
+    }
+
+    #[inline]
+    fn push_stored(&mut self, price: f64, units: i64, volume: f64) {
         let head = if self.head + 1 == self.capacity {
             0
         } else {

@@ -16,6 +16,12 @@ pub enum Request {
     /// New instances for existing ids, all or none
     /// ([`Control::Replace`]).
     Replace(Vec<StrategyEntry>),
+    /// Swap in an engine built for a new strategy set, carrying the ids
+    /// listed over whole ([`Control::Rebuild`]).
+    Rebuild {
+        engine: Box<quiver_engine::Engine>,
+        carried: Vec<String>,
+    },
 }
 
 /// The lifecycle changes a command made (none when the strategy already
@@ -135,6 +141,7 @@ impl<I: Inference> Driver<I> {
             Request::Stop(id) => Control::Stop(index(&id)?),
             Request::Reset(id) => Control::Reset(index(&id)?),
             Request::Replace(entries) => Control::Replace(entries),
+            Request::Rebuild { engine, carried } => Control::Rebuild { engine, carried },
         };
         let (changes, refusals) = (self.out.transitions.len(), self.out.refused.len());
         self.engine.process(Input::Control(control), &mut self.out);

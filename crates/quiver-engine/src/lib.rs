@@ -24,8 +24,9 @@ mod index;
 pub mod inference;
 mod input;
 pub mod lifecycle;
+mod rebuild;
 pub mod scenario;
-pub mod schedule;
+mod schedule;
 mod stats;
 mod view;
 

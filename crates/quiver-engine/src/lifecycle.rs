@@ -209,6 +209,15 @@ pub enum Control {
     /// features and model and fit the history already kept; anything else
     /// needs the routing rebuilt and is refused.
     Replace(Vec<StrategyEntry>),
+    /// Becomes `engine`, an engine built (off the hot path) for a new
+    /// strategy set, taking over the instruments' histories and features and
+    /// the strategies in `carried` (ids in both sets whose config did not
+    /// change) whole: their state, lifecycle and counters. The others start
+    /// fresh from the shared history. See [`Engine::rebuild`](crate::Engine).
+    Rebuild {
+        engine: Box<crate::Engine>,
+        carried: Vec<String>,
+    },
 }
 
 impl Control {
@@ -219,6 +228,7 @@ impl Control {
             Control::Stop(_) => "stop",
             Control::Reset(_) => "reset",
             Control::Replace(_) => "replace",
+            Control::Rebuild { .. } => "rebuild",
         }
     }
 }
@@ -233,6 +243,11 @@ impl std::fmt::Debug for Control {
                 let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
                 write!(f, "replace({ids:?})")
             }
+            Control::Rebuild { engine, carried } => write!(
+                f,
+                "rebuild({} strategies, carrying {carried:?})",
+                engine.strategy_count()
+            ),
         }
     }
 }
@@ -254,6 +269,10 @@ pub enum ControlError {
     Busy,
     #[error("cannot replace strategy {id:?} in place: {why}")]
     NeedsRebuild { id: String, why: String },
+    #[error("the new strategy set uses model {0:?}, which the running one does not load; a reload cannot add models")]
+    NewModel(String),
+    #[error("cannot carry strategy {0:?} over: it is not in both strategy sets")]
+    NotCarried(String),
 }
 
 #[cfg(test)]

@@ -72,6 +72,39 @@ impl InstrumentFeatures {
         }
     }
 
+    /// Takes over from `old` the state and values of every feature both
+    /// maintain (a rebuild for a new configuration), leaving `old`'s fresh;
+    /// returns the slots `old` did not have, which still start from nothing.
+    pub fn carry_from(&mut self, old: &mut InstrumentFeatures) -> Vec<usize> {
+        let mut fresh = Vec::new();
+        for (slot, spec) in self.specs.iter().enumerate() {
+            match old.slot(*spec) {
+                Some(from) => {
+                    std::mem::swap(&mut self.states[slot], &mut old.states[from]);
+                    self.values[slot] = old.values[from];
+                    self.previous[slot] = old.previous[from];
+                }
+                None => fresh.push(slot),
+            }
+        }
+        fresh
+    }
+
+    /// Updates only the features in `slots` with the tick `history` ends
+    /// with: a feature added by a rebuild catches up on the history kept.
+    pub fn update_slots(&mut self, history: History<'_>, slots: &[usize]) {
+        for &slot in slots {
+            if let (Some(state), Some(value), Some(previous)) = (
+                self.states.get_mut(slot),
+                self.values.get_mut(slot),
+                self.previous.get_mut(slot),
+            ) {
+                *previous = *value;
+                *value = state.update(history).unwrap_or(ABSENT);
+            }
+        }
+    }
+
     pub fn specs(&self) -> &[FeatureSpec] {
         &self.specs
     }
