@@ -55,12 +55,17 @@ fn ticks() -> Vec<Tick> {
     SCENARIO.ticks().iter().collect()
 }
 
+/// Which strategies (by scenario index) a set keeps.
+type Set = fn(usize) -> bool;
+/// At a tick, from one set to another.
+type Step = (u64, Set, Set);
+
 /// Runs `ticks` through `engine`, rebuilding at each `(seq, set)` of
 /// `schedule` into the strategies `set` keeps, carrying those in both.
 fn run(
     mut engine: Engine,
     ticks: &[Tick],
-    schedule: &[(u64, fn(usize) -> bool, fn(usize) -> bool)],
+    schedule: &[Step],
 ) -> (Signals, Engine) {
     let mut out = Output::default();
     let mut signals = Signals::new();
@@ -98,7 +103,7 @@ fn second_half(i: usize) -> bool {
     i >= 10
 }
 fn evens(i: usize) -> bool {
-    i % 2 == 0 || i >= 25
+    i.is_multiple_of(2) || i >= 25
 }
 
 #[test]
