@@ -51,6 +51,10 @@ enum Command {
         /// strategies), `normal` (skip all but critical ones) or `none`; repeat for a schedule.
         #[arg(long = "shed-at", value_name = "SEQ=LEVEL", value_parser = pipeline::parse_shed_at)]
         shed_at: Vec<(u64, quiver_engine::Shed)>,
+        /// Swap in the strategies file FILE just before tick SEQ, as a live reload would
+        /// (validated whole, unchanged strategies carried over); repeat for a schedule.
+        #[arg(long = "reload-at", value_name = "SEQ=FILE", value_parser = pipeline::parse_reload_at)]
+        reload_at: Vec<(u64, PathBuf)>,
         #[command(flatten)]
         models: pipeline::ModelArgs,
     },
@@ -120,13 +124,14 @@ fn main() -> ExitCode {
             out,
             skip_bad_rows,
             shed_at,
+            reload_at,
             models,
         } => pipeline::replay_command(
             &config,
             &ticks,
             out.as_deref(),
             skip_bad_rows,
-            shed_at,
+            pipeline::Schedules { shed_at, reload_at },
             &models,
         ),
         Command::Demo { out, ticks, models } => demo::run(out.as_deref(), ticks, &models),

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -76,6 +76,27 @@ impl ModelArgs {
     }
 }
 
+/// What a replay applies at given ticks.
+pub struct Schedules {
+    pub shed_at: Vec<(u64, quiver_engine::Shed)>,
+    pub reload_at: Vec<(u64, PathBuf)>,
+}
+
+/// `--reload-at SEQ=FILE`.
+pub fn parse_reload_at(text: &str) -> Result<(u64, PathBuf), String> {
+    let (seq, file) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected SEQ=FILE, e.g. 1000=strategies.yaml"))?;
+    let seq = seq
+        .trim()
+        .parse()
+        .map_err(|_| format!("{seq:?} is not a tick sequence number"))?;
+    if file.is_empty() {
+        return Err(format!("{text:?}: no file after '='"));
+    }
+    Ok((seq, PathBuf::from(file)))
+}
+
 /// `--shed-at SEQ=LEVEL`: from tick SEQ on, shed `none`, `background` or
 /// `normal` (all but critical).
 pub fn parse_shed_at(text: &str) -> Result<(u64, quiver_engine::Shed), String> {
@@ -135,7 +156,7 @@ pub fn replay_command(
     ticks_path: &Path,
     out: Option<&Path>,
     skip_bad_rows: bool,
-    shed_at: Vec<(u64, quiver_engine::Shed)>,
+    schedules: Schedules,
     model_args: &ModelArgs,
 ) -> Outcome {
     if let Some(out) = out {
@@ -150,7 +171,8 @@ pub fn replay_command(
     }
     let config = quiver_config::load_config(config_path).map_err(invalid)?;
     let mut replay = open_replay(config_path, &config, model_args)?;
-    replay.shed_at(shed_at);
+    replay.shed_at(schedules.shed_at);
+    replay.reload_at(schedules.reload_at);
     let ticks = quiver_io::open_ticks(ticks_path).map_err(invalid)?;
     let sink: Box<dyn Write> = match out {
         Some(path) => Box::new(BufWriter::with_capacity(

@@ -118,6 +118,22 @@ impl fmt::Display for Summary<'_> {
         if stats.panics > 0 {
             writeln!(f, "  strategy panics        {}", thousands(stats.panics))?;
         }
+        for reload in &run.reloads {
+            match &reload.result {
+                Ok((diff, version)) => writeln!(
+                    f,
+                    "  reload at tick {}     {}: {diff}; version {version} serving",
+                    thousands(reload.seq),
+                    reload.path.display()
+                )?,
+                Err(why) => writeln!(
+                    f,
+                    "  reload at tick {}     {}: refused, the set before it kept serving: {why}",
+                    thousands(reload.seq),
+                    reload.path.display()
+                )?,
+            }
+        }
         if stats.shed > 0 {
             writeln!(
                 f,

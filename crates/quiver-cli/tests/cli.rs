@@ -1089,3 +1089,152 @@ fn replay_simulates_load_shedding_on_a_tick_schedule() {
         "\"sometimes\" is not a shed level (expected none, background or normal)",
     );
 }
+
+/// Signal lines of `text` (JSONL) by strategy id, with their seq.
+fn signals_by_strategy(text: &str) -> std::collections::BTreeMap<String, Vec<(u64, String)>> {
+    let mut out: std::collections::BTreeMap<String, Vec<(u64, String)>> = Default::default();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        out.entry(v["strategy_id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push((v["seq"].as_u64().unwrap(), line.to_owned()));
+    }
+    out
+}
+
+#[test]
+fn replay_reloads_on_a_schedule_carrying_unchanged_strategies_and_refusing_bad_files_whole() {
+    let dir = tempdir();
+    let ticks = dir.path().join("ticks.csv");
+    quiver([
+        "gen",
+        "--instruments",
+        "8",
+        "--ticks",
+        "8000",
+        "--seed",
+        "9",
+        "--out",
+        ticks.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/registry.yaml");
+    let on = "[1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008]";
+    let row = |id: &str, body: &str| {
+        format!("  - id: {id}\n{body}    brokers: [paper]\n    instruments: {on}\n")
+    };
+    let keep = row(
+        "keep",
+        "    strategy_type: momentum\n    parameters: {lookback_periods: 5, threshold: 0.001}\n",
+    );
+    let ml = row(
+        "ml",
+        "    strategy_type: ml_momentum\n    parameters: {model: ml_momentum_mlp, confidence_threshold: 0.34}\n",
+    );
+    let change_a = row(
+        "change",
+        "    strategy_type: mean_reversion\n    parameters: {lookback_periods: 20, z_entry: 1.0}\n",
+    );
+    let change_b = row(
+        "change",
+        "    strategy_type: mean_reversion\n    parameters: {lookback_periods: 30, z_entry: 1.0}\n",
+    );
+    let drop = row("drop", "    strategy_type: rsi\n");
+    let added = row(
+        "added",
+        "    strategy_type: breakout\n    parameters: {lookback_periods: 40}\n",
+    );
+    let file = |name: &str, rows: &[&str]| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!("models: {registry}\nstrategies:\n{}", rows.concat()),
+        )
+        .unwrap();
+        path
+    };
+    let a = file("a.yaml", &[&keep, &ml, &change_a, &drop]);
+    // `keep` and `ml` moved in the file: still unchanged.
+    let b = file("b.yaml", &[&change_b, &added, &ml, &keep]);
+    let bad = file(
+        "bad.yaml",
+        &[&keep, "  - id: broken\n    strategy_type: momentum\n    parameters: {lookback_periods: 5, speed: 3}\n    brokers: [paper]\n    instruments: [1001]\n"],
+    );
+    let replay = |extra: &[String]| {
+        let mut args: Vec<String> = [
+            "replay",
+            "--config",
+            a.to_str().unwrap(),
+            "--ticks",
+            ticks.to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.extend_from_slice(extra);
+        let run = quiver(args);
+        run.expect_code(0);
+        run
+    };
+    let plain = signals_by_strategy(&replay(&[]).stdout_text());
+    let schedule: Vec<String> = [
+        format!("2000={}", b.display()),
+        format!("4000={}", bad.display()),
+        format!("6000={}", a.display()),
+    ]
+    .into_iter()
+    .flat_map(|s| ["--reload-at".to_owned(), s])
+    .collect();
+    let reloaded = replay(&schedule);
+    let got = signals_by_strategy(&reloaded.stdout_text());
+    let span = |id: &str, from: u64, to: u64| -> Vec<String> {
+        got.get(id)
+            .into_iter()
+            .flatten()
+            .filter(|(seq, _)| (from..to).contains(seq))
+            .map(|(_, l)| l.clone())
+            .collect()
+    };
+    let plain_span = |id: &str, from: u64, to: u64| -> Vec<String> {
+        plain[id]
+            .iter()
+            .filter(|(seq, _)| (from..to).contains(seq))
+            .map(|(_, l)| l.clone())
+            .collect()
+    };
+    // Unchanged through every reload: exactly the run without reloads.
+    for id in ["keep", "ml"] {
+        assert!(!plain[id].is_empty(), "{id} never signals");
+        assert_eq!(span(id, 0, 8000), plain_span(id, 0, 8000), "{id}");
+    }
+    // Removed at 2,000 and added back, fresh, at 6,000.
+    assert_eq!(span("drop", 0, 2000), plain_span("drop", 0, 2000));
+    assert!(span("drop", 2000, 6000).is_empty());
+    // Added at 2,000, removed at 6,000.
+    assert!(span("added", 0, 2000).is_empty() && span("added", 6000, 8000).is_empty());
+    assert!(!span("added", 2000, 6000).is_empty());
+    // Changed: the old instance up to 2,000.
+    assert_eq!(span("change", 0, 2000), plain_span("change", 0, 2000));
+    let stderr = &reloaded.stderr;
+    for needle in [
+        "reload at tick 2,000",
+        "1 added, 1 removed, 1 changed, 2 unchanged",
+        "reload at tick 6,000",
+        "1 added, 1 removed, 1 changed, 2 unchanged",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
+    }
+    let refusal = stderr
+        .lines()
+        .find(|l| l.contains("reload at tick 4,000"))
+        .unwrap_or_else(|| panic!("no line for the bad reload:\n{stderr}"));
+    assert!(
+        refusal.contains("refused")
+            && refusal.contains("bad.yaml:10:")
+            && refusal.contains("speed"),
+        "{refusal}"
+    );
+    // The schedule gives the same bytes whatever the model batch size.
+    let mut batched = schedule.clone();
+    batched.extend(["--batch-size".to_owned(), "1".to_owned()]);
+    assert_eq!(replay(&batched).stdout, reloaded.stdout);
+}

@@ -82,7 +82,8 @@ impl Engine {
         }
         next.stats = std::mem::take(&mut self.stats);
         next.last_tick = self.last_tick;
-        next.policy = self.policy;
+        // The lifecycle policy is the new set's (its config's); shedding
+        // and the clock are the runtime's, which keeps them.
         next.shed = self.shed;
         next.clock = self.clock;
         *self = next;

@@ -62,11 +62,7 @@ type Step = (u64, Set, Set);
 
 /// Runs `ticks` through `engine`, rebuilding at each `(seq, set)` of
 /// `schedule` into the strategies `set` keeps, carrying those in both.
-fn run(
-    mut engine: Engine,
-    ticks: &[Tick],
-    schedule: &[Step],
-) -> (Signals, Engine) {
+fn run(mut engine: Engine, ticks: &[Tick], schedule: &[Step]) -> (Signals, Engine) {
     let mut out = Output::default();
     let mut signals = Signals::new();
     let mut next = 0;

@@ -17,6 +17,7 @@ pub mod http;
 mod instrumented;
 pub mod models;
 pub mod publish;
+pub mod reload;
 pub mod replay;
 pub mod service;
 pub mod session;

@@ -136,7 +136,7 @@ impl Models {
         Ok(models)
     }
 
-    fn check(&self, config_path: &Path, config: &Config) -> Result<(), ModelSetupError> {
+    pub(crate) fn check(&self, config_path: &Path, config: &Config) -> Result<(), ModelSetupError> {
         let file = config_path.display();
         let mut issues = Vec::new();
         let mut files_checked = std::collections::HashSet::new();

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use quiver_core::Tick;
-use quiver_driver::{Batch, Cadence, Consumer, Driver, Feed, Finish, InLine, Next};
+use quiver_driver::{Batch, Cadence, Consumer, ControlHandle, Driver, Feed, Finish, InLine, Next};
 use quiver_engine::{Engine, EngineError, Output, Shed};
 use quiver_infer::{Backend, BackendChoice, InferError, MicroBatcher, StoreOptions};
 use quiver_io::{RowError, SignalWriter, SkipReport};
 
 use crate::models::{BatchRunner, ModelSetupError, Models};
+use crate::reload::{version_of, ConfigDiff, Reloader};
 
 /// Rows per model call in replay unless told otherwise. Fixed, whatever the
 /// batch size: ONNX Runtime's kernels depend on a call's row count, so
@@ -76,12 +77,27 @@ pub struct ReplayRun {
     pub latency: Histogram<u64>,
     /// The first bad row, when the replay stopped at it.
     pub stopped_at: Option<RowError>,
+    /// What each scheduled reload did, in order.
+    pub reloads: Vec<ReloadOutcome>,
+}
+
+/// One scheduled reload: applied (what changed, the version now serving) or
+/// refused (why; the set before it kept serving).
+#[derive(Clone, Debug)]
+pub struct ReloadOutcome {
+    pub seq: u64,
+    pub path: PathBuf,
+    pub result: Result<(ConfigDiff, String), String>,
 }
 
 /// The engine of a config and the runner of its models, ready to replay.
 pub struct Replay {
     driver: Driver<InLine<BatchRunner>>,
     backend: Option<Backend>,
+    reloader: Reloader,
+    control: ControlHandle,
+    /// Strategies files to swap in before the tick of each seq (sorted).
+    reload_at: Vec<(u64, PathBuf)>,
     /// Simulated load shedding: from each seq on, the level given (sorted by
     /// seq). Empty: a replay evaluates everything.
     shed_at: Vec<(u64, Shed)>,
@@ -110,11 +126,29 @@ impl Replay {
             MicroBatcher::deterministic(backend.unwrap_or(Backend::Tract), options.call_rows),
         );
         let cadence = Cadence::EveryRequests(options.batch_size.max(1));
+        let text = quiver_config::files::read_regular_text(
+            config_path,
+            quiver_config::files::CONFIG_FILE_LIMIT,
+        )
+        .unwrap_or_default();
+        let reloader = Reloader::new(models, config.clone(), used.to_vec(), version_of(&text));
+        let (control, receiver) = quiver_driver::control_channel();
         Ok(Replay {
-            driver: Driver::new(engine, InLine(runner), cadence),
+            driver: Driver::new(engine, InLine(runner), cadence).with_control(receiver),
             backend,
+            reloader,
+            control,
+            reload_at: Vec::new(),
             shed_at: Vec::new(),
         })
+    }
+
+    /// Swaps in the strategies file of each entry just before its tick (a
+    /// deterministic stand-in for a reload trigger): validated, diffed and
+    /// built as a live reload is, refused whole when invalid.
+    pub fn reload_at(&mut self, mut schedule: Vec<(u64, PathBuf)>) {
+        schedule.sort_by_key(|(seq, _)| *seq);
+        self.reload_at = schedule;
     }
 
     /// Simulates load shedding: from tick `seq` on, the engine skips what
@@ -161,6 +195,14 @@ impl Replay {
             rows: ticks,
             skip_bad_rows,
             shed_at: &self.shed_at,
+            reloads: Reloads {
+                reloader: &mut self.reloader,
+                control: &self.control,
+                schedule: &self.reload_at,
+                held: None,
+                awaiting: None,
+                outcomes: Vec::new(),
+            },
             seq: 0,
             skipped: SkipReport::new(),
             stopped_at: None,
@@ -193,6 +235,20 @@ impl Replay {
             wall: started.elapsed(),
             latency,
             stopped_at: feed.stopped_at,
+            reloads: {
+                let mut outcomes = feed.reloads.outcomes;
+                outcomes.extend(
+                    feed.reloads
+                        .schedule
+                        .iter()
+                        .map(|(seq, path)| ReloadOutcome {
+                            seq: *seq,
+                            path: path.clone(),
+                            result: Err(format!("the ticks ended before tick {seq}")),
+                        }),
+                );
+                outcomes
+            },
         })
     }
 }
@@ -222,6 +278,7 @@ struct RowFeed<'p, I> {
     skip_bad_rows: bool,
     /// The simulated shed levels not yet reached.
     shed_at: &'p [(u64, Shed)],
+    reloads: Reloads<'p>,
     seq: u64,
     skipped: SkipReport,
     stopped_at: Option<RowError>,
@@ -233,6 +290,11 @@ impl<I: Iterator<Item = Result<Tick, RowError>>> Feed for RowFeed<'_, I> {
     type Batch = OneTick;
 
     fn next(&mut self, _wait: bool) -> Next<OneTick> {
+        match self.reloads.resume() {
+            Some(Ok(batch)) => return Next::Batch(batch),
+            Some(Err(())) => return Next::Idle,
+            None => {}
+        }
         loop {
             let tick = match self.rows.next() {
                 None => return Next::End,
@@ -266,13 +328,121 @@ impl<I: Iterator<Item = Result<Tick, RowError>>> Feed for RowFeed<'_, I> {
                 shed = Some(level);
                 self.shed_at = rest;
             }
-            return Next::Batch(OneTick {
+            let batch = OneTick {
                 seq,
                 tick,
                 dispatched: Instant::now(),
                 shed,
-            });
+            };
+            return match self.reloads.before(batch) {
+                Ok(batch) => Next::Batch(batch),
+                // The driver applies the rebuild, then asks again.
+                Err(()) => Next::Idle,
+            };
         }
+    }
+}
+
+/// The reload schedule as the feed meets it.
+struct Reloads<'p> {
+    reloader: &'p mut Reloader,
+    control: &'p ControlHandle,
+    /// Reloads not yet reached.
+    schedule: &'p [(u64, PathBuf)],
+    /// The tick a rebuild waits in front of.
+    held: Option<OneTick>,
+    /// The rebuild sent, with what it becomes once applied.
+    awaiting: Option<Awaiting>,
+    outcomes: Vec<ReloadOutcome>,
+}
+
+struct Awaiting {
+    reply: std::sync::mpsc::Receiver<quiver_driver::Reply>,
+    config: quiver_config::Config,
+    diff: ConfigDiff,
+    version: String,
+    seq: u64,
+    path: PathBuf,
+}
+
+impl Reloads<'_> {
+    /// The tick `batch`, or `Err` when a rebuild was sent to be applied
+    /// before it (the tick is held until [`Reloads::resume`]). Reloads due
+    /// at one tick apply one after another, each planned against the last.
+    fn before(&mut self, batch: OneTick) -> Result<OneTick, ()> {
+        while let Some(((seq, path), rest)) = self.schedule.split_first() {
+            if *seq > batch.seq {
+                break;
+            }
+            self.schedule = rest;
+            let refused = |why: String| ReloadOutcome {
+                seq: batch.seq,
+                path: path.clone(),
+                result: Err(why),
+            };
+            let plan = match self.reloader.plan(path) {
+                Ok(plan) => plan,
+                Err(why) => {
+                    tracing::warn!(seq = batch.seq, file = %path.display(), "reload refused: {why}");
+                    self.outcomes.push(refused(why));
+                    continue;
+                }
+            };
+            let request = quiver_driver::Request::Rebuild {
+                carried: plan.carried(),
+                engine: Box::new(plan.engine),
+            };
+            match self.control.send(request) {
+                Ok(reply) => {
+                    self.awaiting = Some(Awaiting {
+                        reply,
+                        config: plan.config,
+                        diff: plan.diff,
+                        version: plan.version,
+                        seq: batch.seq,
+                        path: path.clone(),
+                    });
+                    self.held = Some(batch);
+                    return Err(());
+                }
+                Err(_) => self
+                    .outcomes
+                    .push(refused("the engine has stopped".to_owned())),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// After a rebuild was applied: records its outcome, then gives back
+    /// the held tick (or holds it for the next reload due at it).
+    fn resume(&mut self) -> Option<Result<OneTick, ()>> {
+        let awaiting = self.awaiting.take()?;
+        let result = match awaiting.reply.try_recv() {
+            Ok(Ok(_)) => {
+                tracing::info!(
+                    seq = awaiting.seq,
+                    file = %awaiting.path.display(),
+                    version = awaiting.version,
+                    "reloaded: {}",
+                    awaiting.diff
+                );
+                self.reloader
+                    .applied(awaiting.config, awaiting.version.clone());
+                Ok((awaiting.diff, awaiting.version))
+            }
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err("the engine did not apply the reload".to_owned()),
+        };
+        if let Err(why) = &result {
+            tracing::warn!(seq = awaiting.seq, file = %awaiting.path.display(), "reload refused: {why}");
+        }
+        self.outcomes.push(ReloadOutcome {
+            seq: awaiting.seq,
+            path: awaiting.path,
+            result,
+        });
+        let held = self.held.take()?;
+        Some(self.before(held))
     }
 }
 
