@@ -3,6 +3,7 @@
 mod admin_cmd;
 mod bench;
 mod bench_redis;
+mod db_cmd;
 mod demo;
 mod edge;
 mod features_cmd;
@@ -106,11 +107,15 @@ enum Command {
     Models(models_cmd::ModelsArgs),
     /// Talk to a running service's admin API: list strategies; pause, resume, stop or reset one.
     Admin(admin_cmd::AdminArgs),
-    /// Check a strategies file: print every error, or a one-line summary of what would run.
+    /// Check a strategies file (or the store, given a postgres:// URL): print every error, or a
+    /// one-line summary of what would run.
     Validate {
         #[arg(long)]
         config: PathBuf,
     },
+    /// The strategy config store in PostgreSQL: create the schema, import and export
+    /// strategies files.
+    Db(db_cmd::DbArgs),
 }
 
 fn main() -> ExitCode {
@@ -144,6 +149,7 @@ fn main() -> ExitCode {
         } => gen(instruments, ticks, seed, &out),
         Command::Validate { config } => validate(&config),
         Command::Run(args) => run::run(&args),
+        Command::Db(args) => db_cmd::run(&args),
         Command::Publish(args) => publish::run(&args),
         Command::BenchRedis(args) => bench_redis::run(&args),
         Command::Models(args) => models_cmd::run(&args),
@@ -170,7 +176,8 @@ fn gen(instruments: u32, ticks: u64, seed: u64, out: &std::path::Path) -> Outcom
 }
 
 fn validate(config: &std::path::Path) -> Outcome {
-    let cfg = quiver_config::load_config(config).map_err(invalid)?;
+    let (cfg, config) = db_cmd::load_config(config)?;
+    let config = config.as_path();
     // Model names and feature counts are checked against the registry
     // (nothing is loaded).
     let options = quiver_infer::StoreOptions {

@@ -169,7 +169,8 @@ pub fn replay_command(
             }
         }
     }
-    let config = quiver_config::load_config(config_path).map_err(invalid)?;
+    let (config, config_path) = crate::db_cmd::load_config(config_path)?;
+    let config_path = config_path.as_path();
     let mut replay = open_replay(config_path, &config, model_args)?;
     replay.shed_at(schedules.shed_at);
     replay.reload_at(schedules.reload_at);
