@@ -114,18 +114,22 @@ impl<I: Inference> Driver<I> {
     }
 
     /// Applies every command received so far, in order, to the (quiet)
-    /// engine, and answers each.
-    pub(crate) fn apply_commands(&mut self) {
+    /// engine, and answers each; true when one rebuilt the engine.
+    pub(crate) fn apply_commands(&mut self) -> bool {
         if let Some(control) = &self.control {
             self.waiting.extend(control.commands.try_iter());
         }
+        let mut rebuilt = false;
         for command in std::mem::take(&mut self.waiting) {
+            let rebuild = matches!(command.request, Request::Rebuild { .. });
             let reply = self.apply(command.request);
+            rebuilt |= rebuild && reply.is_ok();
             if let Some(to) = command.reply {
                 // The operator may have stopped waiting; the change stands.
                 let _ = to.send(reply);
             }
         }
+        rebuilt
     }
 
     fn apply(&mut self, request: Request) -> Reply {

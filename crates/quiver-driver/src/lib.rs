@@ -134,6 +134,13 @@ pub trait Consumer<B> {
         batches: std::vec::Drain<'_, B>,
         out: &mut Output,
     ) -> ControlFlow<()>;
+
+    /// The engine was rebuilt for a new strategy set
+    /// ([`Request::Rebuild`](crate::Request::Rebuild)): strategy indices
+    /// now name the new set's strategies. Called before the next batch.
+    fn reconfigured(&mut self, engine: &Engine) {
+        let _ = engine;
+    }
 }
 
 /// Why [`Driver::run`] returned.
@@ -227,7 +234,9 @@ impl<I: Inference> Driver<I> {
                 if self.settle(&mut flying, &mut open, consumer).is_break() {
                     return Finish::Stopped;
                 }
-                self.apply_commands();
+                if self.apply_commands() {
+                    consumer.reconfigured(&self.engine);
+                }
             }
             let batch = match feed.next(flying.is_none()) {
                 Next::Batch(batch) => batch,

@@ -23,6 +23,7 @@ pub fn router(telemetry: Arc<Telemetry>) -> Router {
         .route("/ready", get(ready))
         .route("/strategies", get(strategies))
         .route("/strategies/{id}", get(strategy))
+        .route("/config", get(config))
         .with_state(telemetry)
 }
 
@@ -49,6 +50,11 @@ async fn ready(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
             Json(serde_json::json!({"ready": false, "reasons": reasons})),
         )
     }
+}
+
+/// The strategy set serving: its source, version and the latest reload.
+async fn config(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {
+    Json(t.status.config())
 }
 
 async fn strategies(State(t): State<Arc<Telemetry>>) -> impl IntoResponse {

@@ -15,9 +15,14 @@ pub mod status;
 
 use std::sync::Mutex;
 
-pub use metrics::{names, Catalog, MetricDef, ServiceMetrics, StrategyDesc, METRICS};
+pub use metrics::{
+    names, Catalog, MetricDef, ServiceMetrics, StrategyDesc, StrategySeries, METRICS,
+};
 pub use registry::{Counter, Gauge, Histogram, Registry, RegistryError};
-pub use status::{PausedBroker, Status, StrategyStatus, TransitionRecord, TRANSITIONS_KEPT};
+pub use status::{
+    ConfigStatus, PausedBroker, ReloadRecord, Status, StrategyStatus, TransitionRecord,
+    TRANSITIONS_KEPT,
+};
 
 /// Everything the HTTP endpoints read.
 pub struct Telemetry {

@@ -3,6 +3,7 @@
 //! handle kept, so the tick path never builds a label.
 
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 
 use quiver_strategy::{DropReason, GuardDrop, StrategyKind};
 
@@ -301,8 +302,13 @@ pub struct ServiceMetrics {
     pub queue_depth_engine: Gauge,
     pub queue_depth_sink: Gauge,
     pub queue_capacity: Gauge,
-    /// Per strategy: [BUY, SELL].
-    pub signals: Vec<[Counter; 2]>,
+    /// Per strategy of the catalog (start-up order): its own series.
+    pub strategies: Vec<Arc<StrategySeries>>,
+    /// Every strategy's series by [`StrategySeries::key`], those a reload
+    /// added included.
+    by_key: Mutex<Vec<Arc<StrategySeries>>>,
+    /// [`Catalog::brokers`].
+    pub broker_names: Vec<String>,
     /// Per broker.
     pub published: Vec<Counter>,
     pub duplicates: Vec<Counter>,
@@ -310,8 +316,6 @@ pub struct ServiceMetrics {
     /// Per [`DropReason::ALL`], then outside_session, publish_failed, the
     /// guards' reasons ([`GuardDrop::ALL`]) and emission_paused.
     pub dropped: Vec<Counter>,
-    /// Per strategy, per broker it publishes to: (broker index, gauge).
-    pub emission_paused: Vec<Vec<(usize, Gauge)>>,
     /// Per strategy type (index in `type_names`): panics.
     pub panics_by_type: Vec<Counter>,
     /// Per strategy type: decisions out of range, evaluations over budget.
@@ -322,11 +326,7 @@ pub struct ServiceMetrics {
     pub shed: Counter,
     /// Per strategy type: one evaluation's duration.
     pub processing_by_type: Vec<Histogram>,
-    /// Per strategy: index of its type.
-    pub type_of: Vec<usize>,
     pub type_names: Vec<String>,
-    /// Per strategy: one gauge per state of `state_names`.
-    pub state: Vec<Box<[Gauge]>>,
     /// [`Catalog::states`].
     pub state_names: &'static [&'static str],
     pub feature_cache_hit_ratio: Gauge,
@@ -353,12 +353,13 @@ impl ServiceMetrics {
         let r = registry;
         let (type_names, type_of) = strategy_types(&catalog.strategies);
         let depth = |stage| def::QUEUE_DEPTH.series(r, [stage]);
-        let signals = catalog
+        let strategies: Vec<Arc<StrategySeries>> = catalog
             .strategies
             .iter()
-            .map(|s| -> Result<[Counter; 2], RegistryError> {
-                let side = |side| def::SIGNALS.series(r, [&s.id, s.kind.as_str(), side]);
-                Ok([side("BUY")?, side("SELL")?])
+            .zip(type_of)
+            .enumerate()
+            .map(|(key, (desc, t))| {
+                StrategySeries::register(r, desc, key as u32, Some(t), catalog).map(Arc::new)
             })
             .collect::<Result<_, _>>()?;
         let brokers = || catalog.brokers.iter().map(|b| [b.as_str()]);
@@ -378,29 +379,6 @@ impl ServiceMetrics {
         let processing_by_type = type_names
             .iter()
             .map(|t| def::STRATEGY_PROCESSING.durations(r, [t], EVALUATION_BOUNDS_NS))
-            .collect::<Result<_, _>>()?;
-        let state = catalog
-            .strategies
-            .iter()
-            .map(|s| {
-                let states = catalog.states.iter().map(|&state| [s.id.as_str(), state]);
-                def::STRATEGY_STATE
-                    .each(r, states)
-                    .map(Vec::into_boxed_slice)
-            })
-            .collect::<Result<_, _>>()?;
-        let emission_paused = catalog
-            .strategies
-            .iter()
-            .map(|s| {
-                s.brokers
-                    .iter()
-                    .map(|&b| {
-                        let broker = catalog.brokers.get(b).map_or("", String::as_str);
-                        Ok((b, def::BROKER_EMISSION_PAUSED.series(r, [&s.id, broker])?))
-                    })
-                    .collect::<Result<Vec<_>, RegistryError>>()
-            })
             .collect::<Result<_, _>>()?;
         let ring_utilization = catalog
             .instruments
@@ -437,21 +415,20 @@ impl ServiceMetrics {
             queue_depth_engine: depth("engine")?,
             queue_depth_sink: depth("sink")?,
             queue_capacity: def::QUEUE_CAPACITY.series(r, [])?,
-            signals,
+            by_key: Mutex::new(strategies.clone()),
+            strategies,
+            broker_names: catalog.brokers.clone(),
             published: def::SIGNALS_PUBLISHED.each(r, brokers())?,
             duplicates: def::SIGNALS_DUPLICATE.each(r, brokers())?,
             publish_retries: def::PUBLISH_RETRIES.series(r, [])?,
             dropped: def::SIGNALS_DROPPED.each(r, dropped)?,
-            emission_paused,
             panics_by_type,
             invalid_by_type,
             over_budget_by_type,
             quarantined: def::STRATEGY_QUARANTINED.series(r, [])?,
             shed,
             processing_by_type,
-            type_of,
             type_names,
-            state,
             state_names: catalog.states,
             feature_cache_hit_ratio: def::FEATURE_CACHE_HIT_RATIO.series(r, [])?,
             ring_utilization,
@@ -495,14 +472,42 @@ impl ServiceMetrics {
         &self.dropped[DropReason::ALL.len() + 2 + GuardDrop::ALL.len()]
     }
 
-    /// `broker_emission_paused` of strategy `s` and broker `broker` (index
-    /// into [`Catalog::brokers`]), if it publishes there.
-    pub fn emission_paused_of(&self, s: usize, broker: usize) -> Option<&Gauge> {
-        self.emission_paused
-            .get(s)?
-            .iter()
-            .find(|(b, _)| *b == broker)
-            .map(|(_, gauge)| gauge)
+    /// The series of the strategy known by `key`.
+    pub fn series(&self, key: u32) -> Option<Arc<StrategySeries>> {
+        self.by_key
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key as usize)
+            .cloned()
+    }
+
+    /// The series of `desc`'s strategy: the ones registered when its id was
+    /// first seen (at start or by an earlier reload), or new ones now. A
+    /// strategy of a type not known at start has no per-type series.
+    pub fn series_for(
+        &self,
+        registry: &Registry,
+        desc: &StrategyDesc,
+    ) -> Result<Arc<StrategySeries>, RegistryError> {
+        let mut all = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = all.iter().find(|s| s.id == desc.id) {
+            return Ok(Arc::clone(found));
+        }
+        let catalog = Catalog {
+            brokers: self.broker_names.clone(),
+            states: self.state_names,
+            ..Catalog::default()
+        };
+        let type_index = self.type_names.iter().position(|t| *t == desc.type_name);
+        let series = Arc::new(StrategySeries::register(
+            registry,
+            desc,
+            all.len() as u32,
+            type_index,
+            &catalog,
+        )?);
+        all.push(Arc::clone(&series));
+        Ok(series)
     }
 
     /// The `market_tick_rejected_total` handle of a dead-letter category.
@@ -516,11 +521,84 @@ impl ServiceMetrics {
     /// Sets `strategy_state` of strategy `s` to `state` (one of
     /// [`Catalog::states`]): 1 for it, 0 for the others.
     pub fn set_state(&self, s: usize, state: &str) {
-        if let Some(gauges) = self.state.get(s) {
-            for (gauge, &name) in gauges.iter().zip(self.state_names) {
-                gauge.set(if name == state { 1.0 } else { 0.0 });
-            }
+        if let Some(series) = self.strategies.get(s) {
+            series.set_state(self.state_names, state);
         }
+    }
+}
+
+/// One strategy's own series and what is kept per strategy id for the life
+/// of the process, so a strategy removed and added back by reloads carries
+/// on where it was.
+#[derive(Debug)]
+pub struct StrategySeries {
+    pub id: String,
+    /// The order its id was first seen in: stable across reloads.
+    pub key: u32,
+    /// `signals_total`, [BUY, SELL].
+    pub signals: [Counter; 2],
+    /// `strategy_state`, one gauge per state of [`Catalog::states`].
+    pub state: Box<[Gauge]>,
+    /// `broker_emission_paused`: (broker index in [`Catalog::brokers`], gauge).
+    pub emission_paused: Vec<(usize, Gauge)>,
+    /// Its type's index among [`ServiceMetrics::type_names`]; `None` for a
+    /// type a reload brought in.
+    pub type_index: Option<usize>,
+    /// Its evaluation times, for `/strategies` p99 (not exported).
+    pub timing: Histogram,
+}
+
+impl StrategySeries {
+    fn register(
+        r: &Registry,
+        desc: &StrategyDesc,
+        key: u32,
+        type_index: Option<usize>,
+        catalog: &Catalog,
+    ) -> Result<StrategySeries, RegistryError> {
+        let side = |side| def::SIGNALS.series(r, [&desc.id, desc.kind.as_str(), side]);
+        let signals = [side("BUY")?, side("SELL")?];
+        let states = catalog
+            .states
+            .iter()
+            .map(|&state| [desc.id.as_str(), state]);
+        let state = def::STRATEGY_STATE.each(r, states)?.into_boxed_slice();
+        let emission_paused = desc
+            .brokers
+            .iter()
+            .map(|&b| {
+                let broker = catalog.brokers.get(b).map_or("", String::as_str);
+                Ok((
+                    b,
+                    def::BROKER_EMISSION_PAUSED.series(r, [&desc.id, broker])?,
+                ))
+            })
+            .collect::<Result<Vec<_>, RegistryError>>()?;
+        Ok(StrategySeries {
+            id: desc.id.clone(),
+            key,
+            signals,
+            state,
+            emission_paused,
+            type_index,
+            timing: Histogram::new(EVALUATION_BOUNDS_NS),
+        })
+    }
+
+    /// `strategy_state`: 1 for `state` (one of `names`), 0 for the others;
+    /// all 0 for a name not among them (a strategy no longer serving).
+    pub fn set_state(&self, names: &[&str], state: &str) {
+        for (gauge, &name) in self.state.iter().zip(names) {
+            gauge.set(if name == state { 1.0 } else { 0.0 });
+        }
+    }
+
+    /// `broker_emission_paused` for `broker` (index in [`Catalog::brokers`]).
+    pub fn emission_paused_of(&self, broker: usize) -> Option<&Gauge> {
+        self.emission_paused
+            .iter()
+            .find(|(b, _)| *b == broker)
+            .map(|(_, gauge)| gauge)
     }
 }
 
@@ -587,7 +665,7 @@ mod tests {
         ]
         .into_iter()
         .chain(&m.ticks_rejected)
-        .chain(m.signals.iter().flatten())
+        .chain(m.strategies.iter().flat_map(|s| &s.signals))
         .chain(&m.published)
         .chain(&m.duplicates)
         .chain([&m.publish_retries])
@@ -611,7 +689,11 @@ mod tests {
             &m.feature_cache_hit_ratio,
         ]
         .into_iter()
-        .chain(m.emission_paused.iter().flatten().map(|(_, g)| g))
+        .chain(
+            m.strategies
+                .iter()
+                .flat_map(|s| s.emission_paused.iter().map(|(_, g)| g)),
+        )
         .chain(&m.ring_utilization)
         .chain(&m.model_load_seconds)
         .chain(&m.inference_queue_depth);
@@ -699,8 +781,46 @@ mod tests {
             }
         }
         metrics.set_state(1, "no_such_state");
-        assert!(metrics.state[1].iter().all(|gauge| gauge.get() == 0.0));
+        assert!(metrics.strategies[1]
+            .state
+            .iter()
+            .all(|gauge| gauge.get() == 0.0));
         metrics.set_state(99, "active");
+    }
+
+    #[test]
+    fn a_strategy_seen_again_keeps_its_series_and_a_new_one_gets_its_own() {
+        let registry = Registry::new();
+        let metrics = ServiceMetrics::register(&registry, &catalog()).unwrap();
+        let again = metrics
+            .series_for(&registry, &catalog().strategies[1])
+            .unwrap();
+        assert!(Arc::ptr_eq(&again, &metrics.strategies[1]));
+        let added = StrategyDesc {
+            id: "breakout-new".to_owned(),
+            type_name: "breakout".to_owned(),
+            kind: StrategyKind::Rules,
+            brokers: vec![1],
+        };
+        let series = metrics.series_for(&registry, &added).unwrap();
+        assert_eq!(series.key, 4);
+        assert_eq!(series.type_index, None);
+        assert!(Arc::ptr_eq(&metrics.series(4).unwrap(), &series));
+        series.signals[0].inc();
+        series.set_state(&STATES, "warmup");
+        series.emission_paused_of(1).unwrap().set(1.0);
+        let text = registry.encode();
+        for line in [
+            "signals_total{strategy=\"breakout-new\",kind=\"rules\",side=\"BUY\"} 1\n",
+            "strategy_state{strategy=\"breakout-new\",state=\"warmup\"} 1\n",
+            "broker_emission_paused{strategy=\"breakout-new\",broker=\"upstox\"} 1\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(
+            metrics.series_for(&registry, &added).is_ok(),
+            "registered once"
+        );
     }
 
     #[test]

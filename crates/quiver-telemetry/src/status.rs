@@ -1,6 +1,6 @@
 //! Health, readiness and the strategy list, as the HTTP endpoints show them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
@@ -68,10 +68,34 @@ pub struct Status {
     strategies_loaded: AtomicBool,
     draining: AtomicBool,
     strategies: RwLock<Vec<StrategyStatus>>,
-    /// Per strategy (engine order), its latest lifecycle changes, oldest first.
-    transitions: RwLock<Vec<VecDeque<TransitionRecord>>>,
-    /// Per strategy (engine order), the brokers its emission is paused to.
-    paused_brokers: RwLock<Vec<Vec<PausedBroker>>>,
+    /// Per strategy id, its latest lifecycle changes, oldest first (kept
+    /// across reloads: ids, not positions, name strategies here).
+    transitions: RwLock<HashMap<String, VecDeque<TransitionRecord>>>,
+    /// Per strategy id, the brokers its emission is paused to.
+    paused_brokers: RwLock<HashMap<String, Vec<PausedBroker>>>,
+    config: RwLock<ConfigStatus>,
+}
+
+/// What `/config` shows: the strategy set serving and its reloads.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ConfigStatus {
+    /// Where the set is read from (a file, or the store's URL).
+    pub source: String,
+    /// The content hash of the set serving.
+    pub version: String,
+    pub reloads_applied: u64,
+    pub reloads_refused: u64,
+    pub last_reload: Option<ReloadRecord>,
+}
+
+/// One reload as `/config` shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ReloadRecord {
+    /// `applied`, `unchanged` or `refused`.
+    pub result: &'static str,
+    /// What changed (`1 added, 0 removed, ...`), or why it was refused.
+    pub detail: String,
+    pub at_unix_ms: u64,
 }
 
 impl Status {
@@ -119,33 +143,45 @@ impl Status {
             .paused_brokers
             .read()
             .unwrap_or_else(|p| p.into_inner());
-        for (i, row) in rows.iter_mut().enumerate() {
-            row.last_transition = transitions.get(i).and_then(|kept| kept.back().cloned());
-            row.paused_brokers = paused.get(i).cloned().unwrap_or_default();
+        for row in &mut rows {
+            row.last_transition = transitions
+                .get(&row.id)
+                .and_then(|kept| kept.back().cloned());
+            row.paused_brokers = paused.get(&row.id).cloned().unwrap_or_default();
         }
         rows
     }
 
-    /// Sets the brokers strategy `index` (engine order) is paused to.
-    pub fn set_paused_brokers(&self, index: usize, brokers: Vec<PausedBroker>) {
+    /// Sets the brokers strategy `id` is paused to.
+    pub fn set_paused_brokers(&self, id: &str, brokers: Vec<PausedBroker>) {
         let mut all = self
             .paused_brokers
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        if all.len() <= index {
-            all.resize_with(index + 1, Vec::new);
+        if brokers.is_empty() {
+            all.remove(id);
+        } else {
+            all.insert(id.to_owned(), brokers);
         }
-        all[index] = brokers;
     }
 
-    /// Records a lifecycle change of strategy `index` (engine order),
-    /// keeping the latest [`TRANSITIONS_KEPT`].
-    pub fn record_transition(&self, index: usize, record: TransitionRecord) {
+    pub fn config(&self) -> ConfigStatus {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes what `/config` shows.
+    pub fn update_config(&self, update: impl FnOnce(&mut ConfigStatus)) {
+        update(&mut self.config.write().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Records a lifecycle change of strategy `id`, keeping the latest
+    /// [`TRANSITIONS_KEPT`].
+    pub fn record_transition(&self, id: &str, record: TransitionRecord) {
         let mut all = self.transitions.write().unwrap_or_else(|p| p.into_inner());
-        if all.len() <= index {
-            all.resize_with(index + 1, VecDeque::new);
-        }
-        let kept = &mut all[index];
+        let kept = all.entry(id.to_owned()).or_default();
         if kept.len() == TRANSITIONS_KEPT {
             kept.pop_front();
         }
@@ -155,15 +191,14 @@ impl Status {
     /// The `/strategies` row of strategy `id` and its latest lifecycle
     /// changes, oldest first.
     pub fn strategy(&self, id: &str) -> Option<(StrategyStatus, Vec<TransitionRecord>)> {
-        let rows = self.strategies();
-        let index = rows.iter().position(|row| row.id == id)?;
+        let row = self.strategies().into_iter().find(|row| row.id == id)?;
         let transitions = self
             .transitions
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(index)
+            .get(id)
             .map(|kept| kept.iter().cloned().collect())
             .unwrap_or_default();
-        Some((rows[index].clone(), transitions))
+        Some((row, transitions))
     }
 }

@@ -270,7 +270,8 @@ pub struct OutSignal {
     pub broker: Arc<str>,
     /// Index of the broker in the runtime's broker list (for metrics).
     pub broker_idx: u32,
-    /// Index of the strategy that decided it, in engine order.
+    /// The strategy that decided it, by its key: stable across reloads (the
+    /// order its id was first seen in).
     pub strategy_idx: u32,
     /// Why this signal must not be published now (its strategy's emission
     /// to this broker is paused): the sink dead-letters it with this reason

@@ -5,13 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use quiver_engine::{Engine, StrategyEntry, StrategyState};
-use quiver_telemetry::registry::EVALUATION_BOUNDS_NS;
-use quiver_telemetry::{Catalog, Histogram, StrategyDesc, Telemetry};
+use quiver_engine::{StrategyEntry, StrategyState};
+use quiver_telemetry::{Catalog, StrategyDesc, Telemetry};
 
 use super::stats::{feature_cache_hit_ratio, StatsSync, ML_DROP_REASONS};
-use super::{Gate, RuntimeError, Service};
-use crate::instrumented::instrument;
+use super::{strategy_set, Gate, RuntimeError, Service};
 use crate::models::{Models, PoolRunner};
 use crate::session::SessionClock;
 use crate::settings::Settings;
@@ -60,21 +58,6 @@ impl Service {
         rows: Vec<StrategyEntry>,
         settings: Settings,
     ) -> Result<Service, RuntimeError> {
-        let limit = settings.strategy.history_store_size;
-        for row in &rows {
-            let required = row
-                .logic
-                .strategy()
-                .required_history()
-                .max(settings.strategy.warmup_ticks);
-            if limit > 0 && required > limit {
-                return Err(RuntimeError::HistoryTooLong {
-                    id: row.id.clone(),
-                    required,
-                    limit,
-                });
-            }
-        }
         let mut broker_names: Vec<String> = Vec::new();
         for row in &rows {
             for broker in &row.brokers {
@@ -95,8 +78,6 @@ impl Service {
                 redis.dead_letter_stream
             )));
         }
-        let broker_arcs: Vec<Arc<str>> =
-            broker_names.iter().map(|b| Arc::from(b.as_str())).collect();
         let mut instruments: Vec<u64> = rows
             .iter()
             .flat_map(|r| r.instruments.iter().copied())
@@ -126,49 +107,12 @@ impl Service {
             states: &StrategyState::NAMES,
         };
         let telemetry = Arc::new(Telemetry::new(&catalog)?);
-        let metrics = &telemetry.metrics;
-        let every = settings.quiver.strategy_timing_every;
-        let timings: Vec<Histogram> = rows
-            .iter()
-            .map(|_| Histogram::new(EVALUATION_BOUNDS_NS))
-            .collect();
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let followed: Vec<Vec<_>> = rows.iter().map(|r| r.instruments.clone()).collect();
-        let row_brokers: Vec<Vec<String>> = rows.iter().map(|r| r.brokers.clone()).collect();
-        let entries: Vec<StrategyEntry> = rows
-            .into_iter()
-            .enumerate()
-            .map(|(s, row)| StrategyEntry {
-                logic: instrument(
-                    row.logic,
-                    &row.id,
-                    settings.strategy.warmup_ticks,
-                    Some((
-                        every,
-                        metrics.processing_by_type[metrics.type_of[s]].clone(),
-                        timings[s].clone(),
-                    )),
-                ),
-                id: row.id,
-                instruments: row.instruments,
-                brokers: row.brokers,
-                validator: row.validator,
-                guards: row.guards,
-                schedule: row.schedule,
-            })
-            .collect();
-        let budgeted = entries.iter().any(|e| e.schedule.budget_ns.is_some());
-        let mut engine = Engine::new(entries)?;
-        if budgeted {
-            // Live only: a replay has no clock, so budgets cannot change it.
-            engine.set_clock(Some(monotonic_ns));
-        }
+        let (entries, set) = strategy_set::prepare(rows, &settings, &telemetry)?;
+        let engine = strategy_set::engine(entries)?;
         let session = SessionClock::from_settings(&settings.quiver.session)
             .map_err(RuntimeError::Settings)?;
-        let allow_outside: Vec<bool> = ids
-            .iter()
-            .map(|id| settings.quiver.session.allow_outside.contains(id))
-            .collect();
         for id in &settings.quiver.session.allow_outside {
             if !ids.contains(id) {
                 return Err(RuntimeError::Settings(format!(
@@ -177,22 +121,11 @@ impl Service {
             }
         }
         let mut outside_instruments = HashMap::new();
-        for (tokens, allowed) in followed.iter().zip(&allow_outside) {
+        for (tokens, allowed) in followed.iter().zip(&set.allow_outside) {
             for &token in tokens {
                 *outside_instruments.entry(token).or_insert(false) |= *allowed;
             }
         }
-        let brokers = row_brokers
-            .iter()
-            .map(|list| {
-                list.iter()
-                    .map(|b| {
-                        let i = broker_names.iter().position(|x| x == b).unwrap_or_default();
-                        (i as u32, Arc::clone(&broker_arcs[i]))
-                    })
-                    .collect()
-            })
-            .collect();
         telemetry
             .metrics
             .queue_capacity
@@ -209,15 +142,13 @@ impl Service {
                 session,
                 outside_instruments: Arc::new(outside_instruments),
             },
-            allow_outside,
-            brokers,
-            timings,
+            set,
             runner: None,
             models: None,
             control: quiver_driver::control_channel(),
         };
         let mut sync = StatsSync::new(service.engine.strategy_count());
-        sync.sync(&service.engine, &service.telemetry, &service.timings);
+        sync.sync(&service.engine, &service.telemetry, &service.set);
         service.telemetry.status.set_strategies_loaded(true);
         Ok(service)
     }
@@ -234,11 +165,4 @@ fn model_names(rows: &[StrategyEntry]) -> Vec<String> {
         }
     }
     names
-}
-
-/// Nanoseconds since the first call, on the monotonic clock.
-fn monotonic_ns() -> u64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let start = START.get_or_init(std::time::Instant::now);
-    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }

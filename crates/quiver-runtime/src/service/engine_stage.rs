@@ -11,13 +11,17 @@ use quiver_driver::{Batch, Cadence, Consumer, ControlReceiver, Driver, Feed, Inf
 use quiver_engine::{Engine, EngineSignal, ModelBatch, ModelResults, Output, Shed};
 use quiver_io::encode_signal;
 use quiver_io::live::{LiveTick, OutSignal, SignalBatch, TickBatch};
-use quiver_telemetry::{Histogram, ServiceMetrics, Telemetry};
+use quiver_telemetry::{ServiceMetrics, Telemetry};
 use tokio::sync::{mpsc, oneshot};
 
 use super::sink::Published;
 use super::source::ToEngine;
 use super::stats::{ModelSync, StatsSync};
+use super::strategy_set::LiveSet;
 use super::{Gate, RuntimeError};
+
+/// The set a reload built, waiting for its engine.
+pub(super) type NextSet = Arc<std::sync::Mutex<Option<LiveSet>>>;
 use crate::models::{PoolRunner, Submitted};
 
 /// How often engine-side counters are copied into metrics.
@@ -26,11 +30,10 @@ const SYNC_EVERY: Duration = Duration::from_millis(250);
 /// What the engine thread needs besides the engine.
 pub(super) struct EngineStage {
     pub(super) gate: Gate,
-    /// Per strategy: trades ticks outside the session.
-    pub(super) allow_outside: Vec<bool>,
-    /// Per strategy: (broker index, broker).
-    pub(super) brokers: Vec<Vec<(u32, Arc<str>)>>,
-    pub(super) timings: Vec<Histogram>,
+    pub(super) set: LiveSet,
+    /// Where a reload leaves the set it built, for the engine thread to
+    /// take when the engine is rebuilt for it.
+    pub(super) next_set: NextSet,
     pub(super) runner: Option<PoolRunner>,
     pub(super) control: ControlReceiver,
     /// `quiver.load_shedding`: skip low-priority strategies while behind.
@@ -49,9 +52,8 @@ impl EngineStage {
     ) -> Result<oneshot::Receiver<Result<(), RuntimeError>>, RuntimeError> {
         let EngineStage {
             gate,
-            allow_outside,
-            brokers,
-            timings,
+            set,
+            next_set,
             runner,
             control,
             load_shedding,
@@ -77,9 +79,8 @@ impl EngineStage {
                 };
                 let mut consumer = Encoder {
                     gate,
-                    allow_outside,
-                    brokers,
-                    timings,
+                    set,
+                    next_set,
                     to_sink,
                     telemetry,
                     sync: StatsSync::new(strategies),
@@ -227,9 +228,8 @@ impl Inference for PoolInference {
 /// broker, and hands the batch to the sink.
 struct Encoder {
     gate: Gate,
-    allow_outside: Vec<bool>,
-    brokers: Vec<Vec<(u32, Arc<str>)>>,
-    timings: Vec<Histogram>,
+    set: LiveSet,
+    next_set: NextSet,
     to_sink: mpsc::Sender<Published>,
     telemetry: Arc<Telemetry>,
     sync: StatsSync,
@@ -266,7 +266,7 @@ impl Consumer<LiveBatch> for Encoder {
         crate::publish::log_events(engine, out);
         for change in &out.transitions {
             self.telemetry.status.record_transition(
-                change.strategy.index(),
+                engine.strategy_id(change.strategy),
                 quiver_telemetry::TransitionRecord {
                     from: change.from.as_str(),
                     to: change.to.as_str(),
@@ -315,11 +315,45 @@ impl Consumer<LiveBatch> for Encoder {
         }
         ControlFlow::Continue(())
     }
+
+    /// Takes the set the reload built for this engine; what the old set
+    /// had and the new one does not is no longer serving.
+    fn reconfigured(&mut self, engine: &Engine) {
+        let next = self
+            .next_set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(next) = next else {
+            tracing::error!("the engine was rebuilt without its strategy set; keeping the old one");
+            return;
+        };
+        let matches = next.series.len() == engine.strategy_count()
+            && next
+                .ids()
+                .zip(engine.strategies())
+                .all(|(id, s)| engine.strategy_id(s) == id);
+        if !matches {
+            tracing::error!(
+                "the rebuilt engine does not match its strategy set; keeping the old one"
+            );
+            return;
+        }
+        let names = self.telemetry.metrics.state_names;
+        for gone in &self.set.series {
+            if !next.ids().any(|id| id == gone.id) {
+                gone.set_state(names, "");
+            }
+        }
+        self.sync.reorder(&self.set, &next);
+        self.set = next;
+        self.sync_stats(engine);
+    }
 }
 
 impl Encoder {
     fn sync_stats(&mut self, engine: &Engine) {
-        self.sync.sync(engine, &self.telemetry, &self.timings);
+        self.sync.sync(engine, &self.telemetry, &self.set);
         self.last_sync = Instant::now();
     }
 
@@ -332,7 +366,7 @@ impl Encoder {
     ) {
         let metrics: &ServiceMetrics = &self.telemetry.metrics;
         let s = signal.strategy.index();
-        if !self.gate.is_open(live.tick.ts_ns) && !self.allow_outside[s] {
+        if !self.gate.is_open(live.tick.ts_ns) && !self.set.allow_outside[s] {
             metrics.dropped_outside_session().inc();
             return;
         }
@@ -340,7 +374,7 @@ impl Encoder {
             Side::Buy => 0,
             Side::Sell => 1,
         };
-        metrics.signals[s][side].inc();
+        self.set.series[s].signals[side].inc();
         self.encode(engine, signal, live, out);
     }
 
@@ -354,7 +388,8 @@ impl Encoder {
         out: &mut SignalBatch,
     ) {
         let strategy_id = engine.strategy_id(signal.strategy);
-        for (broker_idx, broker) in &self.brokers[signal.strategy.index()] {
+        let key = self.set.series[signal.strategy.index()].key;
+        for (broker_idx, broker) in &self.set.brokers[signal.strategy.index()] {
             let start = out.buf.len();
             let record = crate::publish::signal_record(
                 engine,
@@ -374,7 +409,7 @@ impl Encoder {
             out.signals.push(OutSignal {
                 broker: Arc::clone(broker),
                 broker_idx: *broker_idx,
-                strategy_idx: signal.strategy.index() as u32,
+                strategy_idx: key,
                 withheld: None,
                 signal_id,
                 seq: live.seq,

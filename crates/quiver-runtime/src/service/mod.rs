@@ -15,6 +15,7 @@ mod engine_stage;
 mod sink;
 mod source;
 mod stats;
+mod strategy_set;
 mod watcher;
 pub mod wiring;
 
@@ -26,7 +27,7 @@ use quiver_core::{InstrumentToken, Tick};
 use quiver_driver::{ControlHandle, ControlReceiver};
 use quiver_engine::{Engine, EngineError};
 use quiver_io::live::{LiveError, SignalSink, Stop, TickSource};
-use quiver_telemetry::{Histogram, Telemetry};
+use quiver_telemetry::Telemetry;
 use tokio::sync::mpsc;
 
 use crate::models::{ModelSetupError, PoolRunner};
@@ -111,12 +112,8 @@ pub struct Service {
     telemetry: Arc<Telemetry>,
     settings: Settings,
     gate: Gate,
-    /// Per strategy: trades ticks outside the session.
-    allow_outside: Vec<bool>,
-    /// Per strategy: (broker index, broker).
-    brokers: Vec<Vec<(u32, Arc<str>)>>,
-    /// Per strategy: evaluation times, for `/strategies` p99.
-    timings: Vec<Histogram>,
+    /// The strategies beside the engine: series, session opt-ins, brokers.
+    set: strategy_set::LiveSet,
     /// Runs the engine's model requests; `None` without ML strategies.
     runner: Option<PoolRunner>,
     models: Option<Arc<quiver_infer::ModelStore>>,
@@ -152,9 +149,7 @@ impl Service {
             telemetry,
             settings,
             gate,
-            allow_outside,
-            brokers,
-            timings,
+            set,
             runner,
             models,
             control: (_, control),
@@ -192,19 +187,24 @@ impl Service {
             stop.clone(),
             settings.quiver.batch_size,
         );
+        let broker_names: Vec<Arc<str>> = telemetry
+            .metrics
+            .broker_names
+            .iter()
+            .map(|b| Arc::from(b.as_str()))
+            .collect();
         let mut emission = sink::Emission {
             gate: EmissionGate::new(
                 EmissionPolicy::from_settings(&settings.quiver.publish),
-                brokers.len(),
-                broker_names(&brokers).len(),
+                set.series.len(),
+                broker_names.len(),
             ),
-            brokers: broker_names(&brokers),
+            brokers: broker_names,
         };
         let stage = engine_stage::EngineStage {
             gate,
-            allow_outside,
-            brokers,
-            timings,
+            set,
+            next_set: Default::default(),
             runner,
             control,
             load_shedding: settings.quiver.load_shedding,
@@ -243,17 +243,4 @@ impl Service {
         flushed?;
         Ok(report)
     }
-}
-
-/// Broker names by broker index, from each strategy's (index, name) list.
-fn broker_names(brokers: &[Vec<(u32, Arc<str>)>]) -> Vec<Arc<str>> {
-    let mut names: Vec<Arc<str>> = Vec::new();
-    for &(i, ref name) in brokers.iter().flatten() {
-        let i = i as usize;
-        if names.len() <= i {
-            names.resize(i + 1, Arc::from(""));
-        }
-        names[i] = Arc::clone(name);
-    }
-    names
 }

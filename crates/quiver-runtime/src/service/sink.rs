@@ -57,14 +57,14 @@ impl Emission {
                     (strategy, broker, false)
                 }
             };
-            if let Some(gauge) = telemetry
-                .metrics
-                .emission_paused_of(strategy as usize, broker as usize)
-            {
+            let Some(series) = telemetry.metrics.series(strategy) else {
+                continue;
+            };
+            if let Some(gauge) = series.emission_paused_of(broker as usize) {
                 gauge.set(if paused { 1.0 } else { 0.0 });
             }
             telemetry.status.set_paused_brokers(
-                strategy as usize,
+                &series.id,
                 self.gate
                     .paused_brokers(change.strategy(), &self.brokers, now, wall),
             );

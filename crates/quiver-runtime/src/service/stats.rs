@@ -3,7 +3,9 @@
 
 use quiver_engine::{Engine, StrategyState, StrategyStats, Unavailable};
 use quiver_strategy::{DropReason, GuardDrop};
-use quiver_telemetry::{Histogram, StrategyStatus, Telemetry};
+use quiver_telemetry::{StrategyStatus, Telemetry};
+
+use super::strategy_set::LiveSet;
 
 use crate::models::PoolRunner;
 
@@ -23,7 +25,23 @@ impl StatsSync {
         }
     }
 
-    pub(super) fn sync(&mut self, engine: &Engine, telemetry: &Telemetry, timings: &[Histogram]) {
+    /// After a rebuild from `old` to `new`: each strategy's last copied
+    /// counters follow its id (a carried strategy keeps counting on, a new
+    /// one starts from zero, as its counters in the engine do).
+    pub(super) fn reorder(&mut self, old: &LiveSet, new: &LiveSet) {
+        let last = std::mem::take(&mut self.last);
+        self.last = new
+            .ids()
+            .map(|id| {
+                old.ids()
+                    .position(|o| o == id)
+                    .and_then(|i| last.get(i).cloned())
+                    .unwrap_or_default()
+            })
+            .collect();
+    }
+
+    pub(super) fn sync(&mut self, engine: &Engine, telemetry: &Telemetry, set: &LiveSet) {
         let metrics = &telemetry.metrics;
         let n = engine.strategy_count();
         self.last.resize(n, StrategyStats::default());
@@ -48,7 +66,7 @@ impl StatsSync {
                     .saturating_sub(s.panics)
                     .saturating_sub(s.over_budget)
             };
-            if let Some(&t) = metrics.type_of.get(s) {
+            if let Some(t) = set.series.get(s).and_then(|series| series.type_index) {
                 let by_category = [
                     (&metrics.panics_by_type, stats.panics, last.panics),
                     (&metrics.invalid_by_type, invalid(stats), invalid(last)),
@@ -75,7 +93,9 @@ impl StatsSync {
             let state = engine.strategy_state(strategy);
             quarantined += u32::from(state == StrategyState::Quarantined);
             let state = state.as_str();
-            metrics.set_state(s, state);
+            if let Some(series) = set.series.get(s) {
+                series.set_state(metrics.state_names, state);
+            }
             rows.push(StrategyStatus {
                 id: engine.strategy_id(strategy).to_owned(),
                 type_name: engine.strategy_name(strategy).to_owned(),
@@ -87,7 +107,10 @@ impl StatsSync {
                 signals: stats.signals,
                 errors: stats.panics,
                 dropped: stats.dropped_total(),
-                p99_processing_ms: timings.get(s).and_then(|h| h.quantile_ms(0.99)),
+                p99_processing_ms: set
+                    .series
+                    .get(s)
+                    .and_then(|series| series.timing.quantile_ms(0.99)),
                 last_transition: None,
                 paused_brokers: Vec::new(),
             });
