@@ -48,6 +48,10 @@ enum Action {
     Reset {
         id: String,
     },
+    /// Reload the strategy set now (validated whole; refused, the running set keeps serving).
+    Reload,
+    /// The strategy set serving: source, version, the latest reload.
+    Config,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,6 +64,8 @@ pub fn run(args: &AdminArgs) -> Outcome {
         Action::Resume { id } => ("POST", format!("/strategies/{}/resume", encode(id))),
         Action::Stop { id } => ("POST", format!("/strategies/{}/stop", encode(id))),
         Action::Reset { id } => ("POST", format!("/strategies/{}/reset", encode(id))),
+        Action::Reload => ("POST", "/reload".to_owned()),
+        Action::Config => ("GET", "/config".to_owned()),
     };
     let (status, body) = exchange(&args.addr, method, &path, args.token.as_deref())?;
     if !(200..300).contains(&status) {
@@ -71,10 +77,27 @@ pub fn run(args: &AdminArgs) -> Outcome {
     }
     match &args.action {
         Action::List => print_list(&body)?,
-        Action::Show { .. } => println!("{body}"),
+        Action::Show { .. } | Action::Config => println!("{body}"),
+        Action::Reload => print_reload(&body)?,
         _ => print_transitions(&body)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_reload(body: &str) -> anyhow::Result<()> {
+    let reply: serde_json::Value = serde_json::from_str(body).context("reply is not JSON")?;
+    match reply["result"].as_str() {
+        Some("applied") => println!(
+            "reloaded: {}; version {} serving",
+            reply["changes"].as_str().unwrap_or("?"),
+            reply["version"].as_str().unwrap_or("?")
+        ),
+        _ => println!(
+            "unchanged: version {} serving",
+            reply["version"].as_str().unwrap_or("?")
+        ),
+    }
+    Ok(())
 }
 
 fn print_list(body: &str) -> anyhow::Result<()> {

@@ -111,16 +111,38 @@ pub fn run(args: &DbArgs) -> Outcome {
 /// `postgres://` URL), with the path relative paths in it are resolved
 /// against: the file's, or for the store the working directory.
 pub fn load_config(config: &Path) -> Result<(quiver_config::Config, PathBuf), Failure> {
-    let text = config.to_string_lossy();
-    if !quiver_store::is_store_url(&text) {
-        let cfg = quiver_config::load_config(config).map_err(invalid)?;
-        return Ok((cfg, config.to_owned()));
+    let (cfg, path, _) = load_config_text(config)?;
+    Ok((cfg, path))
+}
+
+/// [`load_config`], with the text the set was read as.
+pub fn load_config_text(
+    config: &Path,
+) -> Result<(quiver_config::Config, PathBuf, String), Failure> {
+    let name = config.to_string_lossy();
+    if !quiver_store::is_store_url(&name) {
+        let text = quiver_config::files::read_regular_text(
+            config,
+            quiver_config::files::CONFIG_FILE_LIMIT,
+        )
+        .map_err(|source| {
+            invalid(quiver_config::ConfigError::Io {
+                path: name.to_string(),
+                source,
+            })
+        })?;
+        let cfg = quiver_config::parse_config(&text, &name).map_err(invalid)?;
+        return Ok((cfg, config.to_owned(), text));
     }
     let rt = runtime()?;
     let loaded = rt.block_on(async {
-        let store = ConfigStore::connect(&text).await?;
+        let store = ConfigStore::connect(&name).await?;
         store.load().await
     });
     let loaded = loaded.map_err(store_failure)?;
-    Ok((loaded.config, PathBuf::from(quiver_store::TABLE)))
+    Ok((
+        loaded.config,
+        PathBuf::from(quiver_store::TABLE),
+        loaded.text,
+    ))
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use quiver_io::live::Stop;
+use quiver_runtime::service::ConfigSource;
 use quiver_runtime::{AnySink, AnySource, Flag, Service, Settings, WiringError};
 
 use crate::edge::{invalid, note, Outcome};
@@ -66,7 +67,12 @@ pub fn run(args: &RunArgs) -> Outcome {
     .collect();
     let settings = Settings::load_with_flags(args.settings.as_deref(), std::env::vars(), &flags)
         .map_err(|err| invalid(format!("error: {err}")))?;
-    let config = quiver_config::load_config(&args.config).map_err(invalid)?;
+    let (config, config_path, text) = crate::db_cmd::load_config_text(&args.config)?;
+    let source = if quiver_store::is_store_url(&args.config.to_string_lossy()) {
+        ConfigSource::Store(args.config.to_string_lossy().into_owned())
+    } else {
+        ConfigSource::File(args.config.clone())
+    };
     // The file was checked against its budget as replay builds it; the
     // service's warm-up floor deepens every ring.
     let warmup = settings.strategy.warmup_ticks;
@@ -87,7 +93,7 @@ pub fn run(args: &RunArgs) -> Outcome {
     let registry =
         (!settings.quiver.models.is_empty()).then(|| PathBuf::from(&settings.quiver.models));
     let models =
-        quiver_runtime::models::Models::open(&args.config, &config, registry.as_deref(), options)
+        quiver_runtime::models::Models::open(&config_path, &config, registry.as_deref(), options)
             .map_err(invalid)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -95,17 +101,21 @@ pub fn run(args: &RunArgs) -> Outcome {
         .thread_name("quiver-io")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(settings, &config, &models))
+    runtime.block_on(serve(settings, &config, &models, (source, text)))
 }
 
 async fn serve(
     settings: Settings,
     config: &quiver_config::Config,
     models: &quiver_runtime::models::Models,
+    (source, text): (ConfigSource, String),
 ) -> Outcome {
-    let service = Service::new(config, models, settings.clone()).context("starting the service")?;
+    let service = Service::new(config, models, settings.clone())
+        .context("starting the service")?
+        .with_reloads(source, config, &text, models);
     let telemetry = service.telemetry();
     let control = service.control();
+    let reload = service.reload_handle();
     let (stop_switch, stop) = Stop::new();
     let stop_switch = std::sync::Arc::new(stop_switch);
     tokio::spawn(forward_signals(std::sync::Arc::clone(&stop_switch)));
@@ -117,6 +127,7 @@ async fn serve(
             let admin = quiver_runtime::http::admin::Admin {
                 control,
                 token: Some(settings.quiver.admin_token.clone()).filter(|t| !t.is_empty()),
+                reload,
             };
             let (bound, task) =
                 quiver_runtime::http::serve(addr, telemetry, admin, limits, async {
@@ -125,7 +136,7 @@ async fn serve(
                 .await
                 .with_context(|| format!("binding the HTTP endpoints to {addr}"))?;
             note(&format!(
-                "quiver run: http on http://{bound} (/metrics /health /ready /strategies, POST /strategies/ID/pause|resume|stop|reset)"
+                "quiver run: http on http://{bound} (/metrics /health /ready /strategies /config, POST /strategies/ID/pause|resume|stop|reset, POST /reload)"
             ));
             Some(task)
         }

@@ -1868,3 +1868,177 @@ fn the_admin_api_pauses_resumes_and_stops_a_strategy_for_the_token_holder_only()
         .expect_stderr_contains("403");
     locked.terminate();
 }
+
+#[test]
+fn strategies_reload_while_ticks_flow_keeping_the_unchanged_ones_and_refusing_bad_files_whole() {
+    let dir = tempdir();
+    let ticks = dir.path().join("ticks.csv");
+    quiver([
+        "gen",
+        "--instruments",
+        "20",
+        "--ticks",
+        "24000",
+        "--seed",
+        "12",
+        "--out",
+        ticks.to_str().expect("utf-8"),
+    ])
+    .expect_code(0);
+    let on: Vec<String> = (1001..1021).map(|t| t.to_string()).collect();
+    let on = on.join(", ");
+    let row = |id: &str, body: &str| {
+        format!("  - id: {id}\n{body}    brokers: [paper]\n    instruments: [{on}]\n")
+    };
+    let keep = row(
+        "keep",
+        "    strategy_type: momentum\n    parameters: {lookback_periods: 5, threshold: 0.001}\n",
+    );
+    let drop = row("drop", "    strategy_type: rsi\n");
+    let change = |lookback: u32| {
+        row(
+            "change",
+            &format!(
+                "    strategy_type: mean_reversion\n    parameters: {{lookback_periods: {lookback}, z_entry: 1.0}}\n"
+            ),
+        )
+    };
+    let added = row(
+        "added",
+        "    strategy_type: breakout\n    parameters: {lookback_periods: 30}\n",
+    );
+    let config = dir.path().join("strategies.yaml");
+    let set = |rows: &[&str]| {
+        // Written whole at once, as an editor's save is.
+        let next = dir.path().join("next.yaml");
+        write(&next, format!("strategies:\n{}", rows.concat()));
+        std::fs::rename(&next, &config).expect("replacing the strategies file");
+    };
+    set(&[&keep, &drop, &change(20)]);
+    let reference = quiver([
+        "replay",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--ticks",
+        ticks.to_str().expect("utf-8"),
+    ]);
+    reference.expect_code(0);
+    let out = dir.path().join("signals.jsonl");
+    let mut live = Live::start(
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--source",
+            &format!("replay:{}", ticks.display()),
+            // 24,000 ticks 1 ms apart: about 12 s.
+            "--speed",
+            "2",
+            "--sink",
+            &format!("jsonl:{}", out.display()),
+        ],
+        &[
+            ("QUIVER__ADMIN_TOKEN".to_owned(), "t0ken".to_owned()),
+            ("QUIVER__CONFIG_WATCH_MS".to_owned(), "100".to_owned()),
+        ],
+        Stdio::null(),
+        true,
+    );
+    let addr = live.http.expect("http");
+    let processed =
+        |live: &Live| sample(&live.get("/metrics").1, "market_tick_processed_total").unwrap_or(0.0);
+    wait_until(Duration::from_secs(60), "the first ticks", || {
+        processed(&live) > 2_000.0
+    });
+    let (_, config_status) = live.get("/config");
+    let first: serde_json::Value = serde_json::from_str(&config_status).expect("JSON");
+    assert_eq!(first["source"], config.display().to_string());
+    let version_a = first["version"].as_str().expect("version").to_owned();
+
+    // 1. POST /reload (`quiver admin reload`) applies a changed file; the
+    // token is required.
+    set(&[&change(30), &added, &keep]);
+    admin(addr, None, &["reload"]).expect_code(2);
+    let reloaded = admin(addr, Some("t0ken"), &["reload"]);
+    reloaded.expect_code(0);
+    let said = reloaded.stdout_text();
+    assert!(
+        said.contains("reloaded: 1 added, 1 removed, 1 changed, 1 unchanged")
+            || said.contains("unchanged"),
+        "{said}"
+    );
+    wait_until(Duration::from_secs(30), "the new set serving", || {
+        let (_, body) = live.get("/strategies");
+        body.contains("\"id\":\"added\"") && !body.contains("\"id\":\"drop\"")
+    });
+    let at_b = processed(&live);
+
+    // 2. An invalid file is refused whole on SIGHUP; the set keeps serving.
+    set(&[
+        &keep,
+        "  - id: broken\n    strategy_type: momentum\n    parameters: {lookback_periods: 5, speed: 3}\n    brokers: [paper]\n    instruments: [1001]\n",
+    ]);
+    live.signal("HUP");
+    wait_until(Duration::from_secs(30), "the refusal", || {
+        sample(
+            &live.get("/metrics").1,
+            "config_reload_total{result=\"refused\"}",
+        )
+        .is_some_and(|n| n >= 1.0)
+    });
+    let (_, config_status) = live.get("/config");
+    let status: serde_json::Value = serde_json::from_str(&config_status).expect("JSON");
+    let detail = status["last_reload"]["detail"].as_str().unwrap_or("");
+    assert!(
+        status["last_reload"]["result"] == "refused"
+            && detail.contains("strategies.yaml:")
+            && detail.contains("parameters.speed"),
+        "{status}"
+    );
+    let (_, body) = live.get("/strategies");
+    assert!(
+        body.contains("\"id\":\"added\""),
+        "still the set before: {body}"
+    );
+    let at_refusal = processed(&live);
+
+    // 3. The file changing again is picked up on its own.
+    set(&[&keep, &drop, &change(20)]);
+    wait_until(Duration::from_secs(30), "the file watch reload", || {
+        let (_, body) = live.get("/config");
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        status["version"] == version_a.as_str() && status["reloads_applied"] == 2
+    });
+    let at_c = processed(&live);
+    assert!(
+        at_b < at_refusal && at_refusal < at_c && at_c < 24_000.0,
+        "the reloads happened while ticks flowed: {at_b} {at_refusal} {at_c}"
+    );
+
+    let status = live.wait(Duration::from_secs(120));
+    assert_eq!(status.code(), Some(0), "{}", live.stderr());
+    let stderr = live.stderr();
+    assert!(stderr.contains("24000 ticks dispatched"), "{stderr}");
+    let got = by_strategy(&std::fs::read_to_string(&out).expect("signals"));
+    let expected = by_strategy(&reference.stdout_text());
+    // Unchanged through every reload: what it would have signalled anyway.
+    assert_eq!(got["keep"], expected["keep"]);
+    let seq = |line: &String| -> u64 {
+        serde_json::from_str::<serde_json::Value>(line).expect("JSON")["seq"]
+            .as_u64()
+            .expect("seq")
+    };
+    // Added by the first reload, removed by the last: nothing before or
+    // after; removed then added back: a gap.
+    let added_seqs: Vec<u64> = got.get("added").into_iter().flatten().map(seq).collect();
+    assert!(!added_seqs.is_empty(), "the added strategy never signalled");
+    let drop_seqs: Vec<u64> = got["drop"].iter().map(seq).collect();
+    let (first_added, last_added) = (added_seqs[0], added_seqs[added_seqs.len() - 1]);
+    assert!(
+        drop_seqs.iter().all(|&s| s < first_added || s > last_added),
+        "drop signalled while removed"
+    );
+    assert!(
+        drop_seqs.iter().any(|&s| s > last_added),
+        "drop was not added back"
+    );
+}

@@ -88,6 +88,7 @@ pub fn model_info(spec: &ModelSpec) -> ModelInfo {
 
 /// The models of a run: the store (absent without a registry) and the
 /// catalog strategies are built against.
+#[derive(Clone)]
 pub struct Models {
     pub store: Option<Arc<ModelStore>>,
     pub catalog: Vec<ModelInfo>,

@@ -99,6 +99,14 @@ impl ReloadPlan {
     }
 }
 
+/// A validated set and its strategies, not yet built into an engine.
+pub struct Prepared {
+    pub config: Config,
+    pub entries: Vec<quiver_engine::StrategyEntry>,
+    pub diff: ConfigDiff,
+    pub version: String,
+}
+
 /// What the planner knows of the set serving.
 pub struct Reloader {
     models: Models,
@@ -136,7 +144,23 @@ impl Reloader {
         let text =
             quiver_config::files::read_regular_text(path, quiver_config::files::CONFIG_FILE_LIMIT)
                 .map_err(|err| format!("{file}: {err}"))?;
-        let config = quiver_config::parse_config(&text, &file).map_err(|err| err.to_string())?;
+        let prepared = self.prepare(&text, &file, path)?;
+        let mut engine = Engine::new(prepared.entries).map_err(|err| format!("{file}: {err}"))?;
+        engine.set_lifecycle(crate::models::lifecycle_policy(&prepared.config.lifecycle));
+        Ok(ReloadPlan {
+            engine,
+            config: prepared.config,
+            diff: prepared.diff,
+            version: prepared.version,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Validates strategies `text` (named `file` in messages; relative model
+    /// paths resolved against `config_path`'s directory) against the set
+    /// serving, and builds its strategies.
+    pub fn prepare(&self, text: &str, file: &str, config_path: &Path) -> Result<Prepared, String> {
+        let config = quiver_config::parse_config(text, file).map_err(|err| err.to_string())?;
         if config.models.is_some() != self.config.models.is_some() {
             return Err(format!(
                 "{file}: a reload keeps the model registry: the new file must {} a `models:` section, as the serving one does",
@@ -144,7 +168,7 @@ impl Reloader {
             ));
         }
         self.models
-            .check(path, &config)
+            .check(config_path, &config)
             .map_err(|err| err.to_string())?;
         for row in config.enabled() {
             for used in &row.models {
@@ -160,14 +184,11 @@ impl Reloader {
             .models
             .engine_entries(&config)
             .map_err(|err| err.to_string())?;
-        let mut engine = Engine::new(entries).map_err(|err| format!("{file}: {err}"))?;
-        engine.set_lifecycle(crate::models::lifecycle_policy(&config.lifecycle));
-        Ok(ReloadPlan {
+        Ok(Prepared {
             diff: ConfigDiff::between(&self.config, &config),
-            engine,
+            entries,
             config,
-            version: version_of(&text),
-            path: path.to_owned(),
+            version: version_of(text),
         })
     }
 

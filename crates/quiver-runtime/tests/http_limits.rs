@@ -44,6 +44,7 @@ impl Server {
             http::admin::Admin {
                 control,
                 token: None,
+                reload: None,
             },
             limits,
             async {

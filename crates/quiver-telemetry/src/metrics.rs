@@ -85,6 +85,8 @@ metrics! {
         "1 for the strategy's current lifecycle state, 0 for the others.";
     BROKER_EMISSION_PAUSED: Gauge "broker_emission_paused" ["strategy", "broker"]
         "1 while the strategy's signals to the broker are withheld (dead-lettered untried) after the broker refused them repeatedly; 0 otherwise.";
+    CONFIG_RELOADS: Counter "config_reload_total" ["result"]
+        "Reloads of the strategy set, by result: applied (swapped in), unchanged (the set serving), refused (invalid; the set serving kept).";
     STRATEGY_QUARANTINED: Gauge "strategy_quarantined" []
         "Strategies quarantined after failing repeatedly (retried after their back-off).";
     FEATURE_CACHE_HIT_RATIO: Gauge "feature_cache_hit_ratio" []
@@ -313,6 +315,8 @@ pub struct ServiceMetrics {
     pub published: Vec<Counter>,
     pub duplicates: Vec<Counter>,
     pub publish_retries: Counter,
+    /// `config_reload_total`: applied, unchanged, refused.
+    pub config_reloads: [Counter; 3],
     /// Per [`DropReason::ALL`], then outside_session, publish_failed, the
     /// guards' reasons ([`GuardDrop::ALL`]) and emission_paused.
     pub dropped: Vec<Counter>,
@@ -421,6 +425,11 @@ impl ServiceMetrics {
             published: def::SIGNALS_PUBLISHED.each(r, brokers())?,
             duplicates: def::SIGNALS_DUPLICATE.each(r, brokers())?,
             publish_retries: def::PUBLISH_RETRIES.series(r, [])?,
+            config_reloads: [
+                def::CONFIG_RELOADS.series(r, ["applied"])?,
+                def::CONFIG_RELOADS.series(r, ["unchanged"])?,
+                def::CONFIG_RELOADS.series(r, ["refused"])?,
+            ],
             dropped: def::SIGNALS_DROPPED.each(r, dropped)?,
             panics_by_type,
             invalid_by_type,
@@ -669,6 +678,7 @@ mod tests {
         .chain(&m.published)
         .chain(&m.duplicates)
         .chain([&m.publish_retries])
+        .chain(&m.config_reloads)
         .chain(&m.dropped)
         .chain(&m.panics_by_type)
         .chain(&m.invalid_by_type)

@@ -1,5 +1,5 @@
 //! The routes that act on the running engine: `POST /strategies/{id}/pause`,
-//! `/resume`, `/stop` and `/reset`, each a [`Request`] sent through the
+//! `/resume`, `/stop` and `/reset`, and `POST /reload`, each a [`Request`] sent through the
 //! driver's control channel and answered with the transitions it made.
 //!
 //! Every mutation needs `Authorization: Bearer <quiver.admin_token>`. With no
@@ -27,13 +27,50 @@ pub struct Admin {
     pub control: ControlHandle,
     /// `quiver.admin_token`; `None` refuses every mutation.
     pub token: Option<String>,
+    /// Reloads the strategy set (`POST /reload`); `None` when the service
+    /// does not reload.
+    pub reload: Option<crate::service::ReloadHandle>,
 }
 
 /// The mutation routes.
 pub fn router(admin: Admin) -> Router {
     Router::new()
         .route("/strategies/{id}/{action}", post(act))
+        .route("/reload", post(reload))
         .with_state(admin)
+}
+
+/// `POST /reload`: reloads now and answers what it did: 200 applied or
+/// unchanged, 422 refused (the running set still serving), with why.
+async fn reload(State(admin): State<Admin>, headers: HeaderMap) -> Response {
+    use crate::service::ReloadOutcome;
+    if let Err(refusal) = authorize(admin.token.as_deref(), &headers) {
+        return refusal;
+    }
+    let Some(handle) = admin.reload else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this service does not reload its strategies".to_owned(),
+        );
+    };
+    match handle.reload("POST /reload").await {
+        Some(ReloadOutcome::Applied { diff, version }) => Json(serde_json::json!({
+            "result": "applied", "changes": diff, "version": version
+        }))
+        .into_response(),
+        Some(ReloadOutcome::Unchanged { version }) => {
+            Json(serde_json::json!({"result": "unchanged", "version": version})).into_response()
+        }
+        Some(ReloadOutcome::Refused(reason)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({"result": "refused", "error": reason})),
+        )
+            .into_response(),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is shutting down".to_owned(),
+        ),
+    }
 }
 
 async fn act(

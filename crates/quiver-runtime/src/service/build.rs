@@ -146,6 +146,7 @@ impl Service {
             runner: None,
             models: None,
             control: quiver_driver::control_channel(),
+            reloads: None,
         };
         let mut sync = StatsSync::new(service.engine.strategy_count());
         sync.sync(&service.engine, &service.telemetry, &service.set);

@@ -12,6 +12,7 @@ mod backoff;
 mod build;
 mod emission;
 mod engine_stage;
+mod reloads;
 mod sink;
 mod source;
 mod stats;
@@ -35,6 +36,7 @@ use crate::session::SessionClock;
 use crate::settings::Settings;
 
 pub use emission::{EmissionChange, EmissionGate, EmissionPolicy};
+pub use reloads::{ConfigSource, ReloadHandle, ReloadOutcome};
 pub use stats::feature_cache_hit_ratio;
 
 /// Why the service stopped with an error.
@@ -118,6 +120,7 @@ pub struct Service {
     runner: Option<PoolRunner>,
     models: Option<Arc<quiver_infer::ModelStore>>,
     control: (ControlHandle, ControlReceiver),
+    reloads: Option<reloads::Reloads>,
 }
 
 impl Service {
@@ -133,6 +136,36 @@ impl Service {
     /// the running engine; they apply between two batches.
     pub fn control(&self) -> ControlHandle {
         self.control.0.clone()
+    }
+
+    /// Reloads the strategy set from `source` while running, on SIGHUP,
+    /// `POST /reload`, a change of the file (every
+    /// `quiver.config_watch_ms`) or a notification of the store. `config`
+    /// (read as `text`) and `models` are what the service was built from.
+    pub fn with_reloads(
+        mut self,
+        source: ConfigSource,
+        config: &quiver_config::Config,
+        text: &str,
+        models: &crate::models::Models,
+    ) -> Self {
+        let reloader = crate::reload::Reloader::new(
+            models.clone(),
+            config.clone(),
+            self.engine.models().to_vec(),
+            crate::reload::version_of(text),
+        );
+        self.telemetry.status.update_config(|status| {
+            status.source = source.describe();
+            status.version = reloader.version().to_owned();
+        });
+        self.reloads = Some(reloads::Reloads::new(source, reloader));
+        self
+    }
+
+    /// Asks the running service to reload, when it reloads at all.
+    pub fn reload_handle(&self) -> Option<ReloadHandle> {
+        self.reloads.as_ref().map(|r| r.handle.clone())
     }
 
     /// Runs until the source is exhausted or `stop` is raised, then drains:
@@ -152,7 +185,8 @@ impl Service {
             set,
             runner,
             models,
-            control: (_, control),
+            control: (control_handle, control),
+            reloads,
         } = self;
         let _watcher = models.map(watcher::ModelWatcher::start);
         tracing::info!(
@@ -201,10 +235,41 @@ impl Service {
             ),
             brokers: broker_names,
         };
+        let next_set: engine_stage::NextSet = Default::default();
+        let mut reload_tasks = Vec::new();
+        if let Some(reloads) = reloads {
+            let handle = reloads.handle.clone();
+            match &reloads.source {
+                ConfigSource::File(path) if settings.quiver.config_watch_ms > 0 => {
+                    let every = Duration::from_millis(settings.quiver.config_watch_ms);
+                    reload_tasks.push(tokio::spawn(reloads::watch_file(
+                        path.clone(),
+                        every,
+                        handle.clone(),
+                    )));
+                }
+                ConfigSource::Store(url) => {
+                    reload_tasks.push(tokio::spawn(reloads::listen_store(
+                        url.clone(),
+                        handle.clone(),
+                    )));
+                }
+                ConfigSource::File(_) => {}
+            }
+            reload_tasks.push(tokio::spawn(reloads::on_sighup(handle)));
+            reload_tasks.push(tokio::spawn(reloads::run(
+                reloads,
+                control_handle.clone(),
+                Arc::clone(&next_set),
+                Arc::clone(&telemetry),
+                settings.clone(),
+            )));
+        }
+        drop(control_handle);
         let stage = engine_stage::EngineStage {
             gate,
             set,
-            next_set: Default::default(),
+            next_set,
             runner,
             control,
             load_shedding: settings.quiver.load_shedding,
@@ -232,6 +297,9 @@ impl Service {
             .await
             .map_err(|_| RuntimeError::EngineThread)?;
         if let Some(task) = probe_task {
+            task.abort();
+        }
+        for task in reload_tasks {
             task.abort();
         }
         report.ticks = telemetry.metrics.ticks_processed.get();

@@ -188,6 +188,9 @@ pub struct ServiceSettings {
     pub redis: RedisSettings,
     /// What the sink does when a broker keeps refusing a strategy's signals.
     pub publish: PublishSettings,
+    /// How often the strategies file is checked for changes (a change is
+    /// reloaded); 0 = never (SIGHUP and `POST /reload` still reload).
+    pub config_watch_ms: u64,
     pub synthetic: SyntheticSettings,
     pub replay: ReplaySettings,
     pub session: SessionSettings,
@@ -212,6 +215,7 @@ impl Default for ServiceSettings {
             model_load: "lazy".to_owned(),
             redis: RedisSettings::default(),
             publish: PublishSettings::default(),
+            config_watch_ms: 1_000,
             synthetic: SyntheticSettings::default(),
             replay: ReplaySettings::default(),
             session: SessionSettings::default(),
