@@ -25,6 +25,18 @@ pub struct EngineBench {
     pub added_strategy_bytes: Vec<(usize, usize, usize)>,
     /// KiB: RSS before the engine was built, after, and the peak.
     pub rss_kib: Option<(u64, u64, u64)>,
+    pub reload: ReloadCost,
+}
+
+/// What a reload of the scenario's set costs once its ticks have run.
+pub struct ReloadCost {
+    /// Building the new engine, off the hot path.
+    pub build: std::time::Duration,
+    /// The swap between two ticks, every strategy carried over.
+    pub swap_all_carried: std::time::Duration,
+    /// The swap when one strategy is new and brings a feature none had on
+    /// every instrument (which then replays the kept history).
+    pub swap_new_feature: std::time::Duration,
 }
 
 /// Generates the scenario's ticks, builds its engine and dispatches every
@@ -47,6 +59,7 @@ pub fn run(scenario: &Scenario) -> Result<EngineBench, EngineError> {
         out.signals.clear();
     }
     let wall_seconds = started.elapsed().as_secs_f64();
+    let reload = reload_cost(scenario, &mut engine, &ticks)?;
     let mut added_strategy_bytes = Vec::new();
     for lookback in [12, 33] {
         let (new, shared) = added_bytes(scenario, lookback)?;
@@ -65,6 +78,63 @@ pub fn run(scenario: &Scenario) -> Result<EngineBench, EngineError> {
             (Some(before), Some(after), Some(peak)) => Some((before, after, peak)),
             _ => None,
         },
+        reload,
+    })
+}
+
+/// Times two rebuilds of `engine` (which ran the scenario's ticks): the same
+/// set with every strategy carried, then that set plus one strategy whose
+/// feature is new on every instrument. One more tick after each, as a
+/// reload leaves the engine serving.
+fn reload_cost(
+    scenario: &Scenario,
+    engine: &mut Engine,
+    ticks: &[Tick],
+) -> Result<ReloadCost, EngineError> {
+    use quiver_engine::Control;
+    let mut out = Output::with_capacity(scenario.strategies as usize);
+    let ids: Vec<String> = scenario.entries().into_iter().map(|e| e.id).collect();
+    let started = Instant::now();
+    let next = Engine::new(scenario.entries())?;
+    let build = started.elapsed();
+    let started = Instant::now();
+    engine.process(
+        Input::Control(Control::Rebuild {
+            engine: Box::new(next),
+            carried: ids.clone(),
+        }),
+        &mut out,
+    );
+    let swap_all_carried = started.elapsed();
+    let seq = ticks.len() as u64;
+    if let Some(tick) = ticks.first() {
+        engine.process(Input::Tick { seq, tick }, &mut out);
+    }
+    let tokens: Vec<u64> = scenario.ticks().tokens().collect();
+    let mut entries = scenario.entries();
+    entries.push(StrategyEntry {
+        id: "reloaded-new".to_owned(),
+        logic: Logic::Rules(Box::new(MeanReversion::new(57, 2.0, 100))),
+        instruments: tokens,
+        brokers: vec!["paper".to_owned()],
+        validator: StandardValidator::default(),
+        guards: quiver_strategy::GuardSpec::default(),
+        schedule: quiver_engine::Schedule::default(),
+    });
+    let next = Engine::new(entries)?;
+    let started = Instant::now();
+    engine.process(
+        Input::Control(Control::Rebuild {
+            engine: Box::new(next),
+            carried: ids,
+        }),
+        &mut out,
+    );
+    let swap_new_feature = started.elapsed();
+    Ok(ReloadCost {
+        build,
+        swap_all_carried,
+        swap_new_feature,
     })
 }
 

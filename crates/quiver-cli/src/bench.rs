@@ -70,6 +70,13 @@ pub fn run(args: &BenchArgs) -> Outcome {
         "engine bytes          {} per instrument",
         thousands((bench.heap_bytes / bench.instruments.max(1)) as u64)
     );
+    let reload = &bench.reload;
+    println!(
+        "reload                build {:.1} ms off the hot path; swap {} µs with every strategy carried, {} µs with one new strategy whose feature replays the kept history on every instrument",
+        reload.build.as_secs_f64() * 1e3,
+        reload.swap_all_carried.as_micros(),
+        reload.swap_new_feature.as_micros()
+    );
     for &(lookback, new_features, shared_features) in &bench.added_strategy_bytes {
         println!(
             "per added strategy    mean_reversion({lookback}) on all {} instruments: {} bytes when zscore({lookback}) is new, {} bytes once it is maintained",
