@@ -218,6 +218,28 @@ fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body.to_owned())
 }
 
+/// `POST path` with a bearer token and no body.
+fn http_post(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connecting");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
+}
+
 /// Runs `promtool check metrics` on `exposition`; `None` when promtool is
 /// missing and not required.
 fn promtool_check(exposition: &str) -> Option<()> {
@@ -2040,5 +2062,173 @@ fn strategies_reload_while_ticks_flow_keeping_the_unchanged_ones_and_refusing_ba
     assert!(
         drop_seqs.iter().any(|&s| s > last_added),
         "drop was not added back"
+    );
+}
+
+#[test]
+fn a_thousand_reloads_while_ticks_flow_lose_no_tick_and_leave_the_unchanged_strategy_as_it_was() {
+    let dir = tempdir();
+    let ticks = dir.path().join("ticks.csv");
+    let total = 60_000u64;
+    quiver([
+        "gen",
+        "--instruments",
+        "10",
+        "--ticks",
+        &total.to_string(),
+        "--seed",
+        "21",
+        "--out",
+        ticks.to_str().expect("utf-8"),
+    ])
+    .expect_code(0);
+    let on = "[1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010]";
+    let keep = format!(
+        "  - id: keep\n    strategy_type: momentum\n    parameters: {{lookback_periods: 5, threshold: 0.001}}\n    brokers: [paper]\n    instruments: {on}\n"
+    );
+    let config = dir.path().join("strategies.yaml");
+    let write_set = |rows: &[String]| {
+        let next = dir.path().join("next.yaml");
+        write(&next, format!("strategies:\n{}", rows.concat()));
+        std::fs::rename(&next, &config).expect("replacing the strategies file");
+    };
+    write_set(std::slice::from_ref(&keep));
+    let reference = quiver([
+        "replay",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--ticks",
+        ticks.to_str().expect("utf-8"),
+    ]);
+    reference.expect_code(0);
+    let out = dir.path().join("signals.jsonl");
+    let mut live = Live::start(
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--source",
+            &format!("replay:{}", ticks.display()),
+            // 60,000 ticks 1 ms apart: 30 s, longer than the reloads take.
+            "--speed",
+            "2",
+            "--sink",
+            &format!("jsonl:{}", out.display()),
+        ],
+        &[
+            ("QUIVER__ADMIN_TOKEN".to_owned(), "t0ken".to_owned()),
+            ("QUIVER__CONFIG_WATCH_MS".to_owned(), "0".to_owned()),
+        ],
+        Stdio::null(),
+        true,
+    );
+    let addr = live.http.expect("http");
+    wait_until(Duration::from_secs(60), "the first ticks", || {
+        sample(&live.get("/metrics").1, "market_tick_processed_total").is_some_and(|n| n > 500.0)
+    });
+    // A seeded walk over sets: strategies added, removed and changed, and
+    // one reload in seven an invalid file.
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let kinds = [
+        ("momentum", "lookback_periods: {n}, threshold: 0.002"),
+        ("mean_reversion", "lookback_periods: {n}, z_entry: 1.5"),
+        ("breakout", "lookback_periods: {n}"),
+    ];
+    let (mut applied, mut refused, mut unchanged) = (0, 0, 0);
+    let mut serving = String::new();
+    let mut took = Vec::with_capacity(1_000);
+    for i in 0..1_000 {
+        let mut rows = vec![keep.clone()];
+        let invalid = next() % 7 == 0;
+        for slot in 0..(next() % 5) {
+            let (kind, params) = kinds[(next() % 3) as usize];
+            let n = 5 + next() % 40;
+            rows.push(format!(
+                "  - id: s{slot}\n    strategy_type: {kind}\n    parameters: {{{}}}\n    brokers: [paper]\n    instruments: {on}\n",
+                params.replace("{n}", &n.to_string())
+            ));
+        }
+        if invalid {
+            rows.push(format!(
+                "  - id: bad\n    strategy_type: momentum\n    parameters: {{lookback_periods: {}}}\n    brokers: [paper]\n    instruments: {on}\n",
+                if next() % 2 == 0 { "0" } else { "ten" }
+            ));
+        }
+        // Row order does not matter to the diff: shuffle `keep` around.
+        let at = (next() as usize) % rows.len();
+        rows.swap(0, at);
+        write_set(&rows);
+        let asked = Instant::now();
+        let (status, body) = http_post(addr, "/reload", "t0ken");
+        took.push(asked.elapsed());
+        let reply: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        match (status, reply["result"].as_str()) {
+            (200, Some("applied")) => {
+                assert!(!invalid, "reload {i}: an invalid file was applied: {body}");
+                applied += 1;
+                serving = reply["version"].as_str().unwrap_or("").to_owned();
+            }
+            (200, Some("unchanged")) => unchanged += 1,
+            (422, Some("refused")) => {
+                assert!(invalid, "reload {i}: a valid file was refused: {body}");
+                assert!(
+                    reply["error"].as_str().is_some_and(
+                        |e| e.contains("strategies.yaml:") && e.contains("lookback_periods")
+                    ),
+                    "{body}"
+                );
+                refused += 1;
+                // The set before it still serves.
+                let (_, status) = live.get("/config");
+                let status: serde_json::Value = serde_json::from_str(&status).expect("JSON");
+                assert_eq!(status["version"], serving.as_str(), "reload {i}");
+            }
+            other => panic!("reload {i}: {other:?}: {body}\n{}", live.stderr()),
+        }
+    }
+    assert_eq!(applied + refused + unchanged, 1_000);
+    assert!(
+        applied > 500 && refused > 50,
+        "{applied} applied, {refused} refused"
+    );
+    let at_end = sample(&live.get("/metrics").1, "market_tick_processed_total").unwrap_or(0.0);
+    assert!(
+        at_end < total as f64,
+        "the reloads outlasted the ticks: they must happen while ticks flow"
+    );
+    let metrics = live.get("/metrics").1;
+    assert_eq!(
+        sample(&metrics, "config_reload_total{result=\"applied\"}"),
+        Some(applied as f64)
+    );
+    assert_eq!(
+        sample(&metrics, "config_reload_total{result=\"refused\"}"),
+        Some(refused as f64)
+    );
+    let status = live.wait(Duration::from_secs(180));
+    assert_eq!(status.code(), Some(0), "{}", live.stderr());
+    let stderr = live.stderr();
+    assert!(
+        stderr.contains(&format!("{total} ticks dispatched")),
+        "{stderr}"
+    );
+    let got = by_strategy(&std::fs::read_to_string(&out).expect("signals"));
+    let expected = by_strategy(&reference.stdout_text());
+    assert!(!expected["keep"].is_empty());
+    assert_eq!(
+        got["keep"], expected["keep"],
+        "the unchanged strategy's signals after {applied} reloads"
+    );
+    took.sort();
+    eprintln!(
+        "{applied} applied, {refused} refused, {unchanged} unchanged; POST /reload → answered: p50 {:?}, p99 {:?}, max {:?}",
+        took[took.len() / 2],
+        took[took.len() * 99 / 100],
+        took[took.len() - 1]
     );
 }
