@@ -2232,3 +2232,152 @@ fn a_thousand_reloads_while_ticks_flow_lose_no_tick_and_leave_the_unchanged_stra
         took[took.len() - 1]
     );
 }
+
+/// Runs `statements` on the database at `url`.
+fn sql(url: &str, statements: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("connecting to the store");
+        tokio::spawn(conn);
+        client.batch_execute(statements).await.expect("SQL");
+    });
+}
+
+#[test]
+fn changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows_refused() {
+    let Ok(admin_url) = std::env::var("QUIVER_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("QUIVER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "QUIVER_REQUIRE_POSTGRES=1 but QUIVER_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!("SKIPPED: no QUIVER_TEST_POSTGRES_URL");
+        return;
+    };
+    let db = format!("quiver_live_reload_{}", std::process::id());
+    sql(&admin_url, &format!("CREATE DATABASE {db}"));
+    let url = format!("{}/{db}", admin_url.rsplit_once('/').expect("a database").0);
+    let dir = tempdir();
+    let ticks = dir.path().join("ticks.csv");
+    quiver([
+        "gen",
+        "--instruments",
+        "10",
+        "--ticks",
+        "40000",
+        "--seed",
+        "22",
+        "--out",
+        ticks.to_str().expect("utf-8"),
+    ])
+    .expect_code(0);
+    let file = dir.path().join("strategies.yaml");
+    write(
+        &file,
+        "strategies:\n  - id: keep\n    strategy_type: momentum\n    parameters: {lookback_periods: 5, threshold: 0.001}\n    brokers: [paper]\n    instruments: [1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010]\n",
+    );
+    quiver(["db", "init", "--url", &url]).expect_code(0);
+    quiver(["db", "import", file.to_str().expect("utf-8"), "--url", &url]).expect_code(0);
+    let reference = quiver([
+        "replay",
+        "--config",
+        file.to_str().expect("utf-8"),
+        "--ticks",
+        ticks.to_str().expect("utf-8"),
+    ]);
+    reference.expect_code(0);
+    let out = dir.path().join("signals.jsonl");
+    let mut live = Live::start(
+        &[
+            "--config",
+            &url,
+            "--source",
+            &format!("replay:{}", ticks.display()),
+            "--speed",
+            "2",
+            "--sink",
+            &format!("jsonl:{}", out.display()),
+        ],
+        &[],
+        Stdio::null(),
+        true,
+    );
+    let config = |live: &Live| -> serde_json::Value {
+        serde_json::from_str(&live.get("/config").1).expect("JSON")
+    };
+    assert_eq!(config(&live)["source"], url.as_str());
+    let tokens = "ARRAY[1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010]";
+    let mut applied = 0;
+    let mut refused = 0;
+    let mut others: Vec<u32> = Vec::new();
+    for i in 0..40u32 {
+        if i % 8 == 7 {
+            // Caught by the file's own rule for lookbacks, named by row.
+            sql(
+                &url,
+                &format!(
+                    "INSERT INTO strategy_configurations (id, strategy_type, parameters, active_brokers, instruments, position) \
+                     VALUES ('bad{i}', 'momentum', '{{\"lookback_periods\": 0}}', ARRAY['paper'], {tokens}, 99)"
+                ),
+            );
+            refused += 1;
+            wait_until(Duration::from_secs(30), "the refusal", || {
+                config(&live)["reloads_refused"] == refused
+            });
+            let status = config(&live);
+            let detail = status["last_reload"]["detail"].as_str().unwrap_or("");
+            assert!(
+                detail.contains(&format!("strategy_configurations row \"bad{i}\""))
+                    && detail.contains("lookback_periods"),
+                "{status}"
+            );
+            // Taken out again: the set serving all along.
+            sql(
+                &url,
+                &format!("DELETE FROM strategy_configurations WHERE id = 'bad{i}'"),
+            );
+            wait_until(Duration::from_secs(30), "the unchanged reload", || {
+                config(&live)["last_reload"]["result"] == "unchanged"
+            });
+            continue;
+        }
+        let change = match others.pop() {
+            Some(last) if i % 3 == 2 => {
+                format!("DELETE FROM strategy_configurations WHERE id = 'other{last}'")
+            }
+            previous => {
+                others.extend(previous);
+                others.push(i);
+                format!(
+                    "INSERT INTO strategy_configurations (id, strategy_type, parameters, active_brokers, instruments, position) \
+                     VALUES ('other{i}', 'mean_reversion', '{{\"lookback_periods\": {}}}', ARRAY['paper'], {tokens}, {i})",
+                    10 + i
+                )
+            }
+        };
+        sql(&url, &change);
+        applied += 1;
+        wait_until(Duration::from_secs(30), "the reload", || {
+            config(&live)["reloads_applied"] == applied
+        });
+    }
+    assert!(
+        sample(&live.get("/metrics").1, "market_tick_processed_total").unwrap_or(0.0) < 40_000.0,
+        "the reloads outlasted the ticks"
+    );
+    let status = live.wait(Duration::from_secs(180));
+    assert_eq!(status.code(), Some(0), "{}", live.stderr());
+    let stderr = live.stderr();
+    assert!(stderr.contains("40000 ticks dispatched"), "{stderr}");
+    let got = by_strategy(&std::fs::read_to_string(&out).expect("signals"));
+    let expected = by_strategy(&reference.stdout_text());
+    assert_eq!(got["keep"], expected["keep"]);
+    assert!(
+        got.keys().any(|id| id.starts_with("other")),
+        "the added rows never signalled"
+    );
+}
