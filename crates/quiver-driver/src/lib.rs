@@ -372,6 +372,7 @@ impl<I: Inference> Driver<I> {
             self.out.faults.clear();
             self.out.transitions.clear();
             self.out.refused.clear();
+            self.out.rebuilds.clear();
         }
     }
 }

@@ -17,7 +17,11 @@ impl Engine {
         use StrategyState as S;
         let (target, name) = match control {
             Control::Replace(entries) => return self.replace(entries, out),
-            Control::Rebuild { engine, carried } => return self.rebuild(*engine, &carried),
+            Control::Rebuild { engine, carried } => {
+                let report = self.rebuild(*engine, &carried)?;
+                out.rebuilds.push(report);
+                return Ok(());
+            }
             Control::Pause(s) => (s, "pause"),
             Control::Resume(s) => (s, "resume"),
             Control::Stop(s) => (s, "stop"),

@@ -41,6 +41,22 @@ pub struct Output {
     pub transitions: Vec<Transition>,
     /// Controls refused, with why; the engine is as it was before each.
     pub refused: Vec<ControlError>,
+    /// What each rebuild for a new strategy set did to the shared state.
+    pub rebuilds: Vec<RebuildReport>,
+}
+
+/// What a rebuild ([`Control::Rebuild`](crate::Control::Rebuild)) did
+/// beyond swapping strategies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RebuildReport {
+    pub carried: usize,
+    pub fresh: usize,
+    /// Instruments whose history ring grew (a new strategy needs more).
+    pub rings_grown: usize,
+    /// The deepest ring after the rebuild, in ticks.
+    pub deepest_ring: usize,
+    /// Features new to their instrument, computed from the kept history.
+    pub features_replayed: usize,
 }
 
 impl Output {
@@ -53,7 +69,10 @@ impl Output {
 
     /// Whether anything besides signals is waiting to be drained.
     pub fn has_events(&self) -> bool {
-        !(self.faults.is_empty() && self.transitions.is_empty() && self.refused.is_empty())
+        !(self.faults.is_empty()
+            && self.transitions.is_empty()
+            && self.refused.is_empty()
+            && self.rebuilds.is_empty())
     }
 }
 

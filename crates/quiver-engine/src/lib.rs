@@ -34,7 +34,7 @@ pub use engine::{in_strategy_call, Engine, EngineError, StrategyEntry};
 pub use flight::Flight;
 pub use index::{ModelIdx, StrategyIdx};
 pub use inference::{ModelBatch, ModelRequest, ModelResults, ModelRunner, ModelStamp, Unavailable};
-pub use input::{EngineSignal, Fault, Input, Output};
+pub use input::{EngineSignal, Fault, Input, Output, RebuildReport};
 pub use lifecycle::{
     Cause, Control, ControlError, Failure, LifecyclePolicy, StrategyState, Transition,
 };

@@ -20,6 +20,7 @@ use quiver_core::History;
 
 use crate::engine::{Driven, Engine};
 use crate::index::ModelIdx;
+use crate::input::RebuildReport;
 use crate::lifecycle::ControlError;
 
 impl Engine {
@@ -27,7 +28,7 @@ impl Engine {
         &mut self,
         mut next: Engine,
         carried: &[String],
-    ) -> Result<(), ControlError> {
+    ) -> Result<RebuildReport, ControlError> {
         if self.has_pending() || self.in_flight {
             return Err(ControlError::Busy);
         }
@@ -57,16 +58,26 @@ impl Engine {
         next.model_versions = std::mem::take(&mut self.model_versions);
         next.serving = std::mem::take(&mut self.serving);
 
+        let mut report = RebuildReport {
+            carried: pairs.len(),
+            fresh: next.slots.len() - pairs.len(),
+            ..RebuildReport::default()
+        };
         for (i_new, token) in next.index.tokens().iter().enumerate() {
+            report.deepest_ring = report.deepest_ring.max(next.rings[i_new].capacity());
             let Some(i_old) = self.index.get(*token) else {
                 continue;
             };
+            if next.rings[i_new].capacity() > self.rings[i_old.index()].capacity() {
+                report.rings_grown += 1;
+            }
             let ring = &mut next.rings[i_new];
             ring.extend_from(&self.rings[i_old.index()]);
             let fresh = next.features[i_new].carry_from(&mut self.features[i_old.index()]);
             if fresh.is_empty() {
                 continue;
             }
+            report.features_replayed += fresh.len();
             // The new features see the kept history tick by tick, as they
             // would have had they been there.
             let held = ring.view();
@@ -87,6 +98,6 @@ impl Engine {
         next.shed = self.shed;
         next.clock = self.clock;
         *self = next;
-        Ok(())
+        Ok(report)
     }
 }

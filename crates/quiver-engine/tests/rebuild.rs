@@ -232,6 +232,10 @@ fn added_strategies_whose_history_is_kept_are_active_at_their_next_tick() {
         &mut out,
     );
     assert!(out.refused.is_empty());
+    assert_eq!(out.rebuilds.len(), 1);
+    let report = &out.rebuilds[0];
+    assert_eq!((report.carried, report.fresh), (20, 10));
+    assert!(report.features_replayed > 0, "{report:?}");
     let added = engine.strategy_index("bench-025").unwrap();
     assert_eq!(engine.strategy_state(added), StrategyState::Warmup);
     // One tick of one of its instruments: its ring already holds enough.

@@ -46,6 +46,21 @@ pub fn signal_record<'a>(
 /// Logs what came out of the engine besides signals: contained strategy
 /// panics, lifecycle changes and refused controls.
 pub fn log_events(engine: &Engine, out: &Output) {
+    for rebuilt in &out.rebuilds {
+        tracing::info!(
+            carried = rebuilt.carried,
+            fresh = rebuilt.fresh,
+            features_replayed = rebuilt.features_replayed,
+            "strategy set swapped in"
+        );
+        if rebuilt.rings_grown > 0 {
+            tracing::info!(
+                "{} history rings grew for the new strategies (the deepest now holds {} ticks)",
+                rebuilt.rings_grown,
+                rebuilt.deepest_ring
+            );
+        }
+    }
     for fault in &out.faults {
         tracing::warn!(
             strategy = engine.strategy_id(fault.strategy),

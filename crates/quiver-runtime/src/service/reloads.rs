@@ -333,7 +333,7 @@ pub(super) async fn listen_store(url: String, handle: ReloadHandle) {
                     while rx.recv().await.is_some() {
                         // One statement notifies once per table: let a
                         // transaction's notifications arrive, then reload once.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                         while rx.try_recv().is_ok() {}
                         handle.nudge("store changed");
                     }
