@@ -59,6 +59,11 @@ pub fn run(scenario: &Scenario) -> Result<EngineBench, EngineError> {
         out.signals.clear();
     }
     let wall_seconds = started.elapsed().as_secs_f64();
+    // What the run measured, before a reload changes the engine.
+    let (stats, heap_bytes) = (engine.stats(), engine.heap_bytes());
+    let features_maintained = engine.features_maintained();
+    let instruments = engine.instrument_tokens().len();
+    let peak = rss_kib("VmHWM");
     let reload = reload_cost(scenario, &mut engine, &ticks)?;
     let mut added_strategy_bytes = Vec::new();
     for lookback in [12, 33] {
@@ -66,15 +71,15 @@ pub fn run(scenario: &Scenario) -> Result<EngineBench, EngineError> {
         added_strategy_bytes.push((lookback, new, shared));
     }
     Ok(EngineBench {
-        stats: engine.stats(),
+        stats,
         wall_seconds,
         latency,
         signals,
-        heap_bytes: engine.heap_bytes(),
-        features_maintained: engine.features_maintained(),
-        instruments: engine.instrument_tokens().len(),
+        heap_bytes,
+        features_maintained,
+        instruments,
         added_strategy_bytes,
-        rss_kib: match (rss_before, rss_engine, rss_kib("VmHWM")) {
+        rss_kib: match (rss_before, rss_engine, peak) {
             (Some(before), Some(after), Some(peak)) => Some((before, after, peak)),
             _ => None,
         },
