@@ -1891,22 +1891,108 @@ fn the_admin_api_pauses_resumes_and_stops_a_strategy_for_the_token_holder_only()
     locked.terminate();
 }
 
-#[test]
-fn strategies_reload_while_ticks_flow_keeping_the_unchanged_ones_and_refusing_bad_files_whole() {
-    let dir = tempdir();
-    let ticks = dir.path().join("ticks.csv");
+// ------------------------------------------------------------ reload helpers
+
+/// `quiver gen` into `dir/ticks.csv`.
+fn gen_ticks(dir: &Path, instruments: u32, ticks: u64, seed: u64) -> std::path::PathBuf {
+    let path = dir.join("ticks.csv");
     quiver([
         "gen",
         "--instruments",
-        "20",
+        &instruments.to_string(),
         "--ticks",
-        "24000",
+        &ticks.to_string(),
         "--seed",
-        "12",
+        &seed.to_string(),
         "--out",
-        ticks.to_str().expect("utf-8"),
+        path.to_str().expect("utf-8"),
     ])
     .expect_code(0);
+    path
+}
+
+/// Replaces the strategies file `config` with `rows`, whole at once, as an
+/// editor's save does.
+fn write_set(config: &Path, rows: &[&str]) {
+    let next = config.with_extension("next");
+    write(&next, format!("strategies:\n{}", rows.concat()));
+    std::fs::rename(&next, config).expect("replacing the strategies file");
+}
+
+/// `quiver replay --config config --ticks ticks`: what a run without
+/// reloads signals.
+fn replay_of(config: &Path, ticks: &Path) -> BTreeMap<String, Vec<String>> {
+    let run = quiver([
+        "replay",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--ticks",
+        ticks.to_str().expect("utf-8"),
+    ]);
+    run.expect_code(0);
+    by_strategy(&run.stdout_text())
+}
+
+/// `quiver run` on `config` (a file or a store URL) with `ticks` as a replay
+/// source at twice its pace (1 ms apart: 500 ticks/s), signals to `out`.
+fn run_paced(config: &str, ticks: &Path, out: &Path, env: &[(&str, &str)]) -> Live {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Live::start(
+        &[
+            "--config",
+            config,
+            "--source",
+            &format!("replay:{}", ticks.display()),
+            "--speed",
+            "2",
+            "--sink",
+            &format!("jsonl:{}", out.display()),
+        ],
+        &env,
+        Stdio::null(),
+        true,
+    )
+}
+
+/// Stops a paced run (SIGTERM: it drains what it read) and returns its
+/// signals by strategy, with the ticks it dispatched: the file's first
+/// ticks, so the signals must be those a replay gives for them.
+fn finished(live: Live, out: &Path) -> (BTreeMap<String, Vec<String>>, u64) {
+    let stderr = live.terminate();
+    let dispatched = stderr
+        .split(" ticks dispatched")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no dispatch count in the stop note:\n{stderr}"));
+    (
+        by_strategy(&std::fs::read_to_string(out).expect("signals")),
+        dispatched,
+    )
+}
+
+/// The lines of `lines` caused by ticks before `seq`.
+fn before(lines: &[String], seq: u64) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line).expect("JSON")["seq"]
+                .as_u64()
+                .is_some_and(|s| s < seq)
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn strategies_reload_while_ticks_flow_keeping_the_unchanged_ones_and_refusing_bad_files_whole() {
+    let dir = tempdir();
+    // More ticks than the test needs (about 100 s at 2x): it stops the run
+    // when done, so a slow machine only uses more of them.
+    let ticks = gen_ticks(dir.path(), 20, 200_000, 12);
     let on: Vec<String> = (1001..1021).map(|t| t.to_string()).collect();
     let on = on.join(", ");
     let row = |id: &str, body: &str| {
@@ -1930,40 +2016,18 @@ fn strategies_reload_while_ticks_flow_keeping_the_unchanged_ones_and_refusing_ba
         "    strategy_type: breakout\n    parameters: {lookback_periods: 30}\n",
     );
     let config = dir.path().join("strategies.yaml");
-    let set = |rows: &[&str]| {
-        // Written whole at once, as an editor's save is.
-        let next = dir.path().join("next.yaml");
-        write(&next, format!("strategies:\n{}", rows.concat()));
-        std::fs::rename(&next, &config).expect("replacing the strategies file");
-    };
+    let set = |rows: &[&str]| write_set(&config, rows);
     set(&[&keep, &drop, &change(20)]);
-    let reference = quiver([
-        "replay",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--ticks",
-        ticks.to_str().expect("utf-8"),
-    ]);
-    reference.expect_code(0);
+    let expected = replay_of(&config, &ticks);
     let out = dir.path().join("signals.jsonl");
-    let mut live = Live::start(
+    let live = run_paced(
+        config.to_str().expect("utf-8"),
+        &ticks,
+        &out,
         &[
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--source",
-            &format!("replay:{}", ticks.display()),
-            // 24,000 ticks 1 ms apart: about 12 s.
-            "--speed",
-            "2",
-            "--sink",
-            &format!("jsonl:{}", out.display()),
+            ("QUIVER__ADMIN_TOKEN", "t0ken"),
+            ("QUIVER__CONFIG_WATCH_MS", "100"),
         ],
-        &[
-            ("QUIVER__ADMIN_TOKEN".to_owned(), "t0ken".to_owned()),
-            ("QUIVER__CONFIG_WATCH_MS".to_owned(), "100".to_owned()),
-        ],
-        Stdio::null(),
-        true,
     );
     let addr = live.http.expect("http");
     let processed =
@@ -2032,18 +2096,14 @@ fn strategies_reload_while_ticks_flow_keeping_the_unchanged_ones_and_refusing_ba
     });
     let at_c = processed(&live);
     assert!(
-        at_b < at_refusal && at_refusal < at_c && at_c < 24_000.0,
+        at_b < at_refusal && at_refusal < at_c,
         "the reloads happened while ticks flowed: {at_b} {at_refusal} {at_c}"
     );
 
-    let status = live.wait(Duration::from_secs(120));
-    assert_eq!(status.code(), Some(0), "{}", live.stderr());
-    let stderr = live.stderr();
-    assert!(stderr.contains("24000 ticks dispatched"), "{stderr}");
-    let got = by_strategy(&std::fs::read_to_string(&out).expect("signals"));
-    let expected = by_strategy(&reference.stdout_text());
+    let (got, dispatched) = finished(live, &out);
+    assert!(dispatched as f64 >= at_c);
     // Unchanged through every reload: what it would have signalled anyway.
-    assert_eq!(got["keep"], expected["keep"]);
+    assert_eq!(got["keep"], before(&expected["keep"], dispatched));
     let seq = |line: &String| -> u64 {
         serde_json::from_str::<serde_json::Value>(line).expect("JSON")["seq"]
             .as_u64()
@@ -2068,58 +2128,26 @@ fn strategies_reload_while_ticks_flow_keeping_the_unchanged_ones_and_refusing_ba
 #[test]
 fn a_thousand_reloads_while_ticks_flow_lose_no_tick_and_leave_the_unchanged_strategy_as_it_was() {
     let dir = tempdir();
-    let ticks = dir.path().join("ticks.csv");
-    let total = 60_000u64;
-    quiver([
-        "gen",
-        "--instruments",
-        "10",
-        "--ticks",
-        &total.to_string(),
-        "--seed",
-        "21",
-        "--out",
-        ticks.to_str().expect("utf-8"),
-    ])
-    .expect_code(0);
+    // More ticks than the reloads take (about 200 s at 2x): the run is
+    // stopped after them.
+    let total = 400_000u64;
+    let ticks = gen_ticks(dir.path(), 10, total, 21);
     let on = "[1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010]";
     let keep = format!(
         "  - id: keep\n    strategy_type: momentum\n    parameters: {{lookback_periods: 5, threshold: 0.001}}\n    brokers: [paper]\n    instruments: {on}\n"
     );
     let config = dir.path().join("strategies.yaml");
-    let write_set = |rows: &[String]| {
-        let next = dir.path().join("next.yaml");
-        write(&next, format!("strategies:\n{}", rows.concat()));
-        std::fs::rename(&next, &config).expect("replacing the strategies file");
-    };
-    write_set(std::slice::from_ref(&keep));
-    let reference = quiver([
-        "replay",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--ticks",
-        ticks.to_str().expect("utf-8"),
-    ]);
-    reference.expect_code(0);
+    write_set(&config, &[&keep]);
+    let expected = replay_of(&config, &ticks);
     let out = dir.path().join("signals.jsonl");
-    let mut live = Live::start(
+    let live = run_paced(
+        config.to_str().expect("utf-8"),
+        &ticks,
+        &out,
         &[
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--source",
-            &format!("replay:{}", ticks.display()),
-            // 60,000 ticks 1 ms apart: 30 s, longer than the reloads take.
-            "--speed",
-            "2",
-            "--sink",
-            &format!("jsonl:{}", out.display()),
+            ("QUIVER__ADMIN_TOKEN", "t0ken"),
+            ("QUIVER__CONFIG_WATCH_MS", "0"),
         ],
-        &[
-            ("QUIVER__ADMIN_TOKEN".to_owned(), "t0ken".to_owned()),
-            ("QUIVER__CONFIG_WATCH_MS".to_owned(), "0".to_owned()),
-        ],
-        Stdio::null(),
-        true,
     );
     let addr = live.http.expect("http");
     wait_until(Duration::from_secs(60), "the first ticks", || {
@@ -2162,7 +2190,8 @@ fn a_thousand_reloads_while_ticks_flow_lose_no_tick_and_leave_the_unchanged_stra
         // Row order does not matter to the diff: shuffle `keep` around.
         let at = (next() as usize) % rows.len();
         rows.swap(0, at);
-        write_set(&rows);
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        write_set(&config, &rows);
         let asked = Instant::now();
         let (status, body) = http_post(addr, "/reload", "t0ken");
         took.push(asked.elapsed());
@@ -2175,7 +2204,11 @@ fn a_thousand_reloads_while_ticks_flow_lose_no_tick_and_leave_the_unchanged_stra
             }
             (200, Some("unchanged")) => unchanged += 1,
             (422, Some("refused")) => {
-                assert!(invalid, "reload {i}: a valid file was refused: {body}");
+                assert!(
+                    invalid,
+                    "reload {i}: a valid file was refused: {body}\n{}",
+                    live.stderr()
+                );
                 assert!(
                     reply["error"].as_str().is_some_and(
                         |e| e.contains("strategies.yaml:") && e.contains("lookback_periods")
@@ -2210,18 +2243,12 @@ fn a_thousand_reloads_while_ticks_flow_lose_no_tick_and_leave_the_unchanged_stra
         sample(&metrics, "config_reload_total{result=\"refused\"}"),
         Some(refused as f64)
     );
-    let status = live.wait(Duration::from_secs(180));
-    assert_eq!(status.code(), Some(0), "{}", live.stderr());
-    let stderr = live.stderr();
-    assert!(
-        stderr.contains(&format!("{total} ticks dispatched")),
-        "{stderr}"
-    );
-    let got = by_strategy(&std::fs::read_to_string(&out).expect("signals"));
-    let expected = by_strategy(&reference.stdout_text());
-    assert!(!expected["keep"].is_empty());
+    let (got, dispatched) = finished(live, &out);
+    assert!(dispatched as f64 >= at_end);
+    let expected = before(&expected["keep"], dispatched);
+    assert!(!expected.is_empty());
     assert_eq!(
-        got["keep"], expected["keep"],
+        got["keep"], expected,
         "the unchanged strategy's signals after {applied} reloads"
     );
     took.sort();
@@ -2262,19 +2289,8 @@ fn changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows_refused() 
     sql(&admin_url, &format!("CREATE DATABASE {db}"));
     let url = format!("{}/{db}", admin_url.rsplit_once('/').expect("a database").0);
     let dir = tempdir();
-    let ticks = dir.path().join("ticks.csv");
-    quiver([
-        "gen",
-        "--instruments",
-        "10",
-        "--ticks",
-        "40000",
-        "--seed",
-        "22",
-        "--out",
-        ticks.to_str().expect("utf-8"),
-    ])
-    .expect_code(0);
+    // More ticks than the test needs; the run is stopped after the changes.
+    let ticks = gen_ticks(dir.path(), 10, 200_000, 22);
     let file = dir.path().join("strategies.yaml");
     write(
         &file,
@@ -2282,30 +2298,9 @@ fn changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows_refused() 
     );
     quiver(["db", "init", "--url", &url]).expect_code(0);
     quiver(["db", "import", file.to_str().expect("utf-8"), "--url", &url]).expect_code(0);
-    let reference = quiver([
-        "replay",
-        "--config",
-        file.to_str().expect("utf-8"),
-        "--ticks",
-        ticks.to_str().expect("utf-8"),
-    ]);
-    reference.expect_code(0);
+    let expected = replay_of(&file, &ticks);
     let out = dir.path().join("signals.jsonl");
-    let mut live = Live::start(
-        &[
-            "--config",
-            &url,
-            "--source",
-            &format!("replay:{}", ticks.display()),
-            "--speed",
-            "2",
-            "--sink",
-            &format!("jsonl:{}", out.display()),
-        ],
-        &[],
-        Stdio::null(),
-        true,
-    );
+    let live = run_paced(&url, &ticks, &out, &[]);
     let config = |live: &Live| -> serde_json::Value {
         serde_json::from_str(&live.get("/config").1).expect("JSON")
     };
@@ -2374,17 +2369,11 @@ fn changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows_refused() 
         took[took.len() / 2],
         took[took.len() - 1]
     );
-    assert!(
-        sample(&live.get("/metrics").1, "market_tick_processed_total").unwrap_or(0.0) < 40_000.0,
-        "the reloads outlasted the ticks"
-    );
-    let status = live.wait(Duration::from_secs(180));
-    assert_eq!(status.code(), Some(0), "{}", live.stderr());
-    let stderr = live.stderr();
-    assert!(stderr.contains("40000 ticks dispatched"), "{stderr}");
-    let got = by_strategy(&std::fs::read_to_string(&out).expect("signals"));
-    let expected = by_strategy(&reference.stdout_text());
-    assert_eq!(got["keep"], expected["keep"]);
+    let at_end = sample(&live.get("/metrics").1, "market_tick_processed_total").unwrap_or(0.0);
+    assert!(at_end < 200_000.0, "the changes outlasted the ticks");
+    let (got, dispatched) = finished(live, &out);
+    assert!(dispatched as f64 >= at_end);
+    assert_eq!(got["keep"], before(&expected["keep"], dispatched));
     assert!(
         got.keys().any(|id| id.starts_with("other")),
         "the added rows never signalled"

@@ -114,22 +114,24 @@ impl<I: Inference> Driver<I> {
     }
 
     /// Applies every command received so far, in order, to the (quiet)
-    /// engine, and answers each; true when one rebuilt the engine.
-    pub(crate) fn apply_commands(&mut self) -> bool {
+    /// engine, and answers each. After a rebuild, `rebuilt` sees the new
+    /// engine before the rebuild is answered, so whoever asked for it cannot
+    /// act on the answer before the consumer followed.
+    pub(crate) fn apply_commands(&mut self, mut rebuilt: impl FnMut(&quiver_engine::Engine)) {
         if let Some(control) = &self.control {
             self.waiting.extend(control.commands.try_iter());
         }
-        let mut rebuilt = false;
         for command in std::mem::take(&mut self.waiting) {
             let rebuild = matches!(command.request, Request::Rebuild { .. });
             let reply = self.apply(command.request);
-            rebuilt |= rebuild && reply.is_ok();
+            if rebuild && reply.is_ok() {
+                rebuilt(&self.engine);
+            }
             if let Some(to) = command.reply {
                 // The operator may have stopped waiting; the change stands.
                 let _ = to.send(reply);
             }
         }
-        rebuilt
     }
 
     fn apply(&mut self, request: Request) -> Reply {

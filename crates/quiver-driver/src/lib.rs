@@ -234,9 +234,7 @@ impl<I: Inference> Driver<I> {
                 if self.settle(&mut flying, &mut open, consumer).is_break() {
                     return Finish::Stopped;
                 }
-                if self.apply_commands() {
-                    consumer.reconfigured(&self.engine);
-                }
+                self.apply_commands(|engine| consumer.reconfigured(engine));
             }
             let batch = match feed.next(flying.is_none()) {
                 Next::Batch(batch) => batch,
