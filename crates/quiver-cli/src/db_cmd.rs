@@ -121,17 +121,7 @@ pub fn load_config_text(
 ) -> Result<(quiver_config::Config, PathBuf, String), Failure> {
     let name = config.to_string_lossy();
     if !quiver_store::is_store_url(&name) {
-        let text = quiver_config::files::read_regular_text(
-            config,
-            quiver_config::files::CONFIG_FILE_LIMIT,
-        )
-        .map_err(|source| {
-            invalid(quiver_config::ConfigError::Io {
-                path: name.to_string(),
-                source,
-            })
-        })?;
-        let cfg = quiver_config::parse_config(&text, &name).map_err(invalid)?;
+        let (cfg, text) = quiver_config::load_config_with_text(config).map_err(invalid)?;
         return Ok((cfg, config.to_owned(), text));
     }
     let rt = runtime()?;

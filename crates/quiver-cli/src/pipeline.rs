@@ -82,15 +82,22 @@ pub struct Schedules {
     pub reload_at: Vec<(u64, PathBuf)>,
 }
 
-/// `--reload-at SEQ=FILE`.
-pub fn parse_reload_at(text: &str) -> Result<(u64, PathBuf), String> {
-    let (seq, file) = text
+/// `SEQ=VALUE` of a schedule flag: the tick number and the value's text;
+/// `form` is the flag's form with an example, for the message.
+fn split_at_seq<'t>(text: &'t str, form: &str) -> Result<(u64, &'t str), String> {
+    let (seq, value) = text
         .split_once('=')
-        .ok_or_else(|| format!("{text:?}: expected SEQ=FILE, e.g. 1000=strategies.yaml"))?;
+        .ok_or_else(|| format!("{text:?}: expected {form}"))?;
     let seq = seq
         .trim()
         .parse()
         .map_err(|_| format!("{seq:?} is not a tick sequence number"))?;
+    Ok((seq, value))
+}
+
+/// `--reload-at SEQ=FILE`.
+pub fn parse_reload_at(text: &str) -> Result<(u64, PathBuf), String> {
+    let (seq, file) = split_at_seq(text, "SEQ=FILE, e.g. 1000=strategies.yaml")?;
     if file.is_empty() {
         return Err(format!("{text:?}: no file after '='"));
     }
@@ -101,13 +108,7 @@ pub fn parse_reload_at(text: &str) -> Result<(u64, PathBuf), String> {
 /// `normal` (all but critical).
 pub fn parse_shed_at(text: &str) -> Result<(u64, quiver_engine::Shed), String> {
     use quiver_engine::Shed;
-    let (seq, level) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?}: expected SEQ=LEVEL, e.g. 1000=background"))?;
-    let seq = seq
-        .trim()
-        .parse()
-        .map_err(|_| format!("{seq:?} is not a tick sequence number"))?;
+    let (seq, level) = split_at_seq(text, "SEQ=LEVEL, e.g. 1000=background")?;
     let level = match level.trim() {
         "none" => Shed::Nothing,
         "background" => Shed::Background,

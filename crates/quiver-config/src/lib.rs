@@ -296,9 +296,15 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// Reads and validates the strategies file at `path`; messages name the file
 /// as `path` was given, so they match what the user typed.
 pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
+    load_config_with_text(path).map(|(config, _)| config)
+}
+
+/// [`load_config`], with the text the set was read from (its version is a
+/// hash of it).
+pub fn load_config_with_text(path: &Path) -> Result<(Config, String), ConfigError> {
     let file = path.display().to_string();
     match files::read_regular_text(path, files::CONFIG_FILE_LIMIT) {
-        Ok(text) => parse_config(&text, &file),
+        Ok(text) => parse_config(&text, &file).map(|config| (config, text)),
         Err(source) => Err(ConfigError::Io { path: file, source }),
     }
 }
