@@ -29,7 +29,7 @@ pub fn run(out: Option<&Path>, ticks: u64, models: &ModelArgs) -> Outcome {
     let config = quiver_config::parse_config(DEMO_CONFIG, DEMO_CONFIG_NAME)
         .context("the bundled demo config is invalid")?;
     eprintln!("demo config: {}", config.summary());
-    let mut replay = open_replay(Path::new(DEMO_CONFIG_PATH), &config, models).map_err(|err| match err {
+    let mut replay = open_replay(Path::new(DEMO_CONFIG_PATH), &config, DEMO_CONFIG, models).map_err(|err| match err {
         Failure::Invalid(message) => invalid(format!(
             "{message}\nthe demo's ML strategies need the models/ directory of a Quiver checkout (or --models REGISTRY)"
         )),

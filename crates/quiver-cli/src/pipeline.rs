@@ -170,9 +170,9 @@ pub fn replay_command(
             }
         }
     }
-    let (config, config_path) = crate::db_cmd::load_config(config_path)?;
+    let (config, config_path, text) = crate::db_cmd::load_config_text(config_path)?;
     let config_path = config_path.as_path();
-    let mut replay = open_replay(config_path, &config, model_args)?;
+    let mut replay = open_replay(config_path, &config, &text, model_args)?;
     replay.shed_at(schedules.shed_at);
     replay.reload_at(schedules.reload_at);
     let ticks = quiver_io::open_ticks(ticks_path).map_err(invalid)?;
@@ -205,10 +205,11 @@ pub fn replay_command(
 pub fn open_replay(
     config_path: &Path,
     config: &quiver_config::Config,
+    text: &str,
     model_args: &ModelArgs,
 ) -> Result<Replay, crate::edge::Failure> {
     use quiver_runtime::replay::ReplayError;
-    Replay::open(config_path, config, &model_args.options()).map_err(|err| match err {
+    Replay::open(config_path, config, text, &model_args.options()).map_err(|err| match err {
         ReplayError::Models(err) => invalid(err),
         err @ ReplayError::Engine(_) => anyhow::Error::new(err).into(),
     })

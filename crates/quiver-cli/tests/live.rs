@@ -1992,7 +1992,8 @@ fn strategies_reload_while_ticks_flow_keeping_the_unchanged_ones_and_refusing_ba
     let dir = tempdir();
     // More ticks than the test needs (about 100 s at 2x): it stops the run
     // when done, so a slow machine only uses more of them.
-    let ticks = gen_ticks(dir.path(), 20, 200_000, 12);
+    // 21 instruments: 1021 is followed only by the strategy a reload adds.
+    let ticks = gen_ticks(dir.path(), 21, 200_000, 12);
     let on: Vec<String> = (1001..1021).map(|t| t.to_string()).collect();
     let on = on.join(", ");
     let row = |id: &str, body: &str| {
@@ -2011,9 +2012,8 @@ fn strategies_reload_while_ticks_flow_keeping_the_unchanged_ones_and_refusing_ba
             ),
         )
     };
-    let added = row(
-        "added",
-        "    strategy_type: breakout\n    parameters: {lookback_periods: 30}\n",
+    let added = format!(
+        "  - id: added\n    strategy_type: breakout\n    parameters: {{lookback_periods: 30}}\n    brokers: [paper]\n    instruments: [{on}, 1021]\n"
     );
     let config = dir.path().join("strategies.yaml");
     let set = |rows: &[&str]| write_set(&config, rows);
@@ -2056,6 +2056,18 @@ fn strategies_reload_while_ticks_flow_keeping_the_unchanged_ones_and_refusing_ba
         let (_, body) = live.get("/strategies");
         body.contains("\"id\":\"added\"") && !body.contains("\"id\":\"drop\"")
     });
+    // The instrument it added has its ring gauge, filling.
+    wait_until(
+        Duration::from_secs(30),
+        "the added instrument's ring gauge",
+        || {
+            sample(
+                &live.get("/metrics").1,
+                "history_ring_utilization{instrument=\"1021\"}",
+            )
+            .is_some_and(|fill| fill > 0.0)
+        },
+    );
     let at_b = processed(&live);
 
     // 2. An invalid file is refused whole on SIGHUP; the set keeps serving.
@@ -2098,6 +2110,19 @@ fn strategies_reload_while_ticks_flow_keeping_the_unchanged_ones_and_refusing_ba
     assert!(
         at_b < at_refusal && at_refusal < at_c,
         "the reloads happened while ticks flowed: {at_b} {at_refusal} {at_c}"
+    );
+    // `drop` (RSI) signals rarely: run on until the one added back has.
+    wait_until(
+        Duration::from_secs(120),
+        "a signal of drop added back",
+        || {
+            let (_, body) = live.get("/strategies");
+            let rows: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            rows.as_array()
+                .into_iter()
+                .flatten()
+                .any(|row| row["id"] == "drop" && row["signals"].as_u64().is_some_and(|n| n > 0))
+        },
     );
 
     let (got, dispatched) = finished(live, &out);
@@ -2260,23 +2285,38 @@ fn a_thousand_reloads_while_ticks_flow_lose_no_tick_and_leave_the_unchanged_stra
     );
 }
 
-/// Runs `statements` on the database at `url`.
-fn sql(url: &str, statements: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .expect("connecting to the store");
-        tokio::spawn(conn);
-        client.batch_execute(statements).await.expect("SQL");
-    });
+/// A connection to the store, for a test's SQL.
+struct Sql {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Sql {
+    fn connect(url: &str) -> Sql {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .expect("connecting to the store");
+            tokio::spawn(conn);
+            client
+        });
+        Sql { rt, client }
+    }
+
+    /// Runs `statements` (one transaction each, as `psql -c` would).
+    fn run(&self, statements: &str) {
+        self.rt
+            .block_on(self.client.batch_execute(statements))
+            .unwrap_or_else(|err| panic!("SQL {statements:?}: {err}"));
+    }
 }
 
 #[test]
-fn changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows_refused() {
+fn a_thousand_changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows_refused() {
     let Ok(admin_url) = std::env::var("QUIVER_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var("QUIVER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
@@ -2286,11 +2326,13 @@ fn changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows_refused() 
         return;
     };
     let db = format!("quiver_live_reload_{}", std::process::id());
-    sql(&admin_url, &format!("CREATE DATABASE {db}"));
+    Sql::connect(&admin_url).run(&format!("CREATE DATABASE {db}"));
     let url = format!("{}/{db}", admin_url.rsplit_once('/').expect("a database").0);
     let dir = tempdir();
-    // More ticks than the test needs; the run is stopped after the changes.
-    let ticks = gen_ticks(dir.path(), 10, 200_000, 22);
+    // More ticks than the test needs (about 400 s at 2x); the run is stopped
+    // after the changes.
+    let total = 200_000u64;
+    let ticks = gen_ticks(dir.path(), 10, total, 22);
     let file = dir.path().join("strategies.yaml");
     write(
         &file,
@@ -2305,21 +2347,37 @@ fn changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows_refused() 
         serde_json::from_str(&live.get("/config").1).expect("JSON")
     };
     assert_eq!(config(&live)["source"], url.as_str());
+    let store = Sql::connect(&url);
     let tokens = "ARRAY[1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010]";
-    let mut applied = 0;
-    let mut refused = 0;
-    let mut others: Vec<u32> = Vec::new();
-    let mut took = Vec::new();
-    for i in 0..40u32 {
-        if i % 8 == 7 {
+    let insert = |id: &str, kind: &str, lookback: u64, position: u64| {
+        format!(
+            "INSERT INTO strategy_configurations (id, strategy_type, parameters, active_brokers, instruments, position) \
+             VALUES ('{id}', '{kind}', '{{\"lookback_periods\": {lookback}}}', ARRAY['paper'], {tokens}, {position})"
+        )
+    };
+    // A seeded walk: rows inserted, deleted and their parameters changed,
+    // and one change in eight a row the file's own rules refuse.
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let kinds = ["mean_reversion", "breakout", "momentum"];
+    // (id, lookback) of the rows added and not yet deleted.
+    let mut others: Vec<(String, u64)> = Vec::new();
+    let (mut applied, mut refused, mut unchanged) = (0u64, 0u64, 0u64);
+    let (mut inserted, mut deleted, mut updated) = (0, 0, 0);
+    let mut took = Vec::with_capacity(1_000);
+    let mut reloads = 0;
+    let mut i = 0u64;
+    while reloads < 1_000 {
+        i += 1;
+        let roll = next() % 8;
+        if roll == 7 {
             // Caught by the file's own rule for lookbacks, named by row.
-            sql(
-                &url,
-                &format!(
-                    "INSERT INTO strategy_configurations (id, strategy_type, parameters, active_brokers, instruments, position) \
-                     VALUES ('bad{i}', 'momentum', '{{\"lookback_periods\": 0}}', ARRAY['paper'], {tokens}, 99)"
-                ),
-            );
+            store.run(&insert(&format!("bad{i}"), "momentum", 0, 999));
             refused += 1;
             wait_until(Duration::from_secs(30), "the refusal", || {
                 config(&live)["reloads_refused"] == refused
@@ -2332,48 +2390,74 @@ fn changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows_refused() 
                 "{status}"
             );
             // Taken out again: the set serving all along.
-            sql(
-                &url,
-                &format!("DELETE FROM strategy_configurations WHERE id = 'bad{i}'"),
-            );
+            store.run(&format!(
+                "DELETE FROM strategy_configurations WHERE id = 'bad{i}'"
+            ));
+            unchanged += 1;
             wait_until(Duration::from_secs(30), "the unchanged reload", || {
-                config(&live)["last_reload"]["result"] == "unchanged"
+                config(&live)["reloads_unchanged"] == unchanged
             });
+            reloads += 2;
             continue;
         }
-        let change = match others.pop() {
-            Some(last) if i % 3 == 2 => {
-                format!("DELETE FROM strategy_configurations WHERE id = 'other{last}'")
-            }
-            previous => {
-                others.extend(previous);
-                others.push(i);
-                format!(
-                    "INSERT INTO strategy_configurations (id, strategy_type, parameters, active_brokers, instruments, position) \
-                     VALUES ('other{i}', 'mean_reversion', '{{\"lookback_periods\": {}}}', ARRAY['paper'], {tokens}, {i})",
-                    10 + i
-                )
-            }
+        let change = if others.is_empty() || (roll < 3 && others.len() < 6) {
+            let id = format!("other{i}");
+            let lookback = 5 + next() % 60;
+            let sql = insert(&id, kinds[(next() % 3) as usize], lookback, i);
+            others.push((id, lookback));
+            inserted += 1;
+            sql
+        } else if roll < 5 {
+            let (id, _) = others.remove((next() as usize) % others.len());
+            deleted += 1;
+            format!("DELETE FROM strategy_configurations WHERE id = '{id}'")
+        } else {
+            let at = (next() as usize) % others.len();
+            let (id, lookback) = &mut others[at];
+            // Always another value: a change, not a no-op.
+            *lookback = 5 + (*lookback - 5 + 1 + next() % 59) % 60;
+            updated += 1;
+            format!(
+                "UPDATE strategy_configurations SET parameters = '{{\"lookback_periods\": {lookback}}}' WHERE id = '{id}'"
+            )
         };
         let committed = Instant::now();
-        sql(&url, &change);
+        store.run(&change);
         applied += 1;
         wait_until(Duration::from_secs(30), "the reload", || {
             config(&live)["reloads_applied"] == applied
         });
         took.push(committed.elapsed());
+        reloads += 1;
     }
+    let status = config(&live);
+    assert_eq!(
+        (
+            &status["reloads_applied"],
+            &status["reloads_refused"],
+            &status["reloads_unchanged"]
+        ),
+        (&applied.into(), &refused.into(), &unchanged.into()),
+        "{status}"
+    );
+    assert!(inserted > 50 && deleted > 50 && updated > 50 && refused > 50);
     took.sort();
     eprintln!(
-        "{applied} store reloads applied, {refused} refused; change → new set serving (polled every 20 ms): p50 {:?}, max {:?}",
+        "{reloads} store reloads: {applied} applied ({inserted} inserts, {deleted} deletes, {updated} parameter changes), {refused} refused, {unchanged} unchanged; change → new set serving (polled every 20 ms): p50 {:?}, p99 {:?}, max {:?}",
         took[took.len() / 2],
+        took[took.len() * 99 / 100],
         took[took.len() - 1]
     );
     let at_end = sample(&live.get("/metrics").1, "market_tick_processed_total").unwrap_or(0.0);
-    assert!(at_end < 200_000.0, "the changes outlasted the ticks");
+    assert!(at_end < total as f64, "the changes outlasted the ticks");
     let (got, dispatched) = finished(live, &out);
     assert!(dispatched as f64 >= at_end);
-    assert_eq!(got["keep"], before(&expected["keep"], dispatched));
+    let expected = before(&expected["keep"], dispatched);
+    assert!(!expected.is_empty());
+    assert_eq!(
+        got["keep"], expected,
+        "the unchanged strategy's signals after {reloads} store reloads"
+    );
     assert!(
         got.keys().any(|id| id.starts_with("other")),
         "the added rows never signalled"

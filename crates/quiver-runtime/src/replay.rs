@@ -104,11 +104,13 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// Builds the engine of `config` (read from `config_path`) and loads the
-    /// models its strategies use.
+    /// Builds the engine of `config` (read from `config_path` as `text`,
+    /// whose hash is the version serving) and loads the models its
+    /// strategies use.
     pub fn open(
         config_path: &Path,
         config: &quiver_config::Config,
+        text: &str,
         options: &ReplayOptions,
     ) -> Result<Replay, ReplayError> {
         let store = StoreOptions {
@@ -126,12 +128,7 @@ impl Replay {
             MicroBatcher::deterministic(backend.unwrap_or(Backend::Tract), options.call_rows),
         );
         let cadence = Cadence::EveryRequests(options.batch_size.max(1));
-        let text = quiver_config::files::read_regular_text(
-            config_path,
-            quiver_config::files::CONFIG_FILE_LIMIT,
-        )
-        .unwrap_or_default();
-        let reloader = Reloader::new(models, config.clone(), used.to_vec(), version_of(&text));
+        let reloader = Reloader::new(models, config.clone(), used.to_vec(), version_of(text));
         let (control, receiver) = quiver_driver::control_channel();
         Ok(Replay {
             driver: Driver::new(engine, InLine(runner), cadence).with_control(receiver),

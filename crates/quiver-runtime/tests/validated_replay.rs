@@ -311,7 +311,7 @@ proptest! {
             return Ok(());
         }
         let replay_options = ReplayOptions { backend: BackendChoice::Tract, ..Default::default() };
-        let mut replay = match Replay::open(path, &config, &replay_options) {
+        let mut replay = match Replay::open(path, &config, &text, &replay_options) {
             Ok(replay) => replay,
             Err(err) => return Err(TestCaseError::fail(format!("validated, but replay refused: {err}\n{text}"))),
         };

@@ -334,9 +334,9 @@ pub struct ServiceMetrics {
     /// [`Catalog::states`].
     pub state_names: &'static [&'static str],
     pub feature_cache_hit_ratio: Gauge,
-    /// Per followed instrument, in `ring_tokens` order.
-    pub ring_utilization: Vec<Gauge>,
-    pub ring_tokens: Vec<u64>,
+    /// (instrument, its `history_ring_utilization`): the instruments
+    /// followed at start, then those a reload added, in registration order.
+    rings: Mutex<Vec<(u64, Gauge)>>,
     /// Per model of [`Catalog::models`] (same order, names in `model_names`).
     pub model_inferences: Vec<Counter>,
     pub model_latency: Vec<Histogram>,
@@ -384,11 +384,11 @@ impl ServiceMetrics {
             .iter()
             .map(|t| def::STRATEGY_PROCESSING.durations(r, [t], EVALUATION_BOUNDS_NS))
             .collect::<Result<_, _>>()?;
-        let ring_utilization = catalog
+        let rings = catalog
             .instruments
             .iter()
-            .map(|token| def::HISTORY_RING_UTILIZATION.series(r, [&token.to_string()]))
-            .collect::<Result<_, _>>()?;
+            .map(|&token| Ok((token, ring_gauge(r, token)?)))
+            .collect::<Result<_, RegistryError>>()?;
         let models = || catalog.models.iter().map(|m| [m.as_str()]);
         let model_latency = models()
             .map(|m| {
@@ -440,8 +440,7 @@ impl ServiceMetrics {
             type_names,
             state_names: catalog.states,
             feature_cache_hit_ratio: def::FEATURE_CACHE_HIT_RATIO.series(r, [])?,
-            ring_utilization,
-            ring_tokens: catalog.instruments.clone(),
+            rings: Mutex::new(rings),
             model_inferences: def::STRATEGY_INFERENCES.each(r, models())?,
             model_latency,
             model_batch_size,
@@ -517,6 +516,27 @@ impl ServiceMetrics {
         )?);
         all.push(Arc::clone(&series));
         Ok(series)
+    }
+
+    /// Registers the `history_ring_utilization` gauge of each of `tokens`
+    /// not seen before (instruments a reload adds).
+    pub fn follow_rings(
+        &self,
+        registry: &Registry,
+        tokens: impl IntoIterator<Item = u64>,
+    ) -> Result<(), RegistryError> {
+        let mut rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
+        for token in tokens {
+            if !rings.iter().any(|(t, _)| *t == token) {
+                rings.push((token, ring_gauge(registry, token)?));
+            }
+        }
+        Ok(())
+    }
+
+    /// (instrument, gauge) of every ring followed so far.
+    pub fn rings(&self) -> Vec<(u64, Gauge)> {
+        self.rings.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The `market_tick_rejected_total` handle of a dead-letter category.
@@ -613,6 +633,10 @@ impl StrategySeries {
 
 /// The distinct strategy types in first-seen order, and the index of each
 /// strategy's type among them.
+fn ring_gauge(registry: &Registry, token: u64) -> Result<Gauge, RegistryError> {
+    def::HISTORY_RING_UTILIZATION.series(registry, [&token.to_string()])
+}
+
 fn strategy_types(strategies: &[StrategyDesc]) -> (Vec<String>, Vec<usize>) {
     let mut names: Vec<String> = Vec::new();
     let type_of = strategies
@@ -662,6 +686,7 @@ mod tests {
     /// Gives every handle its own value, so a series wired to the wrong
     /// handle shows in the exposition.
     fn touch_every_handle(m: &ServiceMetrics) {
+        let rings = m.rings();
         let mut next = 0u64;
         let mut value = || {
             next += 1;
@@ -704,7 +729,7 @@ mod tests {
                 .iter()
                 .flat_map(|s| s.emission_paused.iter().map(|(_, g)| g)),
         )
-        .chain(&m.ring_utilization)
+        .chain(rings.iter().map(|(_, g)| g))
         .chain(&m.model_load_seconds)
         .chain(&m.inference_queue_depth);
         for gauge in gauges {

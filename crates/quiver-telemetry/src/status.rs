@@ -84,6 +84,8 @@ pub struct ConfigStatus {
     /// The content hash of the set serving.
     pub version: String,
     pub reloads_applied: u64,
+    /// Reloads that found the set serving already (nothing swapped).
+    pub reloads_unchanged: u64,
     pub reloads_refused: u64,
     pub last_reload: Option<ReloadRecord>,
 }

@@ -172,7 +172,10 @@ fn record(telemetry: &Telemetry, outcome: &ReloadOutcome) {
                 config.reloads_applied += 1;
                 diff.clone()
             }
-            ReloadOutcome::Unchanged { .. } => "unchanged".to_owned(),
+            ReloadOutcome::Unchanged { .. } => {
+                config.reloads_unchanged += 1;
+                "unchanged".to_owned()
+            }
             ReloadOutcome::Refused(reason) => {
                 config.reloads_refused += 1;
                 reason.clone()

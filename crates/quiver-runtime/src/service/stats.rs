@@ -117,7 +117,7 @@ impl StatsSync {
             self.last[s] = stats.clone();
         }
         // Gauges are registered in token order; the engine has its own order.
-        for (gauge, &token) in metrics.ring_utilization.iter().zip(&metrics.ring_tokens) {
+        for (token, gauge) in metrics.rings() {
             if let Some(i) = engine.instrument_index(token) {
                 let (held, capacity) = engine.ring_fill(i);
                 gauge.set(held as f64 / capacity.max(1) as f64);

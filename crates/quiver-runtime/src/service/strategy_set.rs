@@ -74,6 +74,7 @@ pub(crate) fn prepare(
             brokers: brokers.iter().map(|(i, _)| *i as usize).collect(),
         };
         let series = metrics.series_for(&telemetry.registry, &desc)?;
+        metrics.follow_rings(&telemetry.registry, row.instruments.iter().copied())?;
         // A type no strategy had at start has no per-type series: its
         // evaluations are timed for `/strategies` only.
         let by_type = series
