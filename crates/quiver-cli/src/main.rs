@@ -1,6 +1,7 @@
 //! `quiver`: the command-line edge of the strategy runner.
 
 mod admin_cmd;
+mod backtest_cmd;
 mod bench;
 mod bench_redis;
 mod db_cmd;
@@ -56,6 +57,25 @@ enum Command {
         /// (validated whole, unchanged strategies carried over); repeat for a schedule.
         #[arg(long = "reload-at", value_name = "SEQ=FILE", value_parser = pipeline::parse_reload_at)]
         reload_at: Vec<(u64, PathBuf)>,
+        #[command(flatten)]
+        models: pipeline::ModelArgs,
+    },
+    /// Replay a tick file through the strategies, the risk controller, the cost model and the
+    /// paper broker of a config (its `paper:`, `risk:` and `costs:` sections), and write a report:
+    /// summary.csv/json, trades.csv, equity.csv and report.html with plots.
+    Backtest {
+        /// Strategies file (YAML), or the store (a postgres:// URL).
+        #[arg(long)]
+        config: PathBuf,
+        /// Tick file: .csv or .jsonl.
+        #[arg(long)]
+        ticks: PathBuf,
+        /// The report's directory (created when missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Skip malformed rows (and report them by reason) instead of stopping at the first.
+        #[arg(long)]
+        skip_bad_rows: bool,
         #[command(flatten)]
         models: pipeline::ModelArgs,
     },
@@ -139,6 +159,13 @@ fn main() -> ExitCode {
             pipeline::Schedules { shed_at, reload_at },
             &models,
         ),
+        Command::Backtest {
+            config,
+            ticks,
+            out,
+            skip_bad_rows,
+            models,
+        } => backtest_cmd::run(&config, &ticks, &out, skip_bad_rows, &models),
         Command::Demo { out, ticks, models } => demo::run(out.as_deref(), ticks, &models),
         Command::Bench(args) => bench::run(&args),
         Command::Gen {

@@ -108,6 +108,8 @@ pub(crate) struct Checker {
     pub(crate) budget_mib: u64,
     /// `lifecycle:`.
     pub(crate) lifecycle: crate::Lifecycle,
+    /// `paper:`, `risk:` and `costs:`.
+    pub(crate) desk: quiver_paper::DeskSpec,
 }
 
 impl Checker {
@@ -120,6 +122,7 @@ impl Checker {
             models: None,
             budget_mib: crate::DEFAULT_HISTORY_BUDGET_MIB,
             lifecycle: crate::Lifecycle::default(),
+            desk: quiver_paper::DeskSpec::default(),
         }
     }
 
@@ -140,7 +143,18 @@ impl Checker {
         let Some(map) = self.yaml.mapping(root, "") else {
             return Vec::new();
         };
-        let [strategies, models, budget, lifecycle] = self.yaml.fields(map, "", &TOP_FIELDS);
+        let [strategies, models, budget, lifecycle, paper, risk, costs] =
+            self.yaml.fields(map, "", &TOP_FIELDS);
+        if let Some(node) = risk {
+            if let Some(read) = crate::desk::risk(&mut self.yaml, node, TOP_FIELDS[5]) {
+                self.desk.risk = read;
+            }
+        }
+        if let Some(node) = costs {
+            if let Some(read) = crate::desk::costs(&mut self.yaml, node, TOP_FIELDS[6]) {
+                self.desk.costs = read;
+            }
+        }
         if let Some(node) = lifecycle {
             if let Some(read) = crate::hygiene::lifecycle(&mut self.yaml, node, TOP_FIELDS[3]) {
                 self.lifecycle = read;
@@ -172,6 +186,12 @@ impl Checker {
         // A budget that was itself refused leaves nothing to compare with.
         if budget_ok {
             self.history_budget(&rows);
+        }
+        if let Some(node) = paper {
+            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+            if let Some(read) = crate::desk::paper(&mut self.yaml, node, TOP_FIELDS[4], &ids) {
+                self.desk.paper = read;
+            }
         }
         rows
     }

@@ -83,6 +83,7 @@
 //! `{file}:{line}:{col}: YAML syntax error: ...` instead.
 
 mod check;
+mod desk;
 pub mod files;
 mod hygiene;
 pub mod yaml;
@@ -122,7 +123,15 @@ pub type ConfigIssue = yaml::Issue;
 
 /// The top-level fields of a strategies file (a registry written in place
 /// sits among them).
-pub const TOP_FIELDS: [&str; 4] = ["strategies", "models", "history_budget_mib", "lifecycle"];
+pub const TOP_FIELDS: [&str; 7] = [
+    "strategies",
+    "models",
+    "history_budget_mib",
+    "lifecycle",
+    "paper",
+    "risk",
+    "costs",
+];
 
 /// `history_budget_mib` when the file does not set it: 1 GiB.
 pub const DEFAULT_HISTORY_BUDGET_MIB: u64 = 1024;
@@ -140,6 +149,9 @@ pub struct Config {
     pub history_budget_mib: u64,
     /// `lifecycle:`: how failing strategies are quarantined and retried.
     pub lifecycle: Lifecycle,
+    /// `paper:`, `risk:` and `costs:`: the paper broker, the risk controller
+    /// and the cost model a backtest applies.
+    pub desk: quiver_paper::DeskSpec,
 }
 
 /// The `lifecycle:` section; replay and live apply it alike.
@@ -319,6 +331,7 @@ pub fn parse_config(text: &str, file: &str) -> Result<Config, ConfigError> {
     let models = checker.models.take();
     let history_budget_mib = checker.budget_mib;
     let lifecycle = checker.lifecycle;
+    let desk = std::mem::take(&mut checker.desk);
     let issues = checker.finish();
     if issues.is_empty() {
         Ok(Config {
@@ -326,6 +339,7 @@ pub fn parse_config(text: &str, file: &str) -> Result<Config, ConfigError> {
             models,
             history_budget_mib,
             lifecycle,
+            desk,
         })
     } else {
         Err(ConfigError::Invalid {

@@ -270,7 +270,7 @@ fn unknown_top_level_key() {
     assert_eq!(
         issues(&["strategies: []", "strategy: []"]),
         [
-            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models, history_budget_mib, lifecycle)"#
+            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models, history_budget_mib, lifecycle, paper, risk, costs)"#
         ]
     );
 }
@@ -284,7 +284,7 @@ fn missing_strategies() {
     assert_eq!(
         issues(&["", "strategy: []"]),
         [
-            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models, history_budget_mib, lifecycle)"#,
+            r#"strategies.yaml:2: strategy: unknown field "strategy" (expected strategies, models, history_budget_mib, lifecycle, paper, risk, costs)"#,
             r#"strategies.yaml:2: (root): missing field "strategies""#,
         ]
     );
@@ -1079,4 +1079,95 @@ fn yaml_bombs_are_refused_before_anything_is_built() {
     // Refused only for the unknown top-level key, not for the alias.
     assert!(!err.contains("aliases"), "{err}");
     assert!(err.contains("defaults"), "{err}");
+}
+
+const ONE_ROW: [&str; 5] = [
+    "strategies:",
+    "  - id: mom-1",
+    "    strategy_type: momentum",
+    "    brokers: [paper]",
+    "    instruments: [1001, 1002]",
+];
+
+fn with_sections(sections: &[&str]) -> Vec<String> {
+    sections
+        .iter()
+        .chain(ONE_ROW.iter())
+        .map(|s| (*s).to_owned())
+        .collect()
+}
+
+#[test]
+fn paper_risk_and_costs_sections_are_read_into_the_desk() {
+    use quiver_paper::{FillModel, Money, Rate, SignalMode};
+    let config = load(&with_sections(&[
+        "paper: {capital: 250000.5, fill: next_quote, slippage_bps: 0.5, signals: target, strategies: {mom-1: {signals: order}}, sample_ms: 1000}",
+        "risk:",
+        "  max_instrument_exposure: 100000",
+        "  tags: {banks: [1001]}",
+        "  max_tag_exposure: {banks: 50000}",
+        "  max_strategy_drawdown: 0.1",
+        "  resume_after_ms: 60000",
+        "costs: {spread_bps: 2, taker_fee_bps: 3, edge_bps: 20, min_edge_bps: 5, instruments: {1001: {taker_fee_bps: 5}}}",
+    ]));
+    let desk = &config.desk;
+    assert_eq!(desk.paper.capital.to_string(), "250000.5");
+    assert_eq!(desk.paper.fill, FillModel::NextQuote);
+    assert_eq!(desk.paper.slippage, Rate::from_bps(0.5).unwrap());
+    assert_eq!(desk.paper.mode_of("mom-1"), SignalMode::Order);
+    assert_eq!(desk.paper.mode_of("other"), SignalMode::Target);
+    assert_eq!(desk.paper.sample_ns, 1_000_000_000);
+    assert_eq!(
+        desk.risk.max_instrument_exposure,
+        Some(Money::from_int(100_000))
+    );
+    assert_eq!(desk.risk.tags["banks"], [1001]);
+    assert_eq!(desk.risk.max_tag_exposure["banks"], Money::from_int(50_000));
+    assert_eq!(desk.risk.max_strategy_drawdown, Some(0.1));
+    assert_eq!(desk.risk.resume_after_ns, Some(60_000_000_000));
+    let fee = |bps: f64| Rate::from_bps(bps).unwrap();
+    assert_eq!(desk.costs.of(1001).taker_fee, fee(5.0));
+    // Unset fields of an instrument's costs are the defaults.
+    assert_eq!(desk.costs.of(1001).spread, fee(2.0));
+    assert_eq!(desk.costs.of(1002).taker_fee, fee(3.0));
+    assert_eq!(
+        (desk.costs.edge_bps, desk.costs.min_edge_bps),
+        (Some(20.0), Some(5.0))
+    );
+    // And without the sections: everything off, 1,000,000 each, fills at
+    // the next price.
+    let plain = load(&ONE_ROW);
+    assert_eq!(plain.desk, quiver_paper::DeskSpec::default());
+}
+
+#[test]
+fn bad_paper_risk_and_costs_values_are_named_by_line_and_field() {
+    assert_eq!(
+        issues(&with_sections(&[
+            "paper:",
+            "  capital: -5",
+            "  fill: market",
+            "  strategies: {nobody: {signals: target}}",
+            "risk:",
+            "  max_strategy_drawdown: 1.5",
+            "  max_tag_exposure: {energy: 10}",
+            "costs:",
+            "  taker_fee_bps: 0.00001",
+            "  edge_bps: 10",
+            "  instruments: {x: {spread_bps: 1}}",
+        ])),
+        [
+            "strategies.yaml:2: paper.capital: expected an amount above 0 and at most 9e10, got -5",
+            r#"strategies.yaml:3: paper.fill: unknown fill model "market" (expected next_price, next_quote, limit)"#,
+            r#"strategies.yaml:4: paper.strategies.nobody: no strategy has id "nobody""#,
+            "strategies.yaml:6: risk.max_strategy_drawdown: expected a fraction above 0 and below 1, got 1.5",
+            r#"strategies.yaml:7: risk.max_tag_exposure.energy: tag "energy" is not one of risk.tags"#,
+            "strategies.yaml:9: costs.taker_fee_bps: expected basis points from 0 to 10000 in steps of 0.0001, got 1e-5",
+            r#"strategies.yaml:11: costs.instruments: expected an instrument token, got "x""#,
+        ]
+    );
+    assert_eq!(
+        issues(&with_sections(&["costs: {edge_bps: 10}"])),
+        ["strategies.yaml:1: costs.edge_bps: edge_bps needs min_edge_bps: the edge filter compares the two"]
+    );
 }

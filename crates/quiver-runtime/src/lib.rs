@@ -13,6 +13,7 @@
 //! only after everything it caused is published; with an idempotent sink that
 //! makes a crash at any moment harmless (see `quiver_io::redis`).
 
+pub mod backtest;
 pub mod http;
 mod instrumented;
 pub mod models;

@@ -188,6 +188,43 @@ impl Replay {
         out: &mut SignalWriter<W>,
         progress: &mut dyn FnMut(u64),
     ) -> io::Result<ReplayRun> {
+        let mut consumer = LineWriter::new(out);
+        let mut run = self.drive(ticks, skip_bad_rows, &mut consumer, progress)?;
+        run.latency = std::mem::replace(&mut consumer.latency, latency_histogram());
+        run.lines = consumer.end()?;
+        Ok(run)
+    }
+
+    /// Replays `ticks` through the paper desk `desk` (see
+    /// [`crate::backtest`]): every signal is an order for its strategy's
+    /// account, filled against later ticks; with `signals`, the signals are
+    /// also written there, as [`Replay::run`] writes them.
+    pub fn backtest<W: Write>(
+        &mut self,
+        ticks: impl Iterator<Item = Result<Tick, RowError>>,
+        skip_bad_rows: bool,
+        desk: quiver_paper::Desk,
+        signals: Option<&mut SignalWriter<W>>,
+        progress: &mut dyn FnMut(u64),
+    ) -> io::Result<(ReplayRun, quiver_paper::Desk)> {
+        let lines = signals.map(LineWriter::new);
+        let mut consumer = crate::backtest::DeskFeeder::new(desk, self.driver.engine(), lines);
+        let mut run = self.drive(ticks, skip_bad_rows, &mut consumer, progress)?;
+        let (desk, latency, lines) = consumer.finish()?;
+        run.latency = latency;
+        run.lines = lines;
+        Ok((run, desk))
+    }
+
+    /// Runs the driver over `ticks` with `consumer`; the run's `lines` and
+    /// `latency` are the consumer's to fill in.
+    fn drive<C: Consumer<OneTick>>(
+        &mut self,
+        ticks: impl Iterator<Item = Result<Tick, RowError>>,
+        skip_bad_rows: bool,
+        consumer: &mut C,
+        progress: &mut dyn FnMut(u64),
+    ) -> io::Result<ReplayRun> {
         let mut feed = RowFeed {
             rows: ticks,
             skip_bad_rows,
@@ -206,31 +243,18 @@ impl Replay {
             failed: None,
             progress,
         };
-        let mut consumer = LineWriter {
-            out,
-            lines: 0,
-            latency: latency_histogram(),
-            failed: None,
-        };
         let started = Instant::now();
-        let finish = self.driver.run(&mut feed, &mut consumer);
-        let LineWriter {
-            lines,
-            latency,
-            failed,
-            ..
-        } = consumer;
-        if let Some(err) = feed.failed.or(failed) {
+        let finish = self.driver.run(&mut feed, consumer);
+        if let Some(err) = feed.failed {
             return Err(err);
         }
-        debug_assert_eq!(finish, Finish::Exhausted);
-        out.flush()?;
+        debug_assert!(finish == Finish::Exhausted || finish == Finish::Stopped);
         Ok(ReplayRun {
             ticks: feed.seq,
-            lines,
+            lines: 0,
             skipped: feed.skipped,
             wall: started.elapsed(),
-            latency,
+            latency: latency_histogram(),
             stopped_at: feed.stopped_at,
             reloads: {
                 let mut outcomes = feed.reloads.outcomes;
@@ -257,6 +281,16 @@ pub struct OneTick {
     dispatched: Instant,
     /// A simulated shed level that starts at this tick.
     shed: Option<Shed>,
+}
+
+impl OneTick {
+    pub(crate) fn tick(&self) -> (u64, &Tick) {
+        (self.seq, &self.tick)
+    }
+
+    pub(crate) fn dispatched(&self) -> Instant {
+        self.dispatched
+    }
 }
 
 impl Batch for OneTick {
@@ -444,7 +478,7 @@ impl Reloads<'_> {
 }
 
 /// Writes each signal as one line per broker of its strategy.
-struct LineWriter<'w, W: Write> {
+pub(crate) struct LineWriter<'w, W: Write> {
     out: &'w mut SignalWriter<W>,
     lines: u64,
     latency: Histogram<u64>,
@@ -464,6 +498,22 @@ impl<W: Write> Consumer<OneTick> for LineWriter<'_, W> {
                 .saturating_record(now.duration_since(batch.dispatched).as_nanos() as u64);
         }
         crate::publish::log_events(engine, out);
+        self.write(engine, out)
+    }
+}
+
+impl<W: Write> LineWriter<'_, W> {
+    pub(crate) fn new(out: &mut SignalWriter<W>) -> LineWriter<'_, W> {
+        LineWriter {
+            out,
+            lines: 0,
+            latency: latency_histogram(),
+            failed: None,
+        }
+    }
+
+    /// Writes `out`'s signals, one line per broker.
+    pub(crate) fn write(&mut self, engine: &Engine, out: &Output) -> ControlFlow<()> {
         for signal in &out.signals {
             let brokers = engine.brokers(signal.strategy);
             for broker in brokers {
@@ -476,6 +526,15 @@ impl<W: Write> Consumer<OneTick> for LineWriter<'_, W> {
             self.lines += brokers.len() as u64;
         }
         ControlFlow::Continue(())
+    }
+
+    /// Lines written, and the first write that failed.
+    pub(crate) fn end(self) -> io::Result<u64> {
+        if let Some(err) = self.failed {
+            return Err(err);
+        }
+        self.out.flush()?;
+        Ok(self.lines)
     }
 }
 

@@ -6,7 +6,7 @@
 //! `enabled`, `validator_type`, and in `options` (JSONB) whatever else a file
 //! row may hold (`validator` as a mapping, `validators`, `priority`,
 //! `budget_us_per_tick`); `position` keeps the file's order. The file-level
-//! sections (`models`, `lifecycle`, `history_budget_mib`) are rows of
+//! sections (`models`, `lifecycle`, `history_budget_mib`, `paper`, `risk`, `costs`) are rows of
 //! `strategy_set_options`. A trigger on both tables notifies the channel
 //! [`NOTIFY_CHANNEL`] on every change.
 //!
@@ -45,7 +45,14 @@ const COLUMNS: [&str; 6] = [
 ];
 
 /// File-level sections kept in `strategy_set_options`, in file order.
-const SET_OPTIONS: [&str; 3] = ["models", "lifecycle", "history_budget_mib"];
+const SET_OPTIONS: [&str; 6] = [
+    "models",
+    "lifecycle",
+    "history_budget_mib",
+    "paper",
+    "risk",
+    "costs",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,0 +1,132 @@
+//! `quiver backtest`: a replay whose signals go to the paper desk
+//! ([`quiver_paper::Desk`]) instead of a file, and the report of what the
+//! desk made of them.
+//!
+//! The desk sees every tick and, right after it, the signals that tick
+//! caused, in output order, whatever the batch sizes: the driver finishes
+//! batches in order and their signals are sorted by tick. So a backtest is
+//! as deterministic as the replay it is built on.
+
+use std::io::{self, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use quiver_driver::Consumer;
+use quiver_engine::{Engine, Output};
+use quiver_paper::{Desk, Report};
+
+use crate::replay::{latency_histogram, LineWriter, OneTick};
+
+/// Hands each finished tick, then its signals, to the desk (and writes the
+/// signals, when asked to).
+pub(crate) struct DeskFeeder<'w, W: Write> {
+    desk: Desk,
+    /// Engine strategy index → desk account.
+    accounts: Vec<u32>,
+    latency: Histogram<u64>,
+    lines: Option<LineWriter<'w, W>>,
+}
+
+impl<'w, W: Write> DeskFeeder<'w, W> {
+    pub(crate) fn new(
+        mut desk: Desk,
+        engine: &Engine,
+        lines: Option<LineWriter<'w, W>>,
+    ) -> DeskFeeder<'w, W> {
+        let accounts = accounts_of(&mut desk, engine);
+        DeskFeeder {
+            desk,
+            accounts,
+            latency: latency_histogram(),
+            lines,
+        }
+    }
+
+    /// The desk after its last tick, the per-tick latency and the signal
+    /// lines written.
+    pub(crate) fn finish(mut self) -> io::Result<(Desk, Histogram<u64>, u64)> {
+        self.desk.finish();
+        let lines = match self.lines {
+            Some(lines) => lines.end()?,
+            None => 0,
+        };
+        Ok((self.desk, self.latency, lines))
+    }
+}
+
+fn accounts_of(desk: &mut Desk, engine: &Engine) -> Vec<u32> {
+    engine
+        .strategies()
+        .map(|s| desk.account_of(engine.strategy_id(s)))
+        .collect()
+}
+
+impl<W: Write> Consumer<OneTick> for DeskFeeder<'_, W> {
+    fn complete(
+        &mut self,
+        engine: &Engine,
+        batches: std::vec::Drain<'_, OneTick>,
+        out: &mut Output,
+    ) -> ControlFlow<()> {
+        let now = Instant::now();
+        crate::publish::log_events(engine, out);
+        if let Some(lines) = &mut self.lines {
+            lines.write(engine, out)?;
+        }
+        let mut signals = out.signals.iter().peekable();
+        for batch in batches {
+            self.latency
+                .saturating_record(now.duration_since(batch.dispatched()).as_nanos() as u64);
+            let (seq, tick) = batch.tick();
+            self.desk.on_tick(seq, tick);
+            while let Some(signal) = signals.next_if(|s| s.seq == seq) {
+                let account = self.accounts[signal.strategy.index()];
+                self.desk.on_signal(
+                    account,
+                    signal.seq,
+                    signal.ts_ns,
+                    signal.instrument,
+                    &signal.decision,
+                );
+            }
+        }
+        debug_assert!(signals.next().is_none(), "a signal of a tick not finished");
+        ControlFlow::Continue(())
+    }
+
+    fn reconfigured(&mut self, engine: &Engine) {
+        self.accounts = accounts_of(&mut self.desk, engine);
+    }
+}
+
+/// The files [`write_report`] writes, in `dir`.
+pub const REPORT_FILES: [&str; 5] = [
+    "summary.csv",
+    "summary.json",
+    "trades.csv",
+    "equity.csv",
+    "report.html",
+];
+
+/// Writes the report of `desk` into `dir` (created when missing); returns
+/// the report and the path of `report.html`.
+pub fn write_report(desk: &Desk, dir: &Path, title: &str) -> io::Result<(Report, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let report = Report::of(desk);
+    let files = [
+        report.summary_csv(),
+        report.summary_json(),
+        Report::trades_csv(desk),
+        report.equity_csv(desk),
+        report.html(title),
+    ];
+    for (name, text) in REPORT_FILES.iter().zip(files) {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|err| {
+            io::Error::new(err.kind(), format!("writing {}: {err}", path.display()))
+        })?;
+    }
+    Ok((report, dir.join("report.html")))
+}
