@@ -87,6 +87,90 @@ pub fn run(scenario: &Scenario) -> Result<EngineBench, EngineError> {
     })
 }
 
+/// The standard scenario as a backtest: [`run`]'s loop, each tick and then
+/// its signals handed to a paper desk (fills, risk, costs), against the same
+/// loop without the desk, alternately `rounds` times; the medians.
+pub struct BacktestBench {
+    pub engine_alone_seconds: f64,
+    pub backtest_seconds: f64,
+    pub ticks: u64,
+    pub signals: u64,
+    pub fills: u64,
+}
+
+pub fn backtest(
+    scenario: &Scenario,
+    spec: &quiver_paper::DeskSpec,
+    rounds: usize,
+) -> Result<BacktestBench, EngineError> {
+    let ticks: Vec<Tick> = scenario.ticks().iter().collect();
+    let mut alone = Vec::with_capacity(rounds);
+    let mut with_desk = Vec::with_capacity(rounds);
+    let (mut signals, mut fills) = (0, 0);
+    for _ in 0..rounds.max(1) {
+        let mut engine = Engine::new(scenario.entries())?;
+        let started = Instant::now();
+        dispatch(&mut engine, &ticks, None);
+        alone.push(started.elapsed().as_secs_f64());
+        let mut engine = Engine::new(scenario.entries())?;
+        let ids = engine
+            .strategies()
+            .map(|s| engine.strategy_id(s).to_owned())
+            .collect::<Vec<_>>();
+        let mut desk = quiver_paper::Desk::new(spec.clone(), ids);
+        let started = Instant::now();
+        (signals, fills) = dispatch(&mut engine, &ticks, Some(&mut desk));
+        desk.finish();
+        with_desk.push(started.elapsed().as_secs_f64());
+    }
+    Ok(BacktestBench {
+        engine_alone_seconds: median(&mut alone),
+        backtest_seconds: median(&mut with_desk),
+        ticks: ticks.len() as u64,
+        signals,
+        fills,
+    })
+}
+
+/// Every tick through the engine (and its signals to `desk`, whose fills
+/// are taken away as a backtest streams them); the signals and the fills.
+fn dispatch(
+    engine: &mut Engine,
+    ticks: &[Tick],
+    mut desk: Option<&mut quiver_paper::Desk>,
+) -> (u64, u64) {
+    let mut out = Output::with_capacity(engine.strategy_count());
+    let (mut signals, mut fills) = (0u64, 0u64);
+    let mut taken = Vec::new();
+    for (seq, tick) in ticks.iter().enumerate() {
+        let seq = seq as u64;
+        engine.process(Input::Tick { seq, tick }, &mut out);
+        if let Some(desk) = desk.as_deref_mut() {
+            desk.on_tick(seq, tick);
+            for s in &out.signals {
+                desk.on_signal(
+                    s.strategy.index() as u32,
+                    seq,
+                    s.ts_ns,
+                    s.instrument,
+                    &s.decision,
+                );
+            }
+            desk.take_fills(&mut taken);
+            fills += taken.len() as u64;
+            taken.clear();
+        }
+        signals += out.signals.len() as u64;
+        out.signals.clear();
+    }
+    (signals, fills)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// Times two rebuilds of `engine` (which ran the scenario's ticks): the same
 /// set with every strategy carried, then that set plus one strategy whose
 /// feature is new on every instrument. One more tick after each, as a

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use quiver_io::SignalWriter;
 use quiver_paper::Desk;
-use quiver_runtime::backtest::{write_report, REPORT_FILES};
+use quiver_runtime::backtest::{trades_file, write_report, REPORT_FILES};
 
 use crate::edge::{invalid, Outcome};
 use crate::pipeline::{open_replay, progress_bar, ModelArgs};
@@ -35,12 +35,15 @@ pub fn run(
         config.desk.clone(),
         config.enabled().map(|row| row.id.clone()),
     );
+    let mut trades = trades_file(out_dir)
+        .with_context(|| format!("creating the report directory {}", out_dir.display()))?;
     let bar = progress_bar(None);
     let (run, desk) = replay
         .backtest(
             ticks,
             skip_bad_rows,
             desk,
+            &mut trades,
             None::<&mut SignalWriter<io::Sink>>,
             &mut |n| bar.set_position(n),
         )

@@ -23,6 +23,41 @@ pub struct BenchArgs {
     followers: u32,
     #[arg(long, default_value_t = Scenario::STANDARD.seed)]
     seed: u64,
+    /// Also run the scenario as a backtest (paper fills, risk limits, costs) against the
+    /// engine alone, alternately, ROUNDS times each, and report both.
+    #[arg(long, value_name = "ROUNDS", num_args = 0..=1, default_missing_value = "3")]
+    backtest: Option<usize>,
+}
+
+/// The desk `quiver bench --backtest` trades with: every check a backtest
+/// can make switched on.
+fn bench_desk() -> quiver_paper::DeskSpec {
+    use quiver_paper::{CostSpec, DeskSpec, InstrumentCosts, Money, PaperSpec, Rate, RiskSpec};
+    let bps = |v: f64| Rate::from_bps(v).unwrap_or(Rate::ZERO);
+    DeskSpec {
+        paper: PaperSpec {
+            slippage: bps(0.5),
+            ..PaperSpec::default()
+        },
+        risk: RiskSpec {
+            max_instrument_exposure: Some(Money::from_int(20_000_000)),
+            max_strategy_exposure: Some(Money::from_int(5_000_000)),
+            max_total_exposure: Some(Money::from_int(200_000_000)),
+            max_strategy_drawdown: Some(0.2),
+            max_total_drawdown: Some(0.1),
+            ..RiskSpec::default()
+        },
+        costs: CostSpec {
+            default: InstrumentCosts {
+                spread: bps(2.0),
+                taker_fee: bps(1.0),
+                maker_fee: bps(0.5),
+            },
+            edge_bps: Some(20.0),
+            min_edge_bps: Some(1.0),
+            ..CostSpec::default()
+        },
+    }
 }
 
 pub fn run(args: &BenchArgs) -> Outcome {
@@ -95,6 +130,21 @@ pub fn run(args: &BenchArgs) -> Outcome {
             println!("peak RSS              {} KiB", thousands(peak));
         }
         None => println!("peak RSS              n/a (no /proc/self/status)"),
+    }
+    if let Some(rounds) = args.backtest {
+        let bt = quiver_bench::engine::backtest(&scenario, &bench_desk(), rounds)
+            .context("building the bench engine")?;
+        let alone = per_second(bt.ticks, bt.engine_alone_seconds);
+        let with_desk = per_second(bt.ticks, bt.backtest_seconds);
+        println!(
+            "backtest              {} ticks/s with the paper desk (fills, risk, costs), {} ticks/s the engine alone: {:.1}% ({} signals, {} fills; medians of {} alternated runs)",
+            thousands(with_desk),
+            thousands(alone),
+            100.0 * bt.engine_alone_seconds / bt.backtest_seconds.max(1e-12),
+            thousands(bt.signals),
+            thousands(bt.fills),
+            rounds.max(1)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,12 +2,13 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use quiver_core::synthetic::{SyntheticSpec, DEFAULT_START_TS_NS};
 use quiver_io::SignalWriter;
+use quiver_runtime::backtest::{trades_file, write_report};
 
 use crate::edge::{invalid, Failure, Outcome};
 use crate::pipeline::{open_replay, progress_bar, ModelArgs};
@@ -25,7 +26,7 @@ const DEMO_SEED: u64 = 2026;
 /// 09:15 to 15:30: one NSE session.
 const SESSION_NS: u64 = 22_500 * 1_000_000_000;
 
-pub fn run(out: Option<&Path>, ticks: u64, models: &ModelArgs) -> Outcome {
+pub fn run(out: Option<&Path>, report_dir: &Path, ticks: u64, models: &ModelArgs) -> Outcome {
     let config = quiver_config::parse_config(DEMO_CONFIG, DEMO_CONFIG_NAME)
         .context("the bundled demo config is invalid")?;
     eprintln!("demo config: {}", config.summary());
@@ -62,16 +63,40 @@ pub fn run(out: Option<&Path>, ticks: u64, models: &ModelArgs) -> Outcome {
         None => Box::new(io::sink()),
     };
     let mut writer = SignalWriter::new(sink);
+    let desk = quiver_paper::Desk::new(
+        config.desk.clone(),
+        config.enabled().map(|row| row.id.clone()),
+    );
+    let mut trades = trades_file(report_dir)
+        .with_context(|| format!("creating the report directory {}", report_dir.display()))?;
     let bar = progress_bar(Some(ticks));
-    let run = replay
-        .run(spec.iter().map(Ok), false, &mut writer, &mut |n| {
-            bar.set_position(n)
-        })
+    let (run, desk) = replay
+        .backtest(
+            spec.iter().map(Ok),
+            false,
+            desk,
+            &mut trades,
+            Some(&mut writer),
+            &mut |n| bar.set_position(n),
+        )
         .context("writing demo signals")?;
     bar.finish_and_clear();
     eprint!("{}", Summary::new("demo", &replay, &run));
     if let Some(path) = out {
         eprintln!("signals written to {}", path.display());
     }
+    let (report, html) = write_report(&desk, report_dir, "Quiver demo: one synthetic session")
+        .with_context(|| format!("writing the report to {}", report_dir.display()))?;
+    eprint!(
+        "paper trading (configs/demo.yaml's paper:, risk: and costs:)\n{}",
+        report.table()
+    );
+    eprintln!("report: {}", html.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the demo's report goes unless `--report` says: the system's
+/// temporary directory, so a demo run leaves the working directory alone.
+pub fn default_report_dir() -> PathBuf {
+    std::env::temp_dir().join("quiver-demo-report")
 }

@@ -87,6 +87,10 @@ enum Command {
         /// Ticks in the synthetic day.
         #[arg(long, default_value_t = demo::DEFAULT_TICKS)]
         ticks: u64,
+        /// The paper-trading report's directory (default: quiver-demo-report in the system's
+        /// temporary directory).
+        #[arg(long)]
+        report: Option<PathBuf>,
         #[command(flatten)]
         models: pipeline::ModelArgs,
     },
@@ -166,7 +170,17 @@ fn main() -> ExitCode {
             skip_bad_rows,
             models,
         } => backtest_cmd::run(&config, &ticks, &out, skip_bad_rows, &models),
-        Command::Demo { out, ticks, models } => demo::run(out.as_deref(), ticks, &models),
+        Command::Demo {
+            out,
+            ticks,
+            report,
+            models,
+        } => demo::run(
+            out.as_deref(),
+            &report.unwrap_or_else(demo::default_report_dir),
+            ticks,
+            &models,
+        ),
         Command::Bench(args) => bench::run(&args),
         Command::Gen {
             instruments,

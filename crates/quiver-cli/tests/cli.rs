@@ -466,8 +466,22 @@ fn summary_number(text: &str, label: &str) -> u64 {
 
 #[test]
 fn demo_replays_a_synthetic_day() {
-    let run = quiver(["demo", "--ticks", "20000"]);
+    let dir = tempdir();
+    let report = dir.path().join("report");
+    let run = quiver([
+        OsStr::new("demo"),
+        OsStr::new("--ticks"),
+        OsStr::new("20000"),
+        OsStr::new("--report"),
+        report.as_os_str(),
+    ]);
     run.expect_code(0);
+    // Its paper-trading report, and where the page is.
+    run.expect_stderr_contains(&format!("report: {}", report.join("report.html").display()));
+    run.expect_stderr_contains("paper trading (configs/demo.yaml's paper:, risk: and costs:)");
+    for file in ["summary.csv", "summary.json", "trades.csv", "equity.csv", "report.html"] {
+        assert!(report.join(file).is_file(), "no {file}");
+    }
     assert_eq!(run.stdout_text(), "");
     let config_line = run
         .stderr
@@ -507,12 +521,15 @@ fn demo_out_writes_deterministic_signals() {
     let dir = tempdir();
     let out = |name: &str| {
         let path = dir.path().join(name);
+        let report = dir.path().join(format!("{name}.report"));
         let run = quiver([
             OsStr::new("demo"),
             OsStr::new("--ticks"),
             OsStr::new("20000"),
             OsStr::new("--out"),
             path.as_os_str(),
+            OsStr::new("--report"),
+            report.as_os_str(),
         ]);
         run.expect_code(0)
             .expect_stderr_contains(&format!("signals written to {}", path.display()));

@@ -171,6 +171,19 @@ pub fn adjust(price: Price, rate: Rate, up: bool) -> Price {
 
 /// `a × b / 10⁸`, rounded half away from zero.
 fn mul_round(a: i128, b: i128) -> i128 {
+    // Most products (a fee on a notional, a price moved by some bps) fit a
+    // u64, whose division by a constant is a multiply, not a call.
+    if let (Ok(x), Ok(y)) = (
+        u64::try_from(a.unsigned_abs()),
+        u64::try_from(b.unsigned_abs()),
+    ) {
+        if let Some(p) = x.checked_mul(y) {
+            const S: u64 = SCALE as u64;
+            let q = p / S + u64::from(p % S * 2 >= S);
+            let q = i128::from(q);
+            return if (a < 0) != (b < 0) { -q } else { q };
+        }
+    }
     let product = a.saturating_mul(b);
     let (q, r) = (product / SCALE, product % SCALE);
     if r.abs() * 2 >= SCALE {
@@ -212,6 +225,30 @@ mod tests {
         let half = Rate::from_bps(5_000.0).unwrap();
         assert_eq!(Money::from_units(5).times(half), Money::from_units(3));
         assert_eq!(Money::from_units(-5).times(half), Money::from_units(-3));
+    }
+
+    #[test]
+    fn the_fast_and_the_wide_products_round_alike() {
+        let wide = |a: i128, b: i128| {
+            let product = a * b;
+            let (q, r) = (product / SCALE, product % SCALE);
+            if r.abs() * 2 >= SCALE {
+                q + product.signum()
+            } else {
+                q
+            }
+        };
+        for (a, b) in [
+            (5, 50_000_000),
+            (-5, 50_000_000),
+            (15, -10_000_000),
+            (123_456_789_012, 30_000),
+            (-987_654_321, 12_345),
+            (i128::from(u64::MAX), 3),
+            (1 << 70, -7),
+        ] {
+            assert_eq!(mul_round(a, b), wide(a, b), "{a} × {b}");
+        }
     }
 
     #[test]

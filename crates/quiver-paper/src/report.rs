@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::desk::{Desk, REASONS};
+use crate::desk::{Desk, Fill, REASONS};
 use crate::stats::{self, Summary};
 
 /// Everything a report holds, computed once.
@@ -177,30 +177,27 @@ impl Report {
         text
     }
 
-    /// Every fill, in the order they happened.
-    pub fn trades_csv(desk: &Desk) -> String {
-        let mut out = String::from(
-            "seq,ts_ns,signal_seq,strategy,instrument,side,quantity,price,fee,position,realized\n",
+    /// The header of `trades.csv`.
+    pub const TRADES_HEADER: &'static str =
+        "seq,ts_ns,signal_seq,strategy,instrument,side,quantity,price,fee,position,realized\n";
+
+    /// One fill as a line of `trades.csv`.
+    pub fn trade_line(out: &mut String, desk: &Desk, f: &Fill) {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            f.seq,
+            f.ts_ns,
+            f.signal_seq,
+            desk.account_id(f.account),
+            f.instrument,
+            if f.quantity > 0 { "BUY" } else { "SELL" },
+            f.quantity.unsigned_abs(),
+            f.price,
+            f.fee,
+            f.position,
+            f.realized
         );
-        let accounts = desk.accounts();
-        for f in desk.fills() {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{},{},{},{},{}",
-                f.seq,
-                f.ts_ns,
-                f.signal_seq,
-                accounts[f.account as usize].id,
-                f.instrument,
-                if f.quantity > 0 { "BUY" } else { "SELL" },
-                f.quantity.unsigned_abs(),
-                f.price,
-                f.fee,
-                f.position,
-                f.realized
-            );
-        }
-        out
     }
 
     pub fn equity_csv(&self, desk: &Desk) -> String {

@@ -19,14 +19,19 @@ use quiver_paper::{Desk, Report};
 
 use crate::replay::{latency_histogram, LineWriter, OneTick};
 
-/// Hands each finished tick, then its signals, to the desk (and writes the
-/// signals, when asked to).
+/// Hands each finished tick, then its signals, to the desk, streams the
+/// fills to `trades.csv` (and writes the signals, when asked to).
 pub(crate) struct DeskFeeder<'w, W: Write> {
     desk: Desk,
     /// Engine strategy index → desk account.
     accounts: Vec<u32>,
     latency: Histogram<u64>,
     lines: Option<LineWriter<'w, W>>,
+    trades: &'w mut dyn Write,
+    /// One batch's fills and their lines, reused.
+    fills: Vec<quiver_paper::Fill>,
+    text: String,
+    failed: Option<io::Error>,
 }
 
 impl<'w, W: Write> DeskFeeder<'w, W> {
@@ -34,6 +39,7 @@ impl<'w, W: Write> DeskFeeder<'w, W> {
         mut desk: Desk,
         engine: &Engine,
         lines: Option<LineWriter<'w, W>>,
+        trades: &'w mut dyn Write,
     ) -> DeskFeeder<'w, W> {
         let accounts = accounts_of(&mut desk, engine);
         DeskFeeder {
@@ -41,18 +47,38 @@ impl<'w, W: Write> DeskFeeder<'w, W> {
             accounts,
             latency: latency_histogram(),
             lines,
+            trades,
+            fills: Vec::new(),
+            text: String::from(Report::TRADES_HEADER),
+            failed: None,
         }
     }
 
     /// The desk after its last tick, the per-tick latency and the signal
     /// lines written.
     pub(crate) fn finish(mut self) -> io::Result<(Desk, Histogram<u64>, u64)> {
+        if let Some(err) = self.failed.take() {
+            return Err(err);
+        }
         self.desk.finish();
+        self.stream_fills()?;
+        self.trades.flush()?;
         let lines = match self.lines {
             Some(lines) => lines.end()?,
             None => 0,
         };
         Ok((self.desk, self.latency, lines))
+    }
+
+    fn stream_fills(&mut self) -> io::Result<()> {
+        self.desk.take_fills(&mut self.fills);
+        for fill in &self.fills {
+            Report::trade_line(&mut self.text, &self.desk, fill);
+        }
+        self.fills.clear();
+        self.trades.write_all(self.text.as_bytes())?;
+        self.text.clear();
+        Ok(())
     }
 }
 
@@ -93,6 +119,10 @@ impl<W: Write> Consumer<OneTick> for DeskFeeder<'_, W> {
             }
         }
         debug_assert!(signals.next().is_none(), "a signal of a tick not finished");
+        if let Err(err) = self.stream_fills() {
+            self.failed = Some(err);
+            return ControlFlow::Break(());
+        }
         ControlFlow::Continue(())
     }
 
@@ -101,7 +131,8 @@ impl<W: Write> Consumer<OneTick> for DeskFeeder<'_, W> {
     }
 }
 
-/// The files [`write_report`] writes, in `dir`.
+/// The files of a report, in its directory: `trades.csv` is written while
+/// the backtest runs ([`trades_file`]), the others by [`write_report`].
 pub const REPORT_FILES: [&str; 5] = [
     "summary.csv",
     "summary.json",
@@ -110,19 +141,27 @@ pub const REPORT_FILES: [&str; 5] = [
     "report.html",
 ];
 
-/// Writes the report of `desk` into `dir` (created when missing); returns
-/// the report and the path of `report.html`.
+/// Creates `dir` when missing and opens its `trades.csv` for the fills.
+pub fn trades_file(dir: &Path) -> io::Result<io::BufWriter<std::fs::File>> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("trades.csv");
+    let file = std::fs::File::create(&path)
+        .map_err(|err| io::Error::new(err.kind(), format!("creating {}: {err}", path.display())))?;
+    Ok(io::BufWriter::with_capacity(1 << 16, file))
+}
+
+/// Writes the report of `desk` into `dir` (beside its `trades.csv`);
+/// returns the report and the path of `report.html`.
 pub fn write_report(desk: &Desk, dir: &Path, title: &str) -> io::Result<(Report, PathBuf)> {
     std::fs::create_dir_all(dir)?;
     let report = Report::of(desk);
     let files = [
-        report.summary_csv(),
-        report.summary_json(),
-        Report::trades_csv(desk),
-        report.equity_csv(desk),
-        report.html(title),
+        ("summary.csv", report.summary_csv()),
+        ("summary.json", report.summary_json()),
+        ("equity.csv", report.equity_csv(desk)),
+        ("report.html", report.html(title)),
     ];
-    for (name, text) in REPORT_FILES.iter().zip(files) {
+    for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|err| {
             io::Error::new(err.kind(), format!("writing {}: {err}", path.display()))

@@ -197,18 +197,21 @@ impl Replay {
 
     /// Replays `ticks` through the paper desk `desk` (see
     /// [`crate::backtest`]): every signal is an order for its strategy's
-    /// account, filled against later ticks; with `signals`, the signals are
-    /// also written there, as [`Replay::run`] writes them.
+    /// account, filled against later ticks, each fill a line of `trades`
+    /// (CSV); with `signals`, the signals are also written there, as
+    /// [`Replay::run`] writes them.
     pub fn backtest<W: Write>(
         &mut self,
         ticks: impl Iterator<Item = Result<Tick, RowError>>,
         skip_bad_rows: bool,
         desk: quiver_paper::Desk,
+        trades: &mut dyn Write,
         signals: Option<&mut SignalWriter<W>>,
         progress: &mut dyn FnMut(u64),
     ) -> io::Result<(ReplayRun, quiver_paper::Desk)> {
         let lines = signals.map(LineWriter::new);
-        let mut consumer = crate::backtest::DeskFeeder::new(desk, self.driver.engine(), lines);
+        let mut consumer =
+            crate::backtest::DeskFeeder::new(desk, self.driver.engine(), lines, trades);
         let mut run = self.drive(ticks, skip_bad_rows, &mut consumer, progress)?;
         let (desk, latency, lines) = consumer.finish()?;
         run.latency = latency;
