@@ -479,7 +479,13 @@ fn demo_replays_a_synthetic_day() {
     // Its paper-trading report, and where the page is.
     run.expect_stderr_contains(&format!("report: {}", report.join("report.html").display()));
     run.expect_stderr_contains("paper trading (configs/demo.yaml's paper:, risk: and costs:)");
-    for file in ["summary.csv", "summary.json", "trades.csv", "equity.csv", "report.html"] {
+    for file in [
+        "summary.csv",
+        "summary.json",
+        "trades.csv",
+        "equity.csv",
+        "report.html",
+    ] {
         assert!(report.join(file).is_file(), "no {file}");
     }
     assert_eq!(run.stdout_text(), "");
