@@ -37,6 +37,11 @@ pub struct RunArgs {
     /// HTTP address for /metrics, /health, /ready, /strategies ("off" disables).
     #[arg(long)]
     http: Option<String>,
+    /// Run the strategies file's paper desk (paper:, risk:, costs:) beside the brokers and
+    /// write its backtest report into this directory (trades.csv as the run goes, the rest on
+    /// shutdown).
+    #[arg(long, value_name = "DIR")]
+    paper_report: Option<String>,
 }
 
 pub fn run(args: &RunArgs) -> Outcome {
@@ -55,6 +60,11 @@ pub fn run(args: &RunArgs) -> Outcome {
         ("--sink", "quiver.sink", args.sink.clone()),
         ("--redis", "quiver.redis_url", args.redis.clone()),
         ("--http", "quiver.http_addr", args.http.clone()),
+        (
+            "--paper-report",
+            "quiver.paper_report",
+            args.paper_report.clone(),
+        ),
     ]
     .into_iter()
     .filter_map(|(flag, key, value)| {
@@ -167,6 +177,13 @@ async fn serve(
         report.withheld,
         report.shed
     ));
+    if !settings.quiver.paper_report.is_empty() {
+        let page = std::path::Path::new(&settings.quiver.paper_report).join("report.html");
+        note(&format!(
+            "quiver run: paper trading report: {}",
+            page.display()
+        ));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -562,6 +562,72 @@ fn run_on_a_replay_file_writes_what_replay_writes() {
     assert_eq!(by_broker(&run.stdout_text()), expected);
 }
 
+#[test]
+fn a_live_paper_desk_books_what_the_backtest_of_the_same_ticks_books() {
+    let dir = tempdir();
+    let ticks = dir.path().join("ticks.csv");
+    quiver([
+        "gen",
+        "--instruments",
+        "50",
+        "--ticks",
+        "20000",
+        "--seed",
+        "5",
+        "--out",
+        ticks.to_str().expect("utf-8"),
+    ])
+    .expect_code(0);
+    let backtest = dir.path().join("backtest");
+    quiver([
+        "backtest",
+        "--config",
+        DEMO_CONFIG,
+        "--ticks",
+        ticks.to_str().expect("utf-8"),
+        "--out",
+        backtest.to_str().expect("utf-8"),
+    ])
+    .expect_code(0);
+    let live = dir.path().join("live");
+    let run = quiver([
+        "run",
+        "--config",
+        DEMO_CONFIG,
+        "--source",
+        &format!("replay:{}", ticks.display()),
+        "--speed",
+        "0",
+        "--http",
+        "off",
+        "--settings",
+        &no_timeout_settings(dir.path()),
+        "--paper-report",
+        live.to_str().expect("utf-8"),
+    ]);
+    run.expect_code(0).expect_stderr_contains(&format!(
+        "paper trading report: {}",
+        live.join("report.html").display()
+    ));
+    // The desk sat beside the brokers: the signals are replay's, whole.
+    assert!(!run.stdout_text().is_empty());
+    for file in ["summary.json", "summary.csv", "trades.csv", "equity.csv"] {
+        let read = |d: &Path| std::fs::read_to_string(d.join(file)).expect(file);
+        assert!(
+            read(&live) == read(&backtest),
+            "{file} of the live paper desk differs from the backtest's"
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(live.join("summary.json")).expect("json"))
+            .expect("JSON");
+    assert!(
+        summary["total"]["trades"].as_u64() > Some(1_000),
+        "{}",
+        summary["total"]
+    );
+}
+
 /// Signal lines of `signals` (JSONL) grouped by strategy, in order.
 fn by_strategy(signals: &str) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();

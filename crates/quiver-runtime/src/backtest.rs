@@ -14,42 +14,98 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use quiver_driver::Consumer;
-use quiver_engine::{Engine, Output};
+use quiver_engine::{Engine, EngineSignal, Output};
 use quiver_paper::{Desk, Report};
 
 use crate::replay::{latency_histogram, LineWriter, OneTick};
 
-/// Hands each finished tick, then its signals, to the desk, streams the
-/// fills to `trades.csv` (and writes the signals, when asked to).
-pub(crate) struct DeskFeeder<'w, W: Write> {
+/// A desk with its accounts mapped to the engine's strategies, streaming
+/// its fills as `trades.csv` lines to `trades`: what a backtest and the
+/// live service's paper broker both drive, a tick then its signals.
+pub(crate) struct PaperBook<T: Write> {
     desk: Desk,
     /// Engine strategy index → desk account.
     accounts: Vec<u32>,
-    latency: Histogram<u64>,
-    lines: Option<LineWriter<'w, W>>,
-    trades: &'w mut dyn Write,
-    /// One batch's fills and their lines, reused.
+    trades: T,
+    /// Fills taken from the desk and their lines, reused.
     fills: Vec<quiver_paper::Fill>,
     text: String,
+}
+
+impl<T: Write> PaperBook<T> {
+    pub(crate) fn new(mut desk: Desk, engine: &Engine, trades: T) -> PaperBook<T> {
+        let accounts = accounts_of(&mut desk, engine);
+        PaperBook {
+            desk,
+            accounts,
+            trades,
+            fills: Vec::new(),
+            text: String::from(Report::TRADES_HEADER),
+        }
+    }
+
+    /// The engine was rebuilt: strategy indices name the new set (a
+    /// strategy new to the desk opens its account).
+    pub(crate) fn reconfigured(&mut self, engine: &Engine) {
+        self.accounts = accounts_of(&mut self.desk, engine);
+    }
+
+    pub(crate) fn tick(&mut self, seq: u64, tick: &quiver_core::Tick) {
+        self.desk.on_tick(seq, tick);
+    }
+
+    pub(crate) fn signal(&mut self, signal: &EngineSignal) -> quiver_paper::Verdict {
+        let account = self.accounts[signal.strategy.index()];
+        self.desk.on_signal(
+            account,
+            signal.seq,
+            signal.ts_ns,
+            signal.instrument,
+            &signal.decision,
+        )
+    }
+
+    /// Writes the fills since the last call.
+    pub(crate) fn stream_fills(&mut self) -> io::Result<()> {
+        self.desk.take_fills(&mut self.fills);
+        for fill in &self.fills {
+            Report::trade_line(&mut self.text, &self.desk, fill);
+        }
+        self.fills.clear();
+        self.trades.write_all(self.text.as_bytes())?;
+        self.text.clear();
+        Ok(())
+    }
+
+    /// The desk after the last tick, every fill written and flushed.
+    pub(crate) fn finish(mut self) -> io::Result<Desk> {
+        self.desk.finish();
+        self.stream_fills()?;
+        self.trades.flush()?;
+        Ok(self.desk)
+    }
+}
+
+/// Hands each finished tick, then its signals, to the desk (and writes the
+/// signals, when asked to).
+pub(crate) struct DeskFeeder<'w, W: Write> {
+    book: PaperBook<&'w mut dyn Write>,
+    latency: Histogram<u64>,
+    lines: Option<LineWriter<'w, W>>,
     failed: Option<io::Error>,
 }
 
 impl<'w, W: Write> DeskFeeder<'w, W> {
     pub(crate) fn new(
-        mut desk: Desk,
+        desk: Desk,
         engine: &Engine,
         lines: Option<LineWriter<'w, W>>,
         trades: &'w mut dyn Write,
     ) -> DeskFeeder<'w, W> {
-        let accounts = accounts_of(&mut desk, engine);
         DeskFeeder {
-            desk,
-            accounts,
+            book: PaperBook::new(desk, engine, trades),
             latency: latency_histogram(),
             lines,
-            trades,
-            fills: Vec::new(),
-            text: String::from(Report::TRADES_HEADER),
             failed: None,
         }
     }
@@ -60,25 +116,12 @@ impl<'w, W: Write> DeskFeeder<'w, W> {
         if let Some(err) = self.failed.take() {
             return Err(err);
         }
-        self.desk.finish();
-        self.stream_fills()?;
-        self.trades.flush()?;
+        let desk = self.book.finish()?;
         let lines = match self.lines {
             Some(lines) => lines.end()?,
             None => 0,
         };
-        Ok((self.desk, self.latency, lines))
-    }
-
-    fn stream_fills(&mut self) -> io::Result<()> {
-        self.desk.take_fills(&mut self.fills);
-        for fill in &self.fills {
-            Report::trade_line(&mut self.text, &self.desk, fill);
-        }
-        self.fills.clear();
-        self.trades.write_all(self.text.as_bytes())?;
-        self.text.clear();
-        Ok(())
+        Ok((desk, self.latency, lines))
     }
 }
 
@@ -106,20 +149,13 @@ impl<W: Write> Consumer<OneTick> for DeskFeeder<'_, W> {
             self.latency
                 .saturating_record(now.duration_since(batch.dispatched()).as_nanos() as u64);
             let (seq, tick) = batch.tick();
-            self.desk.on_tick(seq, tick);
+            self.book.tick(seq, tick);
             while let Some(signal) = signals.next_if(|s| s.seq == seq) {
-                let account = self.accounts[signal.strategy.index()];
-                self.desk.on_signal(
-                    account,
-                    signal.seq,
-                    signal.ts_ns,
-                    signal.instrument,
-                    &signal.decision,
-                );
+                self.book.signal(signal);
             }
         }
         debug_assert!(signals.next().is_none(), "a signal of a tick not finished");
-        if let Err(err) = self.stream_fills() {
+        if let Err(err) = self.book.stream_fills() {
             self.failed = Some(err);
             return ControlFlow::Break(());
         }
@@ -127,7 +163,7 @@ impl<W: Write> Consumer<OneTick> for DeskFeeder<'_, W> {
     }
 
     fn reconfigured(&mut self, engine: &Engine) {
-        self.accounts = accounts_of(&mut self.desk, engine);
+        self.book.reconfigured(engine);
     }
 }
 

@@ -29,6 +29,7 @@ impl Service {
             ..settings.strategy.pool_config()
         };
         let mut service = Service::from_entries(models.engine_entries(config)?, settings)?;
+        service.desk = config.desk.clone();
         service
             .engine
             .set_lifecycle(crate::models::lifecycle_policy(&config.lifecycle));
@@ -147,6 +148,7 @@ impl Service {
             models: None,
             control: quiver_driver::control_channel(),
             reloads: None,
+            desk: quiver_paper::DeskSpec::default(),
         };
         let mut sync = StatsSync::new(service.engine.strategy_count());
         sync.sync(&service.engine, &service.telemetry, &service.set);

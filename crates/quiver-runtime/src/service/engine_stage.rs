@@ -22,6 +22,7 @@ use super::{Gate, RuntimeError};
 
 /// The set a reload built, waiting for its engine.
 pub(super) type NextSet = Arc<std::sync::Mutex<Option<LiveSet>>>;
+use crate::backtest::PaperBook;
 use crate::models::{PoolRunner, Submitted};
 
 /// How often engine-side counters are copied into metrics.
@@ -38,6 +39,16 @@ pub(super) struct EngineStage {
     pub(super) control: ControlReceiver,
     /// `quiver.load_shedding`: skip low-priority strategies while behind.
     pub(super) load_shedding: bool,
+    /// The paper desk (`quiver.paper_report`).
+    pub(super) paper: Option<Paper>,
+}
+
+/// The paper desk the engine thread runs beside the brokers, and where its
+/// report goes.
+pub(super) struct Paper {
+    pub(super) desk: quiver_paper::DeskSpec,
+    pub(super) trades: std::io::BufWriter<std::fs::File>,
+    pub(super) dir: std::path::PathBuf,
 }
 
 impl EngineStage {
@@ -57,6 +68,7 @@ impl EngineStage {
             runner,
             control,
             load_shedding,
+            paper,
         } = self;
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -77,6 +89,22 @@ impl EngineStage {
                     telemetry: Arc::clone(&telemetry),
                     load_shedding,
                 };
+                let (book, report_dir) = match paper {
+                    Some(Paper { desk, trades, dir }) => {
+                        let desk = quiver_paper::Desk::new(
+                            desk,
+                            driver
+                                .engine()
+                                .strategies()
+                                .map(|s| driver.engine().strategy_id(s).to_owned()),
+                        );
+                        (
+                            Some(PaperBook::new(desk, driver.engine(), trades)),
+                            Some(dir),
+                        )
+                    }
+                    None => (None, None),
+                };
                 let mut consumer = Encoder {
                     gate,
                     set,
@@ -85,10 +113,14 @@ impl EngineStage {
                     telemetry,
                     sync: StatsSync::new(strategies),
                     last_sync: Instant::now(),
+                    paper: book,
                 };
                 // A stop here means the sink stopped; it reports why.
                 let _ = driver.run(&mut feed, &mut consumer);
                 consumer.sync_stats(driver.engine());
+                if let (Some(book), Some(dir)) = (consumer.paper.take(), report_dir) {
+                    write_paper_report(book, &dir);
+                }
                 let _ = done_tx.send(Ok(()));
             })
             .map_err(|_| RuntimeError::EngineThread)?;
@@ -234,6 +266,23 @@ struct Encoder {
     telemetry: Arc<Telemetry>,
     sync: StatsSync,
     last_sync: Instant,
+    /// The paper desk, fed each dispatched tick and then the signals it
+    /// caused that left (as a backtest feeds it).
+    paper: Option<PaperBook<std::io::BufWriter<std::fs::File>>>,
+}
+
+/// Writes the paper desk's report into `dir` (its `trades.csv` was written
+/// as the run went); a failure is logged, the run's outcome is the bus's.
+fn write_paper_report(book: PaperBook<std::io::BufWriter<std::fs::File>>, dir: &std::path::Path) {
+    let written = book.finish().and_then(|desk| {
+        crate::backtest::write_report(&desk, dir, "Quiver paper trading: a live session")
+    });
+    match written {
+        Ok((_, html)) => tracing::info!(report = %html.display(), "paper trading report written"),
+        Err(err) => {
+            tracing::error!(%err, dir = %dir.display(), "could not write the paper trading report")
+        }
+    }
 }
 
 impl Consumer<LiveBatch> for Encoder {
@@ -277,20 +326,34 @@ impl Consumer<LiveBatch> for Encoder {
             );
         }
         let mut signals = out.signals.iter().peekable();
-        for LiveBatch { batch, .. } in batches {
+        for LiveBatch {
+            batch, admitted, ..
+        } in batches
+        {
             let mut encoded = SignalBatch::default();
             // Ticks of a batch need not be in seq order (several partition
-            // streams), but signals follow dispatch order: scan forward.
-            let mut cursor = 0;
-            while let Some(signal) = signals.peek() {
-                while cursor < batch.ticks.len() && batch.ticks[cursor].seq != signal.seq {
-                    cursor += 1;
+            // streams), but they were dispatched in batch order and signals
+            // follow dispatch order: each tick, then its signals.
+            for (live, admitted) in batch.ticks.iter().zip(&admitted) {
+                if !*admitted {
+                    continue;
                 }
-                let Some(live) = batch.ticks.get(cursor) else {
-                    break; // a later batch's signal
-                };
-                self.count_and_encode(engine, signal, live, &mut encoded);
-                signals.next();
+                if let Some(paper) = &mut self.paper {
+                    paper.tick(live.seq, &live.tick);
+                }
+                while let Some(signal) = signals.next_if(|s| s.seq == live.seq) {
+                    if self.count_and_encode(engine, signal, live, &mut encoded) {
+                        if let Some(paper) = &mut self.paper {
+                            paper.signal(signal);
+                        }
+                    }
+                }
+            }
+            if let Some(paper) = &mut self.paper {
+                if let Err(err) = paper.stream_fills() {
+                    tracing::error!(%err, "could not write the paper desk's trades; the paper desk stops");
+                    self.paper = None;
+                }
             }
             encoded.dead_letters = batch.rejected;
             let published = Published {
@@ -319,6 +382,9 @@ impl Consumer<LiveBatch> for Encoder {
     /// Takes the set the reload built for this engine; what the old set
     /// had and the new one does not is no longer serving.
     fn reconfigured(&mut self, engine: &Engine) {
+        if let Some(paper) = &mut self.paper {
+            paper.reconfigured(engine);
+        }
         let next = self
             .next_set
             .lock()
@@ -357,18 +423,20 @@ impl Encoder {
         self.last_sync = Instant::now();
     }
 
+    /// Counts `signal` and encodes it for its brokers, or drops it (false)
+    /// outside the session.
     fn count_and_encode(
         &self,
         engine: &Engine,
         signal: &EngineSignal,
         live: &LiveTick,
         out: &mut SignalBatch,
-    ) {
+    ) -> bool {
         let metrics: &ServiceMetrics = &self.telemetry.metrics;
         let s = signal.strategy.index();
         if !self.gate.is_open(live.tick.ts_ns) && !self.set.allow_outside[s] {
             metrics.dropped_outside_session().inc();
-            return;
+            return false;
         }
         let side = match signal.decision.side {
             Side::Buy => 0,
@@ -376,6 +444,7 @@ impl Encoder {
         };
         self.set.series[s].signals[side].inc();
         self.encode(engine, signal, live, out);
+        true
     }
 
     /// One JSON line per broker of the signal's strategy, as `quiver replay`

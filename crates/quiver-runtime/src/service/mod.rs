@@ -121,6 +121,9 @@ pub struct Service {
     models: Option<Arc<quiver_infer::ModelStore>>,
     control: (ControlHandle, ControlReceiver),
     reloads: Option<reloads::Reloads>,
+    /// The strategies file's paper desk, run when `quiver.paper_report`
+    /// names a directory.
+    desk: quiver_paper::DeskSpec,
 }
 
 impl Service {
@@ -187,6 +190,7 @@ impl Service {
             models,
             control: (control_handle, control),
             reloads,
+            desk: desk_spec,
         } = self;
         let _watcher = models.map(watcher::ModelWatcher::start);
         tracing::info!(
@@ -266,6 +270,20 @@ impl Service {
             )));
         }
         drop(control_handle);
+        let paper = match settings.quiver.paper_report.as_str() {
+            "" => None,
+            dir => {
+                let dir = std::path::PathBuf::from(dir);
+                let trades = crate::backtest::trades_file(&dir).map_err(|err| {
+                    RuntimeError::Settings(format!("quiver.paper_report: {}: {err}", dir.display()))
+                })?;
+                Some(engine_stage::Paper {
+                    desk: desk_spec,
+                    trades,
+                    dir,
+                })
+            }
+        };
         let stage = engine_stage::EngineStage {
             gate,
             set,
@@ -273,6 +291,7 @@ impl Service {
             runner,
             control,
             load_shedding: settings.quiver.load_shedding,
+            paper,
         };
         let engine_thread = stage.spawn(engine, from_source, to_sink, Arc::clone(&telemetry))?;
         let probe_task = probe.map(|probe| source::spawn_lag_probe(probe, &telemetry, &stop));

@@ -191,6 +191,12 @@ pub struct ServiceSettings {
     /// How often the strategies file is checked for changes (a change is
     /// reloaded); 0 = never (SIGHUP and `POST /reload` still reload).
     pub config_watch_ms: u64,
+    /// A directory: run the strategies file's paper desk (`paper:`, `risk:`,
+    /// `costs:`) beside the brokers, streaming its fills to `trades.csv`
+    /// there and writing the rest of the backtest report on shutdown, so a
+    /// live session can be judged as `quiver backtest` judges a replay.
+    /// Empty: no paper desk.
+    pub paper_report: String,
     pub synthetic: SyntheticSettings,
     pub replay: ReplaySettings,
     pub session: SessionSettings,
@@ -216,6 +222,7 @@ impl Default for ServiceSettings {
             redis: RedisSettings::default(),
             publish: PublishSettings::default(),
             config_watch_ms: 1_000,
+            paper_report: String::new(),
             synthetic: SyntheticSettings::default(),
             replay: ReplaySettings::default(),
             session: SessionSettings::default(),
