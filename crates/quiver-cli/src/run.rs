@@ -167,14 +167,15 @@ async fn serve(
     }
     let report = result?;
     note(&format!(
-        "quiver run: stopped: {} ticks dispatched ({} preloaded, {} outside the session), {} signals published, {} duplicates suppressed, {} dead-lettered ({} of them withheld from a paused broker), {} evaluations shed",
+        "quiver run: stopped: {} ticks dispatched ({} preloaded, {} outside the session), {} signals published, {} duplicates suppressed, {} dead-lettered ({} of them withheld from a paused broker, {} refused by the paper desk), {} evaluations shed",
         report.ticks,
         report.preloaded,
         report.outside_session,
         report.signals_published,
         report.duplicates,
-        report.dead_lettered + report.withheld,
+        report.dead_lettered + report.withheld + report.refused_by_desk,
         report.withheld,
+        report.refused_by_desk,
         report.shed
     ));
     if !settings.quiver.paper_report.is_empty() {

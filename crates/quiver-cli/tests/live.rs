@@ -628,6 +628,102 @@ fn a_live_paper_desk_books_what_the_backtest_of_the_same_ticks_books() {
     );
 }
 
+#[test]
+fn with_a_paper_desk_the_risk_controller_gates_what_the_brokers_receive() {
+    let dir = tempdir();
+    let ticks = dir.path().join("ticks.csv");
+    quiver([
+        "gen",
+        "--instruments",
+        "10",
+        "--ticks",
+        "40000",
+        "--seed",
+        "9",
+        "--out",
+        ticks.to_str().expect("utf-8"),
+    ])
+    .expect_code(0);
+    let on = "[1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010]";
+    let config = dir.path().join("strategies.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "risk: {{max_strategy_exposure: 200000, max_instrument_exposure: 150000, max_strategy_drawdown: 0.01}}\n\
+             costs: {{spread_bps: 2, taker_fee_bps: 1, edge_bps: 300, min_edge_bps: 3}}\n\
+             strategies:\n\
+             \x20 - {{id: mom, strategy_type: momentum, parameters: {{lookback_periods: 10, threshold: 0.002}}, brokers: [paper, zerodha], instruments: {on}}}\n\
+             \x20 - {{id: mr, strategy_type: mean_reversion, parameters: {{lookback_periods: 20, z_entry: 1.5}}, brokers: [paper], instruments: {on}}}\n"
+        ),
+    )
+    .expect("config");
+    let live = dir.path().join("live");
+    let run = quiver([
+        "run",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--source",
+        &format!("replay:{}", ticks.display()),
+        "--speed",
+        "0",
+        "--http",
+        "off",
+        "--paper-report",
+        live.to_str().expect("utf-8"),
+    ]);
+    run.expect_code(0);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(live.join("summary.json")).expect("json"))
+            .expect("JSON");
+    let brokers = |id: &str| if id == "mom" { 2 } else { 1 };
+    let (mut sent, mut refused, mut throttled) = (0u64, 0u64, 0u64);
+    let mut reasons = std::collections::BTreeSet::new();
+    for row in summary["strategies"].as_array().expect("rows") {
+        let id = row["strategy"].as_str().expect("id");
+        let v = &row["verdicts"];
+        let n = |r: &str| v[r].as_u64().expect(r);
+        sent += (n("accepted") + n("throttled") + n("no_change")) * brokers(id);
+        for reason in [
+            "instrument_limit",
+            "strategy_limit",
+            "tag_limit",
+            "total_limit",
+            "strategy_drawdown",
+            "total_drawdown",
+            "below_edge",
+        ] {
+            refused += n(reason) * brokers(id);
+            if n(reason) > 0 {
+                reasons.insert(reason);
+            }
+        }
+        throttled += n("throttled");
+    }
+    assert!(
+        refused > 100 && throttled > 10,
+        "the desk must refuse and throttle: {summary}"
+    );
+    // What left is what the desk let through; the rest is dead-lettered.
+    let lines = run.stdout_text().lines().count() as u64;
+    assert_eq!(lines, sent);
+    run.expect_stderr_contains(&format!("{refused} refused by the paper desk"));
+    assert!(reasons.len() >= 2, "{reasons:?}");
+    for reason in &reasons {
+        run.expect_stderr_contains(&format!("dead letter: refused by the paper desk: {reason}"));
+    }
+    // A throttled signal leaves with the size the desk ordered: the trades
+    // of a fill on each broker line's tick carry the same quantity.
+    let trades = std::fs::read_to_string(live.join("trades.csv")).expect("trades");
+    let smaller = run
+        .stdout_text()
+        .lines()
+        .filter(|l| l.contains("\"strategy_id\":\"mom\"") && l.contains("\"broker\":\"paper\""))
+        .filter(|l| !l.contains("\"quantity\":100,"))
+        .count();
+    assert!(smaller > 0, "no throttled line of mom");
+    assert!(trades.lines().count() > 100);
+}
+
 /// Signal lines of `signals` (JSONL) grouped by strategy, in order.
 fn by_strategy(signals: &str) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();

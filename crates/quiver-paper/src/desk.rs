@@ -329,6 +329,9 @@ pub struct Desk {
     last_ts: Option<i64>,
     total_peak: Money,
     total_halted_since: Option<i64>,
+    /// The order the latest signal became: (signed quantity, the position
+    /// once it fills).
+    last_order: (i64, i64),
     /// The risk fractions in billionths, so a check is integer arithmetic.
     soft_ppb: i128,
     strategy_drawdown_ppb: Option<i128>,
@@ -390,6 +393,7 @@ impl Desk {
             last_ts: None,
             total_peak,
             total_halted_since: None,
+            last_order: (0, 0),
             soft_ppb,
             strategy_drawdown_ppb,
             total_drawdown_ppb,
@@ -430,6 +434,12 @@ impl Desk {
     /// of holding every one, without allocating per batch.
     pub fn take_fills(&mut self, buffer: &mut Vec<Fill>) {
         std::mem::swap(&mut self.fills, buffer);
+    }
+
+    /// The order the latest signal became, when its verdict ordered:
+    /// (signed quantity, the position once it fills).
+    pub fn last_order(&self) -> (i64, i64) {
+        self.last_order
     }
 
     /// The id of account `a`.
@@ -763,6 +773,7 @@ impl Desk {
             }
         }
         let ttl = self.spec.paper.limit_ttl_ns;
+        self.last_order = (q, old + q);
         let account = &mut self.accounts[a as usize];
         let h = account.holding(i);
         h.committed = old + q;

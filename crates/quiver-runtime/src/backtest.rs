@@ -54,6 +54,16 @@ impl<T: Write> PaperBook<T> {
         self.desk.on_tick(seq, tick);
     }
 
+    /// The signal mode of `signal`'s strategy.
+    pub(crate) fn mode(&self, signal: &EngineSignal) -> quiver_paper::SignalMode {
+        self.desk.accounts()[self.accounts[signal.strategy.index()] as usize].mode
+    }
+
+    /// The order the latest signal became (see [`quiver_paper::Desk::last_order`]).
+    pub(crate) fn last_order(&self) -> (i64, i64) {
+        self.desk.last_order()
+    }
+
     pub(crate) fn signal(&mut self, signal: &EngineSignal) -> quiver_paper::Verdict {
         let account = self.accounts[signal.strategy.index()];
         self.desk.on_signal(
@@ -204,4 +214,17 @@ pub fn write_report(desk: &Desk, dir: &Path, title: &str) -> io::Result<(Report,
         })?;
     }
     Ok((report, dir.join("report.html")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_desk_refusals_the_metrics_name_are_the_desk_s_own() {
+        let refusals: Vec<&str> = quiver_paper::REASONS
+            .iter()
+            .copied()
+            .filter(|r| !["accepted", "throttled", "no_change"].contains(r))
+            .collect();
+        assert_eq!(refusals, quiver_telemetry::drop_reasons::DESK_REFUSALS);
+    }
 }

@@ -16,7 +16,7 @@ pub mod status;
 use std::sync::Mutex;
 
 pub use metrics::{
-    names, Catalog, MetricDef, ServiceMetrics, StrategyDesc, StrategySeries, METRICS,
+    drop_reasons, names, Catalog, MetricDef, ServiceMetrics, StrategyDesc, StrategySeries, METRICS,
 };
 pub use registry::{Counter, Gauge, Histogram, Registry, RegistryError};
 pub use status::{

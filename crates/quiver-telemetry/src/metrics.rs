@@ -77,6 +77,8 @@ metrics! {
         "Publishes of a batch tried again after the bus failed (nothing is acknowledged until it is published).";
     SIGNALS_DROPPED: Counter "signals_dropped_total" ["reason"]
         "Decisions or signals that were not published, by reason.";
+    SIGNALS_THROTTLED: Counter "signals_throttled_total" []
+        "Signals the paper desk's risk controller let out smaller: an exposure would pass its soft limit.";
     STRATEGY_ERRORS: Counter "strategy_errors_total" ["type", "error_category"]
         "Strategy failures contained by the engine, per strategy type and category.";
     STRATEGY_PROCESSING: Histogram "strategy_processing_duration_ms" ["type"]
@@ -245,6 +247,17 @@ pub mod drop_reasons {
     /// The strategy's emission to the broker was paused: the signal went to
     /// the dead-letter stream without being tried.
     pub const EMISSION_PAUSED: &str = "emission_paused";
+    /// The paper desk's risk controller or cost model refused the signal
+    /// (`quiver run --paper-report`): dead-lettered with the reason.
+    pub const DESK_REFUSALS: [&str; 7] = [
+        "instrument_limit",
+        "strategy_limit",
+        "tag_limit",
+        "total_limit",
+        "strategy_drawdown",
+        "total_drawdown",
+        "below_edge",
+    ];
 }
 
 /// Categories of ticks that could not be processed (dead-lettered).
@@ -315,6 +328,7 @@ pub struct ServiceMetrics {
     pub published: Vec<Counter>,
     pub duplicates: Vec<Counter>,
     pub publish_retries: Counter,
+    pub throttled: Counter,
     /// `config_reload_total`: applied, unchanged, refused.
     pub config_reloads: [Counter; 3],
     /// Per [`DropReason::ALL`], then outside_session, publish_failed, the
@@ -373,6 +387,7 @@ impl ServiceMetrics {
             .chain([drop_reasons::OUTSIDE_SESSION, drop_reasons::PUBLISH_FAILED])
             .chain(GuardDrop::ALL.iter().map(|reason| reason.as_str()))
             .chain([drop_reasons::EMISSION_PAUSED])
+            .chain(drop_reasons::DESK_REFUSALS)
             .map(|reason| [reason]);
         let errors = |category| {
             def::STRATEGY_ERRORS.each(r, type_names.iter().map(move |t| [t.as_str(), category]))
@@ -425,6 +440,7 @@ impl ServiceMetrics {
             published: def::SIGNALS_PUBLISHED.each(r, brokers())?,
             duplicates: def::SIGNALS_DUPLICATE.each(r, brokers())?,
             publish_retries: def::PUBLISH_RETRIES.series(r, [])?,
+            throttled: def::SIGNALS_THROTTLED.series(r, [])?,
             config_reloads: [
                 def::CONFIG_RELOADS.series(r, ["applied"])?,
                 def::CONFIG_RELOADS.series(r, ["unchanged"])?,
@@ -478,6 +494,16 @@ impl ServiceMetrics {
 
     pub fn dropped_emission_paused(&self) -> &Counter {
         &self.dropped[DropReason::ALL.len() + 2 + GuardDrop::ALL.len()]
+    }
+
+    /// The `signals_dropped_total` handle of a paper desk refusal
+    /// ([`drop_reasons::DESK_REFUSALS`]).
+    pub fn dropped_by_desk(&self, reason: &str) -> Option<&Counter> {
+        let at = drop_reasons::DESK_REFUSALS
+            .iter()
+            .position(|r| *r == reason)?;
+        self.dropped
+            .get(DropReason::ALL.len() + 3 + GuardDrop::ALL.len() + at)
     }
 
     /// The series of the strategy known by `key`.
@@ -702,7 +728,7 @@ mod tests {
         .chain(m.strategies.iter().flat_map(|s| &s.signals))
         .chain(&m.published)
         .chain(&m.duplicates)
-        .chain([&m.publish_retries])
+        .chain([&m.publish_retries, &m.throttled])
         .chain(&m.config_reloads)
         .chain(&m.dropped)
         .chain(&m.panics_by_type)

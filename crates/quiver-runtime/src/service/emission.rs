@@ -124,6 +124,10 @@ impl EmissionGate {
     /// whose pause has passed are tried (all of them, this batch).
     pub fn admit(&mut self, signals: &mut [OutSignal], now: Instant) {
         for signal in signals {
+            // Held back already (the paper desk refused it): it stays so.
+            if signal.withheld.is_some() {
+                continue;
+            }
             signal.withheld = self
                 .pair(signal.strategy_idx, signal.broker_idx)
                 .and_then(|pair| pair.paused.as_ref())

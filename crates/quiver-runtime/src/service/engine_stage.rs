@@ -11,7 +11,7 @@ use quiver_driver::{Batch, Cadence, Consumer, ControlReceiver, Driver, Feed, Inf
 use quiver_engine::{Engine, EngineSignal, ModelBatch, ModelResults, Output, Shed};
 use quiver_io::encode_signal;
 use quiver_io::live::{LiveTick, OutSignal, SignalBatch, TickBatch};
-use quiver_telemetry::{ServiceMetrics, Telemetry};
+use quiver_telemetry::Telemetry;
 use tokio::sync::{mpsc, oneshot};
 
 use super::sink::Published;
@@ -271,6 +271,39 @@ struct Encoder {
     paper: Option<PaperBook<std::io::BufWriter<std::fs::File>>>,
 }
 
+/// What the dead letter of a signal the paper desk refused says, before
+/// the reason.
+pub(super) const DESK_WITHHELD: &str = "refused by the paper desk: ";
+
+/// What the paper desk made of a signal, for the brokers.
+enum Desk {
+    Passed,
+    /// Let out with this quantity instead.
+    Throttled(u64),
+    Refused(&'static str),
+}
+
+fn desk_says(
+    paper: &mut PaperBook<std::io::BufWriter<std::fs::File>>,
+    signal: &EngineSignal,
+) -> Desk {
+    use quiver_paper::{SignalMode, Verdict};
+    match paper.signal(signal) {
+        Verdict::Accepted | Verdict::NoChange => Desk::Passed,
+        Verdict::Throttled(_) => {
+            let (order, position) = paper.last_order();
+            // An order leaves with its size; a target with the position
+            // it now asks for.
+            let quantity = match paper.mode(signal) {
+                SignalMode::Order => order.unsigned_abs(),
+                SignalMode::Target => position.unsigned_abs(),
+            };
+            Desk::Throttled(quantity.max(1))
+        }
+        refused => Desk::Refused(refused.reason()),
+    }
+}
+
 /// Writes the paper desk's report into `dir` (its `trades.csv` was written
 /// as the run went); a failure is logged, the run's outcome is the bus's.
 fn write_paper_report(book: PaperBook<std::io::BufWriter<std::fs::File>>, dir: &std::path::Path) {
@@ -342,9 +375,22 @@ impl Consumer<LiveBatch> for Encoder {
                     paper.tick(live.seq, &live.tick);
                 }
                 while let Some(signal) = signals.next_if(|s| s.seq == live.seq) {
-                    if self.count_and_encode(engine, signal, live, &mut encoded) {
-                        if let Some(paper) = &mut self.paper {
-                            paper.signal(signal);
+                    if !self.in_session(signal, live) {
+                        continue;
+                    }
+                    let desk = self.paper.as_mut().map(|paper| desk_says(paper, signal));
+                    match desk {
+                        Some(Desk::Refused(reason)) => {
+                            self.refused_by_desk(engine, signal, live, reason, &mut encoded)
+                        }
+                        Some(Desk::Throttled(quantity)) => {
+                            let mut smaller = signal.clone();
+                            smaller.decision.quantity = quantity;
+                            self.telemetry.metrics.throttled.inc();
+                            self.count_and_encode(engine, &smaller, live, &mut encoded);
+                        }
+                        Some(Desk::Passed) | None => {
+                            self.count_and_encode(engine, signal, live, &mut encoded)
                         }
                     }
                 }
@@ -423,28 +469,52 @@ impl Encoder {
         self.last_sync = Instant::now();
     }
 
-    /// Counts `signal` and encodes it for its brokers, or drops it (false)
-    /// outside the session.
+    /// Whether `signal` may leave at its tick's time; counted when not.
+    fn in_session(&self, signal: &EngineSignal, live: &LiveTick) -> bool {
+        let s = signal.strategy.index();
+        let open = self.gate.is_open(live.tick.ts_ns) || self.set.allow_outside[s];
+        if !open {
+            self.telemetry.metrics.dropped_outside_session().inc();
+        }
+        open
+    }
+
+    /// Counts `signal` and encodes it for its brokers.
     fn count_and_encode(
         &self,
         engine: &Engine,
         signal: &EngineSignal,
         live: &LiveTick,
         out: &mut SignalBatch,
-    ) -> bool {
-        let metrics: &ServiceMetrics = &self.telemetry.metrics;
+    ) {
         let s = signal.strategy.index();
-        if !self.gate.is_open(live.tick.ts_ns) && !self.set.allow_outside[s] {
-            metrics.dropped_outside_session().inc();
-            return false;
-        }
         let side = match signal.decision.side {
             Side::Buy => 0,
             Side::Sell => 1,
         };
         self.set.series[s].signals[side].inc();
         self.encode(engine, signal, live, out);
-        true
+    }
+
+    /// A signal the paper desk refused: dead-lettered for each broker with
+    /// the reason, never tried, and counted by it.
+    fn refused_by_desk(
+        &self,
+        engine: &Engine,
+        signal: &EngineSignal,
+        live: &LiveTick,
+        reason: &'static str,
+        out: &mut SignalBatch,
+    ) {
+        if let Some(counter) = self.telemetry.metrics.dropped_by_desk(reason) {
+            counter.inc();
+        }
+        let from = out.signals.len();
+        self.encode(engine, signal, live, out);
+        let why: Arc<str> = Arc::from(format!("{DESK_WITHHELD}{reason}"));
+        for held in &mut out.signals[from..] {
+            held.withheld = Some(Arc::clone(&why));
+        }
     }
 
     /// One JSON line per broker of the signal's strategy, as `quiver replay`

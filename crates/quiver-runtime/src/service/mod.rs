@@ -81,6 +81,9 @@ pub struct RunReport {
     pub dead_lettered: u64,
     /// Signals dead-lettered untried: their emission was paused.
     pub withheld: u64,
+    /// Signals (one per broker) dead-lettered untried: the paper desk's
+    /// risk controller or cost model refused them.
+    pub refused_by_desk: u64,
     /// Evaluations skipped while the engine was behind (load shedding).
     pub shed: u64,
 }

@@ -158,8 +158,17 @@ pub(super) async fn run<K: SignalSink, C: Acker>(
                     );
                 }
                 Outcome::Withheld => {
-                    report.withheld += 1;
-                    metrics.dropped_emission_paused().inc();
+                    let by_desk = signal
+                        .withheld
+                        .as_deref()
+                        .is_some_and(|why| why.starts_with(super::engine_stage::DESK_WITHHELD));
+                    if by_desk {
+                        // Counted by its reason when the desk refused it.
+                        report.refused_by_desk += 1;
+                    } else {
+                        report.withheld += 1;
+                        metrics.dropped_emission_paused().inc();
+                    }
                 }
             }
         }
