@@ -384,7 +384,7 @@ impl Consumer<LiveBatch> for Encoder {
                             self.refused_by_desk(engine, signal, live, reason, &mut encoded)
                         }
                         Some(Desk::Throttled(quantity)) => {
-                            let mut smaller = signal.clone();
+                            let mut smaller = *signal;
                             smaller.decision.quantity = quantity;
                             self.telemetry.metrics.throttled.inc();
                             self.count_and_encode(engine, &smaller, live, &mut encoded);
