@@ -541,23 +541,33 @@ fn no_timeout_settings(dir: &Path) -> String {
 
 // ------------------------------------------------------------------ tests
 
-#[test]
-fn run_on_a_replay_file_writes_what_replay_writes() {
-    let dir = tempdir();
-    let (ticks, expected) = replayed(dir.path(), 20_000, 3);
-    let run = quiver([
+/// `quiver run` on `config` with `ticks` as an unpaced replay source, no
+/// HTTP and no inference timeout, plus `extra`; signals on stdout.
+fn run_on_replay(config: &str, ticks: &Path, dir: &Path, extra: &[&str]) -> support::Run {
+    let source = format!("replay:{}", ticks.display());
+    let settings = no_timeout_settings(dir);
+    let mut args = vec![
         "run",
         "--config",
-        DEMO_CONFIG,
+        config,
         "--source",
-        &format!("replay:{}", ticks.display()),
+        &source,
         "--speed",
         "0",
         "--http",
         "off",
         "--settings",
-        &no_timeout_settings(dir.path()),
-    ]);
+        &settings,
+    ];
+    args.extend_from_slice(extra);
+    quiver(args)
+}
+
+#[test]
+fn run_on_a_replay_file_writes_what_replay_writes() {
+    let dir = tempdir();
+    let (ticks, expected) = replayed(dir.path(), 20_000, 3);
+    let run = run_on_replay(DEMO_CONFIG, &ticks, dir.path(), &[]);
     run.expect_code(0);
     assert_eq!(by_broker(&run.stdout_text()), expected);
 }
@@ -565,19 +575,7 @@ fn run_on_a_replay_file_writes_what_replay_writes() {
 #[test]
 fn a_live_paper_desk_books_what_the_backtest_of_the_same_ticks_books() {
     let dir = tempdir();
-    let ticks = dir.path().join("ticks.csv");
-    quiver([
-        "gen",
-        "--instruments",
-        "50",
-        "--ticks",
-        "20000",
-        "--seed",
-        "5",
-        "--out",
-        ticks.to_str().expect("utf-8"),
-    ])
-    .expect_code(0);
+    let ticks = gen_ticks(dir.path(), 50, 20_000, 5);
     let backtest = dir.path().join("backtest");
     quiver([
         "backtest",
@@ -590,21 +588,8 @@ fn a_live_paper_desk_books_what_the_backtest_of_the_same_ticks_books() {
     ])
     .expect_code(0);
     let live = dir.path().join("live");
-    let run = quiver([
-        "run",
-        "--config",
-        DEMO_CONFIG,
-        "--source",
-        &format!("replay:{}", ticks.display()),
-        "--speed",
-        "0",
-        "--http",
-        "off",
-        "--settings",
-        &no_timeout_settings(dir.path()),
-        "--paper-report",
-        live.to_str().expect("utf-8"),
-    ]);
+    let report = live.to_str().expect("utf-8");
+    let run = run_on_replay(DEMO_CONFIG, &ticks, dir.path(), &["--paper-report", report]);
     run.expect_code(0).expect_stderr_contains(&format!(
         "paper trading report: {}",
         live.join("report.html").display()
@@ -631,19 +616,7 @@ fn a_live_paper_desk_books_what_the_backtest_of_the_same_ticks_books() {
 #[test]
 fn with_a_paper_desk_the_risk_controller_gates_what_the_brokers_receive() {
     let dir = tempdir();
-    let ticks = dir.path().join("ticks.csv");
-    quiver([
-        "gen",
-        "--instruments",
-        "10",
-        "--ticks",
-        "40000",
-        "--seed",
-        "9",
-        "--out",
-        ticks.to_str().expect("utf-8"),
-    ])
-    .expect_code(0);
+    let ticks = gen_ticks(dir.path(), 10, 40_000, 9);
     let on = "[1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010]";
     let config = dir.path().join("strategies.yaml");
     std::fs::write(
@@ -658,19 +631,12 @@ fn with_a_paper_desk_the_risk_controller_gates_what_the_brokers_receive() {
     )
     .expect("config");
     let live = dir.path().join("live");
-    let run = quiver([
-        "run",
-        "--config",
+    let run = run_on_replay(
         config.to_str().expect("utf-8"),
-        "--source",
-        &format!("replay:{}", ticks.display()),
-        "--speed",
-        "0",
-        "--http",
-        "off",
-        "--paper-report",
-        live.to_str().expect("utf-8"),
-    ]);
+        &ticks,
+        dir.path(),
+        &["--paper-report", live.to_str().expect("utf-8")],
+    );
     run.expect_code(0);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(live.join("summary.json")).expect("json"))
