@@ -476,6 +476,22 @@ mod tests {
     }
 
     #[test]
+    fn the_desk_sections_survive_the_store_s_json() {
+        // JSON keys are strings: an instrument's costs come back keyed "1".
+        let file = format!(
+            "paper: {{fill: limit, slippage_bps: 0.25, strategies: {{a: {{signals: target}}}}}}\n\
+             risk: {{max_strategy_exposure: 1000.5, tags: {{banks: [1, 2]}}, max_tag_exposure: {{banks: 300}}}}\n\
+             costs: {{taker_fee_bps: 2, instruments: {{1: {{taker_fee_bps: 4}}}}}}\n{FILE}"
+        );
+        let document = Document::of_yaml(&file, "f.yaml").unwrap();
+        let (text, _) = document.render();
+        let again = quiver_config::parse_config(&text, TABLE).unwrap();
+        let original = quiver_config::parse_config(&file, "f.yaml").unwrap();
+        assert_ne!(original.desk, quiver_paper::DeskSpec::default());
+        assert_eq!(again.desk, original.desk);
+    }
+
+    #[test]
     fn messages_name_the_row_instead_of_the_line() {
         let lines = vec![Origin::Other, Origin::Row("mom-1".into())];
         assert_eq!(
