@@ -62,18 +62,7 @@ impl Scope {
 impl Verdict {
     /// A bounded label: one metric series or report column each.
     pub fn reason(self) -> &'static str {
-        match self {
-            Verdict::Accepted => "accepted",
-            Verdict::Throttled(_) => "throttled",
-            Verdict::Blocked(Scope::Instrument) => "instrument_limit",
-            Verdict::Blocked(Scope::Strategy) => "strategy_limit",
-            Verdict::Blocked(Scope::Tag) => "tag_limit",
-            Verdict::Blocked(Scope::Total) => "total_limit",
-            Verdict::Halted(Scope::Total) => "total_drawdown",
-            Verdict::Halted(_) => "strategy_drawdown",
-            Verdict::BelowEdge => "below_edge",
-            Verdict::NoChange => "no_change",
-        }
+        REASONS[self.index()]
     }
 
     /// Position in [`REASONS`].
@@ -91,11 +80,6 @@ impl Verdict {
             Verdict::NoChange => 9,
         }
     }
-
-    /// Whether an order rests.
-    pub fn ordered(self) -> bool {
-        matches!(self, Verdict::Accepted | Verdict::Throttled(_))
-    }
 }
 
 /// Every [`Verdict::reason`], in report order.
@@ -111,6 +95,10 @@ pub const REASONS: [&str; 10] = [
     "below_edge",
     "no_change",
 ];
+
+/// The [`REASONS`] that refuse a signal: no order (neither accepted,
+/// throttled nor a target already held).
+pub const REFUSALS: &[&str] = REASONS.as_slice().split_at(2).1.split_at(7).0;
 
 /// Instrument tokens are small integers chosen by an exchange, not by an
 /// attacker of the map: one multiply spreads them well enough, at a
@@ -223,8 +211,7 @@ pub struct Account {
     pub expired: u64,
     /// Equity at each sample.
     pub samples: Vec<Money>,
-    peak: Money,
-    halted_since: Option<i64>,
+    breaker: Breaker,
     holdings: Vec<Holding>,
     lots: Vec<Lots>,
 }
@@ -250,8 +237,7 @@ impl Account {
             verdicts: [0; REASONS.len()],
             expired: 0,
             samples: Vec::new(),
-            peak: spec.paper.capital,
-            halted_since: None,
+            breaker: Breaker::new(spec.paper.capital),
             holdings: Vec::new(),
             lots: Vec::new(),
         }
@@ -287,7 +273,6 @@ impl Account {
 }
 
 struct Market {
-    token: InstrumentToken,
     mark: Price,
     costs: InstrumentCosts,
     /// Σ over accounts of position (signed): moves every account's marks.
@@ -327,8 +312,8 @@ pub struct Desk {
     sample_ts: Vec<i64>,
     next_sample: Option<i64>,
     last_ts: Option<i64>,
-    total_peak: Money,
-    total_halted_since: Option<i64>,
+    /// The drawdown breaker of every account as one.
+    total_breaker: Breaker,
     /// The order the latest signal became: (signed quantity, the position
     /// once it fills).
     last_order: (i64, i64),
@@ -347,6 +332,56 @@ fn ppb(fraction: f64) -> i128 {
 /// Equity at least `limit_ppb` billionths below a positive peak.
 fn tripped(peak: Money, equity: Money, limit_ppb: i128) -> bool {
     peak > Money::ZERO && (peak - equity).units() * PPB >= peak.units() * limit_ppb
+}
+
+/// A drawdown breaker: the peak follows equity, and once equity is the
+/// limit below it the breaker holds new entries.
+#[derive(Clone, Debug)]
+struct Breaker {
+    peak: Money,
+    halted_since: Option<i64>,
+}
+
+impl Breaker {
+    fn new(peak: Money) -> Breaker {
+        Breaker {
+            peak,
+            halted_since: None,
+        }
+    }
+
+    /// At a sample: the peak follows `equity`, and the breaker trips when
+    /// `equity` is `limit_ppb` below it. Whether it holds entries now.
+    fn observe(&mut self, equity: Money, ts_ns: i64, limit_ppb: Option<i128>) -> bool {
+        self.peak = self.peak.max(equity);
+        if let Some(limit) = limit_ppb {
+            if self.halted_since.is_none() && tripped(self.peak, equity, limit) {
+                self.halted_since = Some(ts_ns);
+            }
+        }
+        self.halted_since.is_some()
+    }
+
+    /// At an entry: whether the breaker holds it. One past `resume_ns`
+    /// since it tripped lets go first, its peak reset to `equity`.
+    fn holds(
+        &mut self,
+        equity: Money,
+        ts_ns: i64,
+        limit_ppb: i128,
+        resume_ns: Option<i64>,
+    ) -> bool {
+        if let Some(since) = self.halted_since {
+            match resume_ns {
+                Some(after) if ts_ns.saturating_sub(since) >= after => {
+                    self.halted_since = None;
+                    self.peak = equity;
+                }
+                _ => return true,
+            }
+        }
+        self.observe(equity, ts_ns, Some(limit_ppb))
+    }
 }
 
 impl Desk {
@@ -391,8 +426,7 @@ impl Desk {
             sample_ts: Vec::new(),
             next_sample: None,
             last_ts: None,
-            total_peak,
-            total_halted_since: None,
+            total_breaker: Breaker::new(total_peak),
             last_order: (0, 0),
             soft_ppb,
             strategy_drawdown_ppb,
@@ -410,7 +444,7 @@ impl Desk {
         let capital = self.spec.paper.capital;
         let mut account = Account::new(id.to_owned(), &self.spec);
         account.samples = vec![capital; self.sample_ts.len()];
-        self.total_peak += capital;
+        self.total_breaker.peak += capital;
         self.total_cash += capital;
         self.accounts.push(account);
         (self.accounts.len() - 1) as u32
@@ -452,11 +486,6 @@ impl Desk {
         &self.sample_ts
     }
 
-    /// The instrument token of desk index `i`.
-    pub fn token(&self, i: usize) -> InstrumentToken {
-        self.markets[i].token
-    }
-
     /// Σ over accounts.
     pub fn total_equity(&self) -> Money {
         self.total_cash + self.total_marked
@@ -478,7 +507,6 @@ impl Desk {
             .map(|t| t as u32)
             .collect();
         self.markets.push(Market {
-            token: tick.instrument,
             mark: tick.price,
             costs: self.spec.costs.of(tick.instrument),
             position: 0,
@@ -538,22 +566,17 @@ impl Desk {
         let slippage = self.spec.paper.slippage;
         for order in orders.drain(..) {
             let buy = order.quantity > 0;
-            let (price, fee) = match self.spec.paper.fill {
-                FillModel::NextPrice => (
+            let quote = if buy { tick.ask } else { tick.bid };
+            let (price, fee) = match (self.spec.paper.fill, quote) {
+                (FillModel::NextQuote, Some(quote)) => {
+                    (adjust(quote, slippage, buy), costs.taker_fee)
+                }
+                // A tick without the quote pays half the configured spread.
+                (FillModel::NextPrice | FillModel::NextQuote, _) => (
                     adjust(tick.price, costs.spread.half() + slippage, buy),
                     costs.taker_fee,
                 ),
-                FillModel::NextQuote => {
-                    let quote = if buy { tick.ask } else { tick.bid };
-                    match quote {
-                        Some(quote) => (adjust(quote, slippage, buy), costs.taker_fee),
-                        None => (
-                            adjust(tick.price, costs.spread.half() + slippage, buy),
-                            costs.taker_fee,
-                        ),
-                    }
-                }
-                FillModel::Limit => {
+                (FillModel::Limit, _) => {
                     let crossed = if buy {
                         tick.price <= order.limit
                     } else {
@@ -813,36 +836,14 @@ impl Desk {
         let resume = self.spec.risk.resume_after_ns;
         if let Some(limit) = self.total_drawdown_ppb {
             let equity = self.total_equity();
-            if let Some(since) = self.total_halted_since {
-                match resume {
-                    Some(after) if ts_ns.saturating_sub(since) >= after => {
-                        self.total_halted_since = None;
-                        self.total_peak = equity;
-                    }
-                    _ => return Some(Scope::Total),
-                }
-            }
-            self.total_peak = self.total_peak.max(equity);
-            if tripped(self.total_peak, equity, limit) {
-                self.total_halted_since = Some(ts_ns);
+            if self.total_breaker.holds(equity, ts_ns, limit, resume) {
                 return Some(Scope::Total);
             }
         }
         if let Some(limit) = self.strategy_drawdown_ppb {
             let account = &mut self.accounts[a as usize];
             let equity = account.equity();
-            if let Some(since) = account.halted_since {
-                match resume {
-                    Some(after) if ts_ns.saturating_sub(since) >= after => {
-                        account.halted_since = None;
-                        account.peak = equity;
-                    }
-                    _ => return Some(Scope::Strategy),
-                }
-            }
-            account.peak = account.peak.max(equity);
-            if tripped(account.peak, equity, limit) {
-                account.halted_since = Some(ts_ns);
+            if account.breaker.holds(equity, ts_ns, limit, resume) {
                 return Some(Scope::Strategy);
             }
         }
@@ -909,20 +910,13 @@ impl Desk {
         for account in &mut self.accounts {
             let equity = account.equity();
             account.samples.push(equity);
-            account.peak = account.peak.max(equity);
-            if let Some(limit) = self.strategy_drawdown_ppb {
-                if account.halted_since.is_none() && tripped(account.peak, equity, limit) {
-                    account.halted_since = Some(ts_ns);
-                }
-            }
+            account
+                .breaker
+                .observe(equity, ts_ns, self.strategy_drawdown_ppb);
         }
         let total = self.total_equity();
-        self.total_peak = self.total_peak.max(total);
-        if let Some(limit) = self.total_drawdown_ppb {
-            if self.total_halted_since.is_none() && tripped(self.total_peak, total, limit) {
-                self.total_halted_since = Some(ts_ns);
-            }
-        }
+        self.total_breaker
+            .observe(total, ts_ns, self.total_drawdown_ppb);
     }
 
     /// Ends the run: a last sample at the last tick, unless one was taken
@@ -1010,6 +1004,36 @@ mod tests {
 
     fn spec() -> DeskSpec {
         DeskSpec::default()
+    }
+
+    #[test]
+    fn every_verdict_has_its_reason_and_the_refusals_are_the_no_order_ones() {
+        let all = [
+            Verdict::Accepted,
+            Verdict::Throttled(Scope::Tag),
+            Verdict::Blocked(Scope::Instrument),
+            Verdict::Blocked(Scope::Strategy),
+            Verdict::Blocked(Scope::Tag),
+            Verdict::Blocked(Scope::Total),
+            Verdict::Halted(Scope::Strategy),
+            Verdict::Halted(Scope::Total),
+            Verdict::BelowEdge,
+            Verdict::NoChange,
+        ];
+        let reasons: Vec<&str> = all.iter().map(|v| v.reason()).collect();
+        assert_eq!(reasons, REASONS);
+        assert_eq!(
+            REFUSALS,
+            [
+                "instrument_limit",
+                "strategy_limit",
+                "tag_limit",
+                "total_limit",
+                "strategy_drawdown",
+                "total_drawdown",
+                "below_edge"
+            ]
+        );
     }
 
     #[test]

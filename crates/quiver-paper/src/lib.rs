@@ -15,7 +15,7 @@ pub mod report;
 pub mod spec;
 pub mod stats;
 
-pub use desk::{Desk, Fill, Scope, Verdict, REASONS};
+pub use desk::{Desk, Fill, Scope, Verdict, REASONS, REFUSALS};
 pub use money::{Money, Rate};
 pub use report::Report;
 pub use spec::{CostSpec, DeskSpec, FillModel, InstrumentCosts, PaperSpec, RiskSpec, SignalMode};

@@ -215,16 +215,3 @@ pub fn write_report(desk: &Desk, dir: &Path, title: &str) -> io::Result<(Report,
     }
     Ok((report, dir.join("report.html")))
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_desk_refusals_the_metrics_name_are_the_desk_s_own() {
-        let refusals: Vec<&str> = quiver_paper::REASONS
-            .iter()
-            .copied()
-            .filter(|r| !["accepted", "throttled", "no_change"].contains(r))
-            .collect();
-        assert_eq!(refusals, quiver_telemetry::drop_reasons::DESK_REFUSALS);
-    }
-}

@@ -249,15 +249,7 @@ pub mod drop_reasons {
     pub const EMISSION_PAUSED: &str = "emission_paused";
     /// The paper desk's risk controller or cost model refused the signal
     /// (`quiver run --paper-report`): dead-lettered with the reason.
-    pub const DESK_REFUSALS: [&str; 7] = [
-        "instrument_limit",
-        "strategy_limit",
-        "tag_limit",
-        "total_limit",
-        "strategy_drawdown",
-        "total_drawdown",
-        "below_edge",
-    ];
+    pub const DESK_REFUSALS: &[&str] = quiver_paper::REFUSALS;
 }
 
 /// Categories of ticks that could not be processed (dead-lettered).
@@ -387,7 +379,7 @@ impl ServiceMetrics {
             .chain([drop_reasons::OUTSIDE_SESSION, drop_reasons::PUBLISH_FAILED])
             .chain(GuardDrop::ALL.iter().map(|reason| reason.as_str()))
             .chain([drop_reasons::EMISSION_PAUSED])
-            .chain(drop_reasons::DESK_REFUSALS)
+            .chain(drop_reasons::DESK_REFUSALS.iter().copied())
             .map(|reason| [reason]);
         let errors = |category| {
             def::STRATEGY_ERRORS.each(r, type_names.iter().map(move |t| [t.as_str(), category]))
