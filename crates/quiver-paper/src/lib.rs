@@ -14,6 +14,7 @@ pub mod money;
 pub mod report;
 pub mod spec;
 pub mod stats;
+pub mod verdict;
 
 pub use desk::{Desk, Fill, Scope, Verdict, REASONS, REFUSALS};
 pub use money::{Money, Rate};
