@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::desk::{Desk, Fill, REASONS};
+use crate::money::Money;
 use crate::stats::{self, Summary};
 
 /// Everything a report holds, computed once.
@@ -15,6 +16,8 @@ pub struct Report {
     pub times: Vec<i64>,
     /// Per strategy, then the total last: equity at each sample.
     pub curves: Vec<Vec<f64>>,
+    /// Every account's equity summed, at each sample (exact).
+    pub total_curve: Vec<Money>,
     pub total_drawdowns: Vec<f64>,
     pub periods_per_year: f64,
 }
@@ -31,10 +34,11 @@ impl Report {
         curves.push(total_curve.iter().map(|m| m.to_f64()).collect());
         Report {
             strategies: accounts.iter().map(|a| stats::summary(a, ppy)).collect(),
-            total: stats::total(accounts, ppy),
+            total: stats::total(accounts, &total_curve, ppy),
             times: desk.sample_times().to_vec(),
             curves,
             total_drawdowns: stats::drawdowns(&total_curve),
+            total_curve,
             periods_per_year: ppy,
         }
     }
@@ -209,8 +213,7 @@ impl Report {
                 let _ = writeln!(out, "{},{},{},{}", self.times[k], account.id, e, num(dd[k]));
             }
         }
-        let total = stats::total_curve(accounts);
-        for (k, e) in total.iter().enumerate() {
+        for (k, e) in self.total_curve.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "{},TOTAL,{},{}",

@@ -110,9 +110,8 @@ pub fn summary(account: &Account, periods_per_year: f64) -> Summary {
     }
 }
 
-/// Every account as one: equity summed per sample.
-pub fn total(accounts: &[Account], periods_per_year: f64) -> Summary {
-    let samples = total_curve(accounts);
+/// Every account as one; `samples` is their [`total_curve`].
+pub fn total(accounts: &[Account], samples: &[Money], periods_per_year: f64) -> Summary {
     let mut all = Summary {
         id: "TOTAL".to_owned(),
         capital: Money::ZERO,
@@ -156,7 +155,7 @@ pub fn total(accounts: &[Account], periods_per_year: f64) -> Summary {
     all.pnl = all.equity - all.capital;
     all.unrealized = all.pnl - all.realized + all.fees;
     all.total_return = ratio(all.pnl, all.capital).unwrap_or(0.0);
-    let c = curve(&samples, periods_per_year);
+    let c = curve(samples, periods_per_year);
     all.sharpe = c.sharpe;
     all.sortino = c.sortino;
     all.max_drawdown = c.max_drawdown;
