@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use quiver_io::SignalWriter;
-use quiver_paper::Desk;
 use quiver_runtime::backtest::{trades_file, write_report, REPORT_FILES};
 
 use crate::edge::{invalid, Outcome};
@@ -31,10 +30,6 @@ pub fn run(
     let (config, config_path, text) = crate::db_cmd::load_config_text(config_path)?;
     let mut replay = open_replay(&config_path, &config, &text, model_args)?;
     let ticks = quiver_io::open_ticks(ticks_path).map_err(invalid)?;
-    let desk = Desk::new(
-        config.desk.clone(),
-        config.enabled().map(|row| row.id.clone()),
-    );
     let mut trades = trades_file(out_dir)
         .with_context(|| format!("creating the report directory {}", out_dir.display()))?;
     let bar = progress_bar(None);
@@ -42,7 +37,7 @@ pub fn run(
         .backtest(
             ticks,
             skip_bad_rows,
-            desk,
+            config.desk.clone(),
             &mut trades,
             None::<&mut SignalWriter<io::Sink>>,
             &mut |n| bar.set_position(n),

@@ -63,10 +63,6 @@ pub fn run(out: Option<&Path>, report_dir: &Path, ticks: u64, models: &ModelArgs
         None => Box::new(io::sink()),
     };
     let mut writer = SignalWriter::new(sink);
-    let desk = quiver_paper::Desk::new(
-        config.desk.clone(),
-        config.enabled().map(|row| row.id.clone()),
-    );
     let mut trades = trades_file(report_dir)
         .with_context(|| format!("creating the report directory {}", report_dir.display()))?;
     let bar = progress_bar(Some(ticks));
@@ -74,7 +70,7 @@ pub fn run(out: Option<&Path>, report_dir: &Path, ticks: u64, models: &ModelArgs
         .backtest(
             spec.iter().map(Ok),
             false,
-            desk,
+            config.desk.clone(),
             &mut trades,
             Some(&mut writer),
             &mut |n| bar.set_position(n),

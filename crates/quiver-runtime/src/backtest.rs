@@ -15,7 +15,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use quiver_driver::Consumer;
 use quiver_engine::{Engine, EngineSignal, Output};
-use quiver_paper::{Desk, Report};
+use quiver_paper::{Desk, DeskSpec, Report};
 
 use crate::replay::{latency_histogram, LineWriter, OneTick};
 
@@ -33,7 +33,10 @@ pub(crate) struct PaperBook<T: Write> {
 }
 
 impl<T: Write> PaperBook<T> {
-    pub(crate) fn new(mut desk: Desk, engine: &Engine, trades: T) -> PaperBook<T> {
+    /// A desk of `spec` with one account per strategy of `engine`, in
+    /// engine order.
+    pub(crate) fn new(spec: DeskSpec, engine: &Engine, trades: T) -> PaperBook<T> {
+        let mut desk = Desk::new(spec, std::iter::empty());
         let accounts = accounts_of(&mut desk, engine);
         PaperBook {
             desk,
@@ -107,13 +110,13 @@ pub(crate) struct DeskFeeder<'w, W: Write> {
 
 impl<'w, W: Write> DeskFeeder<'w, W> {
     pub(crate) fn new(
-        desk: Desk,
+        spec: DeskSpec,
         engine: &Engine,
         lines: Option<LineWriter<'w, W>>,
         trades: &'w mut dyn Write,
     ) -> DeskFeeder<'w, W> {
         DeskFeeder {
-            book: PaperBook::new(desk, engine, trades),
+            book: PaperBook::new(spec, engine, trades),
             latency: latency_histogram(),
             lines,
             failed: None,

@@ -195,23 +195,24 @@ impl Replay {
         Ok(run)
     }
 
-    /// Replays `ticks` through the paper desk `desk` (see
-    /// [`crate::backtest`]): every signal is an order for its strategy's
-    /// account, filled against later ticks, each fill a line of `trades`
+    /// Replays `ticks` through a paper desk of `spec` (see
+    /// [`crate::backtest`]), one account per strategy: every signal is an
+    /// order for its strategy's account, filled against later ticks, each
+    /// fill a line of `trades`
     /// (CSV); with `signals`, the signals are also written there, as
     /// [`Replay::run`] writes them.
     pub fn backtest<W: Write>(
         &mut self,
         ticks: impl Iterator<Item = Result<Tick, RowError>>,
         skip_bad_rows: bool,
-        desk: quiver_paper::Desk,
+        spec: quiver_paper::DeskSpec,
         trades: &mut dyn Write,
         signals: Option<&mut SignalWriter<W>>,
         progress: &mut dyn FnMut(u64),
     ) -> io::Result<(ReplayRun, quiver_paper::Desk)> {
         let lines = signals.map(LineWriter::new);
         let mut consumer =
-            crate::backtest::DeskFeeder::new(desk, self.driver.engine(), lines, trades);
+            crate::backtest::DeskFeeder::new(spec, self.driver.engine(), lines, trades);
         let mut run = self.drive(ticks, skip_bad_rows, &mut consumer, progress)?;
         let (desk, latency, lines) = consumer.finish()?;
         run.latency = latency;

@@ -90,19 +90,10 @@ impl EngineStage {
                     load_shedding,
                 };
                 let (book, report_dir) = match paper {
-                    Some(Paper { desk, trades, dir }) => {
-                        let desk = quiver_paper::Desk::new(
-                            desk,
-                            driver
-                                .engine()
-                                .strategies()
-                                .map(|s| driver.engine().strategy_id(s).to_owned()),
-                        );
-                        (
-                            Some(PaperBook::new(desk, driver.engine(), trades)),
-                            Some(dir),
-                        )
-                    }
+                    Some(Paper { desk, trades, dir }) => (
+                        Some(PaperBook::new(desk, driver.engine(), trades)),
+                        Some(dir),
+                    ),
                     None => (None, None),
                 };
                 let mut consumer = Encoder {
