@@ -74,6 +74,29 @@ pub(crate) fn tick_of(row: &impl RowFields) -> Result<Tick, RowErrorKind> {
     })
 }
 
+/// The checks of [`tick_of`] that a typed source (Parquet, whose columns
+/// are already integers) still needs: prices and quotes > 0, volume within
+/// [`Tick::MAX_VOLUME`].
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+pub(crate) fn check_typed(tick: Tick) -> Result<Tick, RowErrorKind> {
+    for (field, price) in [(PRICE, Some(tick.price)), (BID, tick.bid), (ASK, tick.ask)] {
+        if let Some(value) = price {
+            if !value.is_positive() {
+                return Err(RowErrorKind::NonPositivePrice {
+                    field: FIELDS[field],
+                    value,
+                });
+            }
+        }
+    }
+    if tick.volume > Tick::MAX_VOLUME {
+        return Err(RowErrorKind::VolumeOutOfRange {
+            volume: tick.volume,
+        });
+    }
+    Ok(tick)
+}
+
 /// Per instrument, the timestamp of the last accepted tick: a tick older
 /// than that is refused. Instruments are independent, so feeds that
 /// interleave instruments out of order are fine.

@@ -22,8 +22,17 @@ const EXPECTED_LIST: &str = "ts_ns, instrument, price, volume, bid, ask";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
-    #[error("{file}: unsupported tick file extension (expected .csv, .jsonl or .ndjson)")]
+    #[error("{file}: unsupported tick file extension (expected .csv, .jsonl, .ndjson, .parquet or a directory of Parquet partitions)")]
     UnsupportedFormat { file: String },
+    /// Not a Parquet file this reader can read (no footer, bad metadata).
+    #[error("{file}: not a readable Parquet file: {message}")]
+    Parquet { file: String, message: String },
+    /// A Parquet file whose columns are not a tick's.
+    #[error("{file}: {message}")]
+    Columns { file: String, message: String },
+    /// A directory that is not `<instrument>/YYYYMMDD.parquet` partitions.
+    #[error("{file}: {message}")]
+    Layout { file: String, message: String },
     #[error("{file}: cannot open: {error}")]
     Open { file: String, error: io::Error },
     #[error("{file}: read error: {error}")]
@@ -110,6 +119,10 @@ pub enum RowErrorKind {
     /// junk. Records cannot be told apart after it, so the reader stops.
     #[error("a row longer than {limit} bytes starts here (an unclosed quote?); the rest of the file cannot be split into rows")]
     Unterminated { limit: usize },
+    /// A row of a partition file that does not belong there (another
+    /// instrument, or a time off the file's date).
+    #[error("{message}")]
+    OutsidePartition { message: String },
     /// The source failed; the reader yields nothing after this.
     #[error("read error: {error}")]
     Io { error: io::Error },
@@ -132,6 +145,7 @@ impl RowErrorKind {
             RowErrorKind::MissingField { .. } => "missing_field",
             RowErrorKind::BadJson { .. } => "bad_json",
             RowErrorKind::RowTooLong { .. } | RowErrorKind::Unterminated { .. } => "row_too_long",
+            RowErrorKind::OutsidePartition { .. } => "outside_partition",
             RowErrorKind::Io { .. } => "io_error",
         }
     }
@@ -157,6 +171,7 @@ impl RowErrorKind {
             | RowErrorKind::BadJson { .. }
             | RowErrorKind::RowTooLong { .. }
             | RowErrorKind::Unterminated { .. }
+            | RowErrorKind::OutsidePartition { .. }
             | RowErrorKind::Io { .. } => None,
         }
     }

@@ -17,6 +17,7 @@ use quiver_core::Tick;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::selection::TickSelection;
 use crate::tick_check::{self, quoted, RowFields, TimeOrder, MAX_ROW_BYTES, PRICE};
 use crate::tick_error::{OpenError, RowError, RowErrorKind, FIELDS, REQUIRED_FIELDS};
 
@@ -30,6 +31,9 @@ pub enum TickFormat {
     Csv,
     /// One JSON object per line (`.jsonl` / `.ndjson`).
     Jsonl,
+    /// A Parquet file (`.parquet`), or a directory of
+    /// `<instrument>/YYYYMMDD.parquet` partitions.
+    Parquet,
 }
 
 impl TickFormat {
@@ -40,6 +44,8 @@ impl TickFormat {
             Some(TickFormat::Csv)
         } else if ext.eq_ignore_ascii_case("jsonl") || ext.eq_ignore_ascii_case("ndjson") {
             Some(TickFormat::Jsonl)
+        } else if ext.eq_ignore_ascii_case("parquet") {
+            Some(TickFormat::Parquet)
         } else {
             None
         }
@@ -51,14 +57,60 @@ impl TickFormat {
 /// The header of a CSV file is checked here, so a file with the wrong columns
 /// fails before any tick is processed.
 pub fn open_ticks(path: &Path) -> Result<TickReader, OpenError> {
+    open_ticks_selected(path, &TickSelection::default())
+}
+
+/// [`open_ticks`] keeping only what `selection` keeps; a directory is read
+/// as Parquet partitions (dates in `selection.tz`), merged in time order.
+pub fn open_ticks_selected(
+    path: &Path,
+    selection: &TickSelection,
+) -> Result<TickReader, OpenError> {
     let file = path.display().to_string();
-    let Some(format) = TickFormat::from_path(path) else {
-        return Err(OpenError::UnsupportedFormat { file });
+    let format = if path.is_dir() {
+        TickFormat::Parquet
+    } else {
+        match TickFormat::from_path(path) {
+            Some(format) => format,
+            None => return Err(OpenError::UnsupportedFormat { file }),
+        }
     };
-    match File::open(path) {
-        Ok(handle) => TickReader::from_reader(&file, format, handle),
-        Err(error) => Err(OpenError::Open { file, error }),
+    let mut reader = match format {
+        TickFormat::Parquet => parquet_source(path, selection)?,
+        _ => match File::open(path) {
+            Ok(handle) => TickReader::from_reader(&file, format, handle)?,
+            Err(error) => return Err(OpenError::Open { file, error }),
+        },
+    };
+    if !selection.is_everything() {
+        reader.selection = Some((selection.clone(), selection.ts_range()));
     }
+    Ok(reader)
+}
+
+#[cfg(feature = "parquet")]
+fn parquet_source(path: &Path, selection: &TickSelection) -> Result<TickReader, OpenError> {
+    let source = if path.is_dir() {
+        Source::Dataset(Box::new(crate::parquet::Dataset::open(path, selection)?))
+    } else {
+        Source::Parquet(Box::new(crate::parquet::ParquetTicks::open(
+            path,
+            Some(selection),
+        )?))
+    };
+    Ok(TickReader::with_source(
+        &path.display().to_string(),
+        TickFormat::Parquet,
+        source,
+    ))
+}
+
+#[cfg(not(feature = "parquet"))]
+fn parquet_source(path: &Path, _: &TickSelection) -> Result<TickReader, OpenError> {
+    Err(OpenError::Parquet {
+        file: path.display().to_string(),
+        message: "this build has no Parquet support (quiver-io's `parquet` feature)".to_owned(),
+    })
 }
 
 /// Streams ticks from a file or any byte source.
@@ -70,12 +122,17 @@ pub struct TickReader {
     format: TickFormat,
     source: Source,
     order: TimeOrder,
+    selection: Option<(TickSelection, (i64, i64))>,
     done: bool,
 }
 
 enum Source {
     Csv(Box<CsvSource>),
     Jsonl(JsonlSource),
+    #[cfg(feature = "parquet")]
+    Parquet(Box<crate::parquet::ParquetTicks>),
+    #[cfg(feature = "parquet")]
+    Dataset(Box<crate::parquet::Dataset>),
 }
 
 /// A row that parsed, before the per-instrument time-order check.
@@ -98,14 +155,27 @@ impl TickReader {
                 line: Vec::new(),
                 line_no: 0,
             }),
+            // Parquet needs random access (its footer is at the end): a
+            // file, not a stream.
+            TickFormat::Parquet => {
+                return Err(OpenError::Parquet {
+                    file: name.to_owned(),
+                    message: "Parquet is read from a file or directory, not a stream".to_owned(),
+                })
+            }
         };
-        Ok(TickReader {
+        Ok(Self::with_source(name, format, source))
+    }
+
+    fn with_source(name: &str, format: TickFormat, source: Source) -> TickReader {
+        TickReader {
             name: Arc::from(name),
             format,
             source,
             order: TimeOrder::default(),
+            selection: None,
             done: false,
-        })
+        }
     }
 
     /// The display name used in error messages.
@@ -125,16 +195,32 @@ impl TickReader {
     }
 }
 
-impl Iterator for TickReader {
-    type Item = Result<Tick, RowError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
+impl TickReader {
+    fn next_parsed(&mut self) -> Option<Result<Tick, RowError>> {
         let parsed = match &mut self.source {
             Source::Csv(source) => source.next_row(),
             Source::Jsonl(source) => source.next_row(),
+            #[cfg(feature = "parquet")]
+            Source::Parquet(source) => source
+                .next_row()
+                .map(|row| row.map(|(line, tick, _)| (line, tick))),
+            #[cfg(feature = "parquet")]
+            Source::Dataset(source) => {
+                return match source.next_row()? {
+                    Ok((file, line, tick)) => match self.order.admit(&tick) {
+                        Ok(()) => Some(Ok(tick)),
+                        Err(kind) => Some(Err(RowError::new(
+                            source.file_name(file).clone(),
+                            line,
+                            kind,
+                        ))),
+                    },
+                    Err((file, line, kind)) => {
+                        self.done = kind.ends_reading();
+                        Some(Err(RowError::new(file, line, kind)))
+                    }
+                };
+            }
         };
         let Some(parsed) = parsed else {
             self.done = true;
@@ -147,6 +233,28 @@ impl Iterator for TickReader {
                 Err(RowError::new(self.name.clone(), line, kind))
             }
         })
+    }
+}
+
+impl Iterator for TickReader {
+    type Item = Result<Tick, RowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let item = self.next_parsed();
+            if item.is_none() {
+                self.done = true;
+            }
+            if let (Some(Ok(tick)), Some((selection, range))) = (&item, &self.selection) {
+                if !selection.keeps(tick.ts_ns, tick.instrument, *range) {
+                    continue;
+                }
+            }
+            return item;
+        }
     }
 }
 

@@ -31,38 +31,110 @@ fn write_csv<W: Write>(
     out: W,
     quotes: bool,
 ) -> io::Result<u64> {
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, out);
-    out.write_all(if quotes {
-        b"ts_ns,instrument,price,volume,bid,ask\n"
+    let format = if quotes {
+        TextFormat::CsvWithQuotes
     } else {
-        b"ts_ns,instrument,price,volume\n"
-    })?;
-    let mut count = 0u64;
-    let mut line = Vec::with_capacity(128);
+        TextFormat::Csv
+    };
+    let mut writer = TextTickWriter::new(out, format)?;
     for tick in ticks {
-        line.clear();
-        push_i64(&mut line, tick.ts_ns);
-        line.push(b',');
-        push_u64(&mut line, tick.instrument);
-        write!(line, ",{},", tick.price)?;
-        push_u64(&mut line, tick.volume);
-        if quotes {
-            line.push(b',');
-            if let Some(bid) = tick.bid {
-                write!(line, "{bid}")?;
+        writer.push(&tick)?;
+    }
+    writer.finish().map(|(_, count)| count)
+}
+
+/// A text layout of ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextFormat {
+    /// `ts_ns,instrument,price,volume`.
+    Csv,
+    /// `ts_ns,instrument,price,volume,bid,ask`, absent quotes empty.
+    CsvWithQuotes,
+    /// One JSON object per line; absent quotes left out.
+    Jsonl,
+}
+
+/// Streams ticks as CSV or JSON Lines rows.
+pub struct TextTickWriter<W: Write> {
+    out: BufWriter<W>,
+    format: TextFormat,
+    line: Vec<u8>,
+    count: u64,
+}
+
+impl<W: Write> TextTickWriter<W> {
+    /// Writes the header (CSV) at once.
+    pub fn new(out: W, format: TextFormat) -> io::Result<Self> {
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, out);
+        match format {
+            TextFormat::Csv => out.write_all(b"ts_ns,instrument,price,volume\n")?,
+            TextFormat::CsvWithQuotes => {
+                out.write_all(b"ts_ns,instrument,price,volume,bid,ask\n")?
             }
-            line.push(b',');
-            if let Some(ask) = tick.ask {
-                write!(line, "{ask}")?;
+            TextFormat::Jsonl => {}
+        }
+        Ok(TextTickWriter {
+            out,
+            format,
+            line: Vec::with_capacity(128),
+            count: 0,
+        })
+    }
+
+    pub fn push(&mut self, tick: &Tick) -> io::Result<()> {
+        let line = &mut self.line;
+        line.clear();
+        match self.format {
+            TextFormat::Csv | TextFormat::CsvWithQuotes => {
+                push_i64(line, tick.ts_ns);
+                line.push(b',');
+                push_u64(line, tick.instrument);
+                write!(line, ",{},", tick.price)?;
+                push_u64(line, tick.volume);
+                if self.format == TextFormat::CsvWithQuotes {
+                    line.push(b',');
+                    if let Some(bid) = tick.bid {
+                        write!(line, "{bid}")?;
+                    }
+                    line.push(b',');
+                    if let Some(ask) = tick.ask {
+                        write!(line, "{ask}")?;
+                    }
+                }
+            }
+            TextFormat::Jsonl => {
+                // Prices as strings: JSON numbers would pass through f64 in
+                // most readers, and these are exact decimals.
+                line.extend_from_slice(b"{\"ts_ns\":");
+                push_i64(line, tick.ts_ns);
+                line.extend_from_slice(b",\"instrument\":");
+                push_u64(line, tick.instrument);
+                write!(line, ",\"price\":\"{}\",\"volume\":", tick.price)?;
+                push_u64(line, tick.volume);
+                if let Some(bid) = tick.bid {
+                    write!(line, ",\"bid\":\"{bid}\"")?;
+                }
+                if let Some(ask) = tick.ask {
+                    write!(line, ",\"ask\":\"{ask}\"")?;
+                }
+                line.push(b'}');
             }
         }
         line.push(b'\n');
-        out.write_all(&line)?;
-        count += 1;
+        self.out.write_all(line)?;
+        self.count += 1;
+        Ok(())
     }
-    let mut out = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-    out.flush()?;
-    Ok(count)
+
+    /// Flushes; (files written, ticks written).
+    pub fn finish(self) -> io::Result<(u64, u64)> {
+        let mut out = self
+            .out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
+        out.flush()?;
+        Ok((1, self.count))
+    }
 }
 
 /// Integers are most of every row; formatting them by hand skips the
