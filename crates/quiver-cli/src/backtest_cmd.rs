@@ -16,6 +16,7 @@ use crate::summary::Summary;
 pub fn run(
     config_path: &Path,
     ticks_path: &Path,
+    select: &crate::tick_files::SelectArgs,
     out_dir: &Path,
     skip_bad_rows: bool,
     model_args: &ModelArgs,
@@ -29,7 +30,7 @@ pub fn run(
     }
     let (config, config_path, text) = crate::db_cmd::load_config_text(config_path)?;
     let mut replay = open_replay(&config_path, &config, &text, model_args)?;
-    let ticks = quiver_io::open_ticks(ticks_path).map_err(invalid)?;
+    let ticks = crate::tick_files::open(ticks_path, select)?;
     let mut trades = trades_file(out_dir)
         .with_context(|| format!("creating the report directory {}", out_dir.display()))?;
     let bar = progress_bar(None);

@@ -12,7 +12,12 @@ use crate::edge::{invalid, Outcome};
 
 /// Prints `seq,ts_ns,price,<spec>...` for every tick of `instrument` (empty
 /// cells while a feature warms up). `seq` is the tick's index in the file.
-pub fn run(ticks_path: &Path, instrument: InstrumentToken, specs: &[String]) -> Outcome {
+pub fn run(
+    ticks_path: &Path,
+    select: &crate::tick_files::SelectArgs,
+    instrument: InstrumentToken,
+    specs: &[String],
+) -> Outcome {
     let mut parsed = Vec::with_capacity(specs.len());
     for text in specs {
         let spec = text
@@ -20,7 +25,7 @@ pub fn run(ticks_path: &Path, instrument: InstrumentToken, specs: &[String]) -> 
             .map_err(|err| invalid(format!("error: --spec {err}")))?;
         parsed.push(spec);
     }
-    let reader = quiver_io::open_ticks(ticks_path).map_err(invalid)?;
+    let reader = crate::tick_files::open(ticks_path, select)?;
     let mut features = InstrumentFeatures::new(parsed.iter().copied());
     let slots: Vec<usize> = parsed
         .iter()

@@ -13,11 +13,11 @@ mod pipeline;
 mod publish;
 mod run;
 mod summary;
+mod tick_files;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::edge::{invalid, Outcome};
@@ -40,9 +40,11 @@ enum Command {
         /// Strategies file (YAML).
         #[arg(long)]
         config: PathBuf,
-        /// Tick file: .csv or .jsonl.
+        /// Ticks: .csv, .jsonl, .parquet, or a directory of Parquet partitions.
         #[arg(long)]
         ticks: PathBuf,
+        #[command(flatten)]
+        select: tick_files::SelectArgs,
         /// Signals file; standard output when absent.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -67,9 +69,11 @@ enum Command {
         /// Strategies file (YAML), or the store (a postgres:// URL).
         #[arg(long)]
         config: PathBuf,
-        /// Tick file: .csv or .jsonl.
+        /// Ticks: .csv, .jsonl, .parquet, or a directory of Parquet partitions.
         #[arg(long)]
         ticks: PathBuf,
+        #[command(flatten)]
+        select: tick_files::SelectArgs,
         /// The report's directory (created when missing).
         #[arg(long)]
         out: PathBuf,
@@ -96,7 +100,8 @@ enum Command {
     },
     /// The standard benchmark: 100 strategies × 400 instruments over 1,000,000 generated ticks.
     Bench(bench::BenchArgs),
-    /// Write deterministic synthetic ticks (seeded random walk per instrument, 0.05 grid) as CSV.
+    /// Write deterministic synthetic ticks (seeded random walk per instrument, 0.05 grid) as CSV,
+    /// JSON Lines or Parquet.
     Gen {
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         instruments: u32,
@@ -104,14 +109,26 @@ enum Command {
         ticks: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The file; with --format parquet and no extension, a directory of
+        /// <instrument>/YYYYMMDD.parquet partitions.
         #[arg(long)]
         out: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: tick_files::GenFormat,
+        /// The time zone partition dates are in (default: the session's).
+        #[arg(long, value_name = "TZ")]
+        timezone: Option<String>,
     },
+    /// Convert ticks between CSV, JSON Lines, Parquet files and directories of Parquet
+    /// partitions (prices stay exact).
+    Convert(tick_files::ConvertArgs),
     /// Print one instrument's feature values tick by tick as CSV: seq,ts_ns,price,<spec>...
     Features {
-        /// Tick file: .csv or .jsonl.
+        /// Ticks: .csv, .jsonl, .parquet, or a directory of Parquet partitions.
         #[arg(long)]
         ticks: PathBuf,
+        #[command(flatten)]
+        select: tick_files::SelectArgs,
         /// Instrument token.
         #[arg(long)]
         instrument: u64,
@@ -150,6 +167,7 @@ fn main() -> ExitCode {
         Command::Replay {
             config,
             ticks,
+            select,
             out,
             skip_bad_rows,
             shed_at,
@@ -158,6 +176,7 @@ fn main() -> ExitCode {
         } => pipeline::replay_command(
             &config,
             &ticks,
+            &select,
             out.as_deref(),
             skip_bad_rows,
             pipeline::Schedules { shed_at, reload_at },
@@ -166,10 +185,11 @@ fn main() -> ExitCode {
         Command::Backtest {
             config,
             ticks,
+            select,
             out,
             skip_bad_rows,
             models,
-        } => backtest_cmd::run(&config, &ticks, &out, skip_bad_rows, &models),
+        } => backtest_cmd::run(&config, &ticks, &select, &out, skip_bad_rows, &models),
         Command::Demo {
             out,
             ticks,
@@ -187,7 +207,10 @@ fn main() -> ExitCode {
             ticks,
             seed,
             out,
-        } => gen(instruments, ticks, seed, &out),
+            format,
+            timezone,
+        } => tick_files::gen(instruments, ticks, seed, &out, format, timezone.as_deref()),
+        Command::Convert(args) => tick_files::convert(&args),
         Command::Validate { config } => validate(&config),
         Command::Run(args) => run::run(&args),
         Command::Db(args) => db_cmd::run(&args),
@@ -197,23 +220,12 @@ fn main() -> ExitCode {
         Command::Admin(args) => admin_cmd::run(&args),
         Command::Features {
             ticks,
+            select,
             instrument,
             specs,
-        } => features_cmd::run(&ticks, instrument, &specs),
+        } => features_cmd::run(&ticks, &select, instrument, &specs),
     };
     edge::exit(result)
-}
-
-fn gen(instruments: u32, ticks: u64, seed: u64, out: &std::path::Path) -> Outcome {
-    let spec = quiver_core::synthetic::SyntheticSpec::new(instruments, ticks, seed);
-    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
-    let written = quiver_io::write_ticks_csv(spec.iter(), std::io::BufWriter::new(file))
-        .with_context(|| format!("writing {}", out.display()))?;
-    eprintln!(
-        "wrote {written} ticks for {instruments} instruments (seed {seed}) to {}",
-        out.display()
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(config: &std::path::Path) -> Outcome {

@@ -144,7 +144,7 @@ pub fn progress_bar(total: Option<u64>) -> ProgressBar {
 }
 
 /// Whether two paths name one existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -155,6 +155,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 pub fn replay_command(
     config_path: &Path,
     ticks_path: &Path,
+    select: &crate::tick_files::SelectArgs,
     out: Option<&Path>,
     skip_bad_rows: bool,
     schedules: Schedules,
@@ -175,7 +176,7 @@ pub fn replay_command(
     let mut replay = open_replay(config_path, &config, &text, model_args)?;
     replay.shed_at(schedules.shed_at);
     replay.reload_at(schedules.reload_at);
-    let ticks = quiver_io::open_ticks(ticks_path).map_err(invalid)?;
+    let ticks = crate::tick_files::open(ticks_path, select)?;
     let sink: Box<dyn Write> = match out {
         Some(path) => Box::new(BufWriter::with_capacity(
             1 << 16,

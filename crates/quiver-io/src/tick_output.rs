@@ -58,7 +58,22 @@ impl TickOutput {
                 TickOutput::Parquet(crate::parquet::ParquetTickWriter::new(create()?, false)?)
             }
             #[cfg(feature = "parquet")]
-            None => TickOutput::Dataset(crate::parquet::DatasetWriter::new(path, tz, false)?),
+            None => {
+                let occupied = std::fs::read_dir(path).is_ok_and(|mut entries| {
+                    entries
+                        .any(|e| e.is_ok_and(|e| !e.file_name().to_string_lossy().starts_with('.')))
+                });
+                if occupied {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!(
+                            "{} is not empty; partitions are written into a new or empty directory",
+                            path.display()
+                        ),
+                    ));
+                }
+                TickOutput::Dataset(crate::parquet::DatasetWriter::new(path, tz, false)?)
+            }
             #[cfg(not(feature = "parquet"))]
             _ => {
                 let _ = tz;

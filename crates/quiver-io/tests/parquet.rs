@@ -138,9 +138,21 @@ fn partitions_are_named_by_instrument_and_date_in_the_time_zone() {
             "9/20260303.parquet"
         ]
     );
-    // Read in another zone the same files are other dates: the rows
-    // are checked against the file's date.
-    let err = open_ticks_selected(dir.path(), &TickSelection::all(Tz::UTC))
+    // The files say their zone: read with another, the same days.
+    assert_eq!(
+        open_ticks_selected(dir.path(), &TickSelection::all(Tz::UTC))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>(),
+        ticks
+    );
+    // A row off its file's date is refused with the file and row.
+    let stray = dir.path().join("7").join("20260304.parquet");
+    let mut writer = ParquetTickWriter::new(File::create(&stray).unwrap(), false).unwrap();
+    writer.set_timezone("Asia/Kolkata");
+    writer.push(&ticks[2], 0).unwrap();
+    writer.finish().unwrap();
+    let err = open_ticks(dir.path())
         .unwrap()
         .find_map(Result::err)
         .expect("a row off its partition's date");
@@ -149,7 +161,14 @@ fn partitions_are_named_by_instrument_and_date_in_the_time_zone() {
         "{err}"
     );
     assert!(
-        err.to_string().contains("7/20260302.parquet:1: ts_ns:"),
+        err.to_string().contains("7/20260304.parquet:1: ts_ns:"),
+        "{err}"
+    );
+    let err = open_ticks(&dir.path().join("9"))
+        .err()
+        .expect("an instrument directory is not a dataset");
+    assert!(
+        err.to_string().contains("is not an instrument directory"),
         "{err}"
     );
 }
@@ -501,8 +520,11 @@ fn a_directory_without_the_layout_is_refused_with_the_entry_named() {
     std::fs::write(dir.path().join(".lock"), "").unwrap();
     assert_eq!(read_all(dir.path()).len(), ticks.len());
     // Converting into an existing partition does not overwrite it.
-    let again = DatasetWriter::new(dir.path(), Tz::UTC, false).unwrap();
-    let mut again = again;
+    let mut again = DatasetWriter::new(dir.path(), Tz::UTC, false).unwrap();
     let err = again.push(&ticks[0], 0).unwrap_err();
     assert!(err.to_string().contains("exists"), "{err}");
+    let err = TickOutput::create(dir.path(), Tz::UTC, false)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("is not empty"), "{err}");
 }

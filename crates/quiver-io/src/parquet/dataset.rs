@@ -35,6 +35,7 @@ struct PartFile {
     name: Arc<str>,
     instrument: InstrumentToken,
     part: u32,
+    date: NaiveDate,
     range: (i64, i64),
     /// The smallest key its rows can have.
     first: Key,
@@ -153,6 +154,7 @@ fn list(dir: &Path, selection: &TickSelection) -> Result<Vec<PartFile>, OpenErro
                 path: file_path,
                 instrument,
                 part,
+                date,
                 range: (start, end),
                 first: (ts_key(start), instrument, part),
             });
@@ -170,8 +172,15 @@ impl Dataset {
         let mut files = list(dir, selection)?;
         let mut recorded = None;
         for file in &mut files {
-            // Footers only: a few small reads per file.
+            // Footers only: a few small reads per file. The partition's
+            // day is the one of the zone its writer dated it in.
             let ticks = open_part(file, selection)?;
+            if let Some(tz) = ticks.timezone() {
+                let start = day_start(tz, file.date);
+                let end = file.date.succ_opt().map_or(i64::MAX, |d| day_start(tz, d));
+                file.range = (start, end);
+                file.first = (ts_key(start), file.instrument, file.part);
+            }
             match recorded {
                 None => recorded = Some(ticks.recorded()),
                 Some(r) if r != ticks.recorded() => {
@@ -187,7 +196,7 @@ impl Dataset {
             }
         }
         let recorded = recorded.unwrap_or(false);
-        if recorded {
+        {
             files.sort_by(|a, b| a.first.cmp(&b.first).then_with(|| a.path.cmp(&b.path)));
         }
         let open = (0..files.len()).map(|_| None).collect();
@@ -416,11 +425,12 @@ impl DatasetWriter {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(file) => {
                     self.files += 1;
-                    let writer = ParquetTickWriter::with_group_rows(
+                    let mut writer = ParquetTickWriter::with_group_rows(
                         CheckpointFile::new(file),
                         self.recorded,
                         self.group_rows,
                     )?;
+                    writer.set_timezone(self.tz.name());
                     return Ok(OpenPart {
                         range,
                         path,

@@ -211,6 +211,20 @@ impl ParquetTicks {
         &self.name
     }
 
+    /// The time zone the writer dated the file in, when it said.
+    pub fn timezone(&self) -> Option<chrono_tz::Tz> {
+        self.reader
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()?
+            .iter()
+            .find(|kv| kv.key == super::writer::TIMEZONE_KEY)?
+            .value
+            .as_deref()?
+            .parse()
+            .ok()
+    }
+
     /// Row groups to be read (those the selection may need).
     pub fn row_groups(&self) -> usize {
         self.groups.len()

@@ -19,6 +19,8 @@ use super::{schema, ROW_GROUP_ROWS};
 /// Key of the schema metadata entry that names the layout's version.
 pub(crate) const SCHEMA_KEY: &str = "quiver.ticks";
 pub(crate) const SCHEMA_VERSION: &str = "1";
+/// Key of the entry naming the time zone of a partition's date.
+pub(crate) const TIMEZONE_KEY: &str = "quiver.timezone";
 
 /// Streams ticks into one Parquet file: rows are buffered by column and
 /// written as a row group every [`ROW_GROUP_ROWS`] (or at [`Self::flush_group`]).
@@ -29,6 +31,7 @@ pub struct ParquetTickWriter<W: Write + Send> {
     group_rows: usize,
     rows: u64,
     recorded: bool,
+    timezone: Option<String>,
 }
 
 #[derive(Default)]
@@ -111,7 +114,16 @@ impl<W: Write + Send> ParquetTickWriter<W> {
             group_rows: group_rows.max(1),
             rows: 0,
             recorded,
+            timezone: None,
         })
+    }
+
+    /// Names the time zone the file's partition date is in (kept in its
+    /// metadata, so a reader checks rows against the right day).
+    pub fn set_timezone(&mut self, tz: &str) {
+        self.timezone = Some(tz.to_owned());
+        self.writer
+            .append_key_value_metadata(KeyValue::new(TIMEZONE_KEY.to_owned(), tz.to_owned()));
     }
 
     /// Appends one tick (its `seq` when the file is a recording).
@@ -218,10 +230,18 @@ impl<W: Write + Send> ParquetTickWriter<W> {
             WriterVersion::PARQUET_1_0.as_num(),
             rows,
             Some(format!("quiver {}", env!("CARGO_PKG_VERSION"))),
-            Some(vec![KeyValue::new(
-                SCHEMA_KEY.to_owned(),
-                SCHEMA_VERSION.to_owned(),
-            )]),
+            Some(
+                std::iter::once(KeyValue::new(
+                    SCHEMA_KEY.to_owned(),
+                    SCHEMA_VERSION.to_owned(),
+                ))
+                .chain(
+                    self.timezone
+                        .iter()
+                        .map(|tz| KeyValue::new(TIMEZONE_KEY.to_owned(), tz.clone())),
+                )
+                .collect(),
+            ),
             self.descriptor.clone(),
             Some(orders),
         );
