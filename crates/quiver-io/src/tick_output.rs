@@ -16,7 +16,7 @@ use crate::TickFormat;
 pub enum TickOutput {
     Text(TextTickWriter<File>),
     #[cfg(feature = "parquet")]
-    Parquet(crate::parquet::ParquetTickWriter<File>),
+    Parquet(Box<crate::parquet::ParquetTickWriter<File>>),
     #[cfg(feature = "parquet")]
     Dataset(crate::parquet::DatasetWriter),
 }
@@ -54,9 +54,9 @@ impl TickOutput {
                 TickOutput::Text(TextTickWriter::new(create()?, TextFormat::Jsonl)?)
             }
             #[cfg(feature = "parquet")]
-            Some(TickFormat::Parquet) => {
-                TickOutput::Parquet(crate::parquet::ParquetTickWriter::new(create()?, false)?)
-            }
+            Some(TickFormat::Parquet) => TickOutput::Parquet(Box::new(
+                crate::parquet::ParquetTickWriter::new(create()?, false)?,
+            )),
             #[cfg(feature = "parquet")]
             None => {
                 let occupied = std::fs::read_dir(path).is_ok_and(|mut entries| {

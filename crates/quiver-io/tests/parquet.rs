@@ -164,9 +164,8 @@ fn partitions_are_named_by_instrument_and_date_in_the_time_zone() {
         err.to_string().contains("7/20260304.parquet:1: ts_ns:"),
         "{err}"
     );
-    let err = open_ticks(&dir.path().join("9"))
-        .err()
-        .expect("an instrument directory is not a dataset");
+    let err =
+        open_ticks(&dir.path().join("9")).expect_err("an instrument directory is not a dataset");
     assert!(
         err.to_string().contains("is not an instrument directory"),
         "{err}"

@@ -49,6 +49,10 @@ fn ts_key(ts_ns: i64) -> u64 {
     (ts_ns as u64) ^ (1 << 63)
 }
 
+/// A merged row: its file (an index into the dataset's files), its row and
+/// the tick; or, failing, the file's name, the row and what is wrong.
+pub(crate) type MergedRow = Result<(usize, u64, Tick), (Arc<str>, u64, RowErrorKind)>;
+
 /// The ticks of a partitioned directory, merged into one stream.
 pub struct Dataset {
     files: Vec<PartFile>,
@@ -290,9 +294,7 @@ impl Dataset {
     }
 
     /// The next tick (its file and row), or a row error (its file's name).
-    pub(crate) fn next_row(
-        &mut self,
-    ) -> Option<Result<(usize, u64, Tick), (Arc<str>, u64, RowErrorKind)>> {
+    pub(crate) fn next_row(&mut self) -> Option<MergedRow> {
         if let Some(failed) = self.failed.take() {
             return Some(Err(failed));
         }

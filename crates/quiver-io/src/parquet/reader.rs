@@ -40,6 +40,9 @@ const BID: usize = 4;
 const ASK: usize = 5;
 const SEQ: usize = 6;
 
+/// A row read: (row number, tick, seq), or the row number and what is wrong.
+pub(crate) type FileRow = Result<(u64, Tick, u64), (u64, RowErrorKind)>;
+
 /// The ticks of one Parquet file, in file order.
 pub struct ParquetTicks {
     name: String,
@@ -260,7 +263,7 @@ impl ParquetTicks {
     }
 
     /// The next tick with its row number and `seq` (0 when not recorded).
-    pub(crate) fn next_row(&mut self) -> Option<Result<(u64, Tick, u64), (u64, RowErrorKind)>> {
+    pub(crate) fn next_row(&mut self) -> Option<FileRow> {
         loop {
             if self.done {
                 return None;
