@@ -27,6 +27,55 @@ pub struct BenchArgs {
     /// engine alone, alternately, ROUNDS times each, and report both.
     #[arg(long, value_name = "ROUNDS", num_args = 0..=1, default_missing_value = "3")]
     backtest: Option<usize>,
+    /// Instead of the scenario: read these tick sources alone (files, or directories of
+    /// Parquet partitions), each ROUNDS times alternated, and report ticks/s read.
+    #[arg(long = "read", value_name = "TICKS")]
+    read: Vec<std::path::PathBuf>,
+    /// Rounds of --read.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+/// Reads each source `rounds` times, alternated so the machine's noise
+/// falls on all of them alike; the median of each.
+fn read_alone(paths: &[std::path::PathBuf], rounds: usize) -> Outcome {
+    let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    let mut ticks = vec![0u64; paths.len()];
+    for _ in 0..rounds.max(1) {
+        for (i, path) in paths.iter().enumerate() {
+            let started = std::time::Instant::now();
+            let mut count = 0u64;
+            for row in quiver_io::open_ticks(path).map_err(crate::edge::invalid)? {
+                row.map_err(crate::edge::invalid)?;
+                count += 1;
+            }
+            seconds[i].push(started.elapsed().as_secs_f64());
+            ticks[i] = count;
+        }
+    }
+    for (i, path) in paths.iter().enumerate() {
+        seconds[i].sort_by(f64::total_cmp);
+        let median = seconds[i][seconds[i].len() / 2];
+        println!(
+            "read {:<40} {} ticks in {median:.3} s: {} ticks/s ({} MiB on disk; median of {})",
+            path.display(),
+            thousands(ticks[i]),
+            thousands(per_second(ticks[i], median)),
+            thousands(disk_bytes(path) >> 20),
+            seconds[i].len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn disk_bytes(path: &std::path::Path) -> u64 {
+    match std::fs::read_dir(path) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| disk_bytes(&e.path()))
+            .sum(),
+        Err(_) => std::fs::metadata(path).map_or(0, |m| m.len()),
+    }
 }
 
 /// The desk `quiver bench --backtest` trades with: every check a backtest
@@ -61,6 +110,9 @@ fn bench_desk() -> quiver_paper::DeskSpec {
 }
 
 pub fn run(args: &BenchArgs) -> Outcome {
+    if !args.read.is_empty() {
+        return read_alone(&args.read, args.rounds);
+    }
     let scenario = Scenario {
         strategies: args.strategies,
         instruments: args.instruments,

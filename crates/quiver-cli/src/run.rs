@@ -42,6 +42,11 @@ pub struct RunArgs {
     /// shutdown).
     #[arg(long, value_name = "DIR")]
     paper_report: Option<String>,
+    /// Record every inbound tick into DIR as Parquet partitions (<instrument>/YYYYMMDD.parquet,
+    /// dates in quiver.session.timezone), readable at least every second and finished on
+    /// shutdown: `quiver replay --ticks DIR` replays the session.
+    #[arg(long, value_name = "DIR")]
+    record: Option<String>,
 }
 
 pub fn run(args: &RunArgs) -> Outcome {
@@ -65,6 +70,7 @@ pub fn run(args: &RunArgs) -> Outcome {
             "quiver.paper_report",
             args.paper_report.clone(),
         ),
+        ("--record", "quiver.record", args.record.clone()),
     ]
     .into_iter()
     .filter_map(|(flag, key, value)| {

@@ -1442,6 +1442,81 @@ fn redis_partitions_split_instruments_and_keep_every_signal() {
     }
 }
 
+/// `--record DIR` over three Redis partitions: while the service runs,
+/// the recording is readable up to the last second; after it stops,
+/// `quiver replay --ticks DIR` gives exactly the signals of replaying the
+/// published file, and the live run's as a set.
+#[test]
+fn a_recorded_live_run_replays_to_the_same_signals() {
+    let Some(url) = redis_url() else { return };
+    let dir = tempdir();
+    let total = 10_000u64;
+    let (ticks, expected) = replayed(dir.path(), total, 11);
+    let prefix = unique_prefix("record");
+    let base = format!("{prefix}.ticks");
+    quiver([
+        "publish",
+        "--ticks",
+        ticks.to_str().expect("utf-8"),
+        "--redis",
+        &url,
+        "--stream",
+        &base,
+        "--partitions",
+        "3",
+    ])
+    .expect_code(0);
+    let streams: Vec<String> = (0..3).map(|p| format!("{base}.{p}")).collect();
+    let recording = dir.path().join("recording");
+    let live = Live::start(
+        &[
+            "--config",
+            DEMO_CONFIG,
+            "--record",
+            recording.to_str().expect("utf-8"),
+        ],
+        &redis_env(&url, &prefix, "r", &[("QUIVER__REDIS__PARTITIONS", "3")]),
+        Stdio::null(),
+        true,
+    );
+    wait_drained(&url, &streams, "r", total as i64, Duration::from_secs(120));
+    let replay_recording = || {
+        quiver([
+            "replay",
+            "--config",
+            DEMO_CONFIG,
+            "--ticks",
+            recording.to_str().expect("utf-8"),
+        ])
+    };
+    // Checkpointed within a second of arriving: readable while recording.
+    let every = "replay: 10,000 ticks";
+    wait_until(
+        Duration::from_secs(10),
+        "the recording to hold every tick",
+        || {
+            let run = replay_recording();
+            run.code == Some(0) && run.stderr.contains(every)
+        },
+    );
+    live.terminate();
+    let mut con = conn(&url);
+    let got = signal_streams(&mut con, &prefix, "r", expected.keys().cloned());
+    let replayed = replay_recording();
+    replayed.expect_code(0).expect_stderr_contains(every);
+    let from_recording = by_broker(&replayed.stdout_text());
+    assert_same_streams(&from_recording, &expected, "replay of the recording");
+    for (broker, want) in &expected {
+        let live: std::collections::BTreeSet<&String> = got[broker].iter().collect();
+        let want: std::collections::BTreeSet<&String> = want.iter().collect();
+        assert_eq!(live, want, "the live run's signals.{broker}, as a set");
+    }
+    let files = std::fs::read_dir(&recording)
+        .expect("the recording")
+        .count();
+    assert_eq!(files, 50, "one directory per instrument");
+}
+
 /// A model swapped on disk while the service runs: the new version is loaded
 /// and verified off the dispatch thread and serves every later batch; a
 /// broken update keeps the running version.

@@ -18,6 +18,7 @@ pub mod http;
 mod instrumented;
 pub mod models;
 pub mod publish;
+pub mod record;
 pub mod reload;
 pub mod replay;
 pub mod service;

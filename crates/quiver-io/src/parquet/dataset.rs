@@ -9,8 +9,9 @@
 //! order, stable for equal timestamps:
 //! - files without `seq`: by `ts_ns`, then instrument token, then part
 //!   number, then row;
-//! - recordings (every file has `seq`): by `seq`, the order the live run
-//!   processed them in.
+//! - recordings (every file has `seq`): by `seq`, the live run's tick
+//!   sequence; a seq recorded twice (a tick redelivered after a crash) is
+//!   read once.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -64,6 +65,9 @@ pub struct Dataset {
     heads: BinaryHeap<Reverse<(Key, usize)>>,
     pending: Vec<Option<(u64, Tick)>>,
     failed: Option<(Arc<str>, u64, RowErrorKind)>,
+    /// The seq of the last recorded tick given out: a tick recorded twice
+    /// (redelivered after a crash, into the next part) is given once.
+    last_seq: Option<u64>,
 }
 
 /// The partition file name `YYYYMMDD.parquet` or `YYYYMMDD-N.parquet`.
@@ -214,6 +218,7 @@ impl Dataset {
             heads: BinaryHeap::new(),
             pending,
             failed: None,
+            last_seq: None,
         })
     }
 
@@ -316,11 +321,17 @@ impl Dataset {
                     }
                 }
                 (Some(_), _) => {
-                    let Reverse((_, f)) = self.heads.pop()?;
+                    let Reverse((key, f)) = self.heads.pop()?;
                     let Some((row, tick)) = self.pending[f].take() else {
                         continue;
                     };
                     self.advance(f);
+                    if self.recorded {
+                        if self.last_seq == Some(key.0) {
+                            continue;
+                        }
+                        self.last_seq = Some(key.0);
+                    }
                     return Some(Ok((f, row, tick)));
                 }
             }

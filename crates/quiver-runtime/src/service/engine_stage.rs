@@ -41,6 +41,8 @@ pub(super) struct EngineStage {
     pub(super) load_shedding: bool,
     /// The paper desk (`quiver.paper_report`).
     pub(super) paper: Option<Paper>,
+    /// The recording of inbound ticks (`quiver.record`).
+    pub(super) recorder: Option<crate::record::Recorder>,
 }
 
 /// The paper desk the engine thread runs beside the brokers, and where its
@@ -69,6 +71,7 @@ impl EngineStage {
             control,
             load_shedding,
             paper,
+            recorder,
         } = self;
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -88,6 +91,7 @@ impl EngineStage {
                     gate: gate.clone(),
                     telemetry: Arc::clone(&telemetry),
                     load_shedding,
+                    recorder,
                 };
                 let (book, report_dir) = match paper {
                     Some(Paper { desk, trades, dir }) => (
@@ -112,6 +116,14 @@ impl EngineStage {
                 if let (Some(book), Some(dir)) = (consumer.paper.take(), report_dir) {
                     write_paper_report(book, &dir);
                 }
+                if let Some(recorder) = feed.recorder.take() {
+                    match recorder.finish() {
+                        Ok((files, ticks)) => {
+                            tracing::info!(files, ticks, "recording finished")
+                        }
+                        Err(err) => tracing::error!("{err}"),
+                    }
+                }
                 let _ = done_tx.send(Ok(()));
             })
             .map_err(|_| RuntimeError::EngineThread)?;
@@ -125,6 +137,7 @@ struct LiveFeed {
     gate: Gate,
     telemetry: Arc<Telemetry>,
     load_shedding: bool,
+    recorder: Option<crate::record::Recorder>,
 }
 
 impl Feed for LiveFeed {
@@ -142,6 +155,9 @@ impl Feed for LiveFeed {
         };
         match next {
             Some(ToEngine::Batch(batch)) => {
+                if let Some(recorder) = &mut self.recorder {
+                    recorder.record(batch.ticks.iter().map(|t| (t.seq, t.tick)));
+                }
                 self.telemetry
                     .metrics
                     .queue_depth_engine

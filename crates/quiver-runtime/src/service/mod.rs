@@ -287,6 +287,22 @@ impl Service {
                 })
             }
         };
+        let recorder = match settings.quiver.record.as_str() {
+            "" => None,
+            dir => {
+                let tz: chrono_tz::Tz = settings.quiver.session.timezone.parse().map_err(|_| {
+                    RuntimeError::Settings(format!(
+                        "quiver.session.timezone: {:?} is not an IANA time zone",
+                        settings.quiver.session.timezone
+                    ))
+                })?;
+                Some(
+                    crate::record::Recorder::start(std::path::Path::new(dir), tz).map_err(
+                        |err| RuntimeError::Settings(format!("quiver.record: {dir}: {err}")),
+                    )?,
+                )
+            }
+        };
         let stage = engine_stage::EngineStage {
             gate,
             set,
@@ -295,6 +311,7 @@ impl Service {
             control,
             load_shedding: settings.quiver.load_shedding,
             paper,
+            recorder,
         };
         let engine_thread = stage.spawn(engine, from_source, to_sink, Arc::clone(&telemetry))?;
         let probe_task = probe.map(|probe| source::spawn_lag_probe(probe, &telemetry, &stop));

@@ -197,6 +197,12 @@ pub struct ServiceSettings {
     /// live session can be judged as `quiver backtest` judges a replay.
     /// Empty: no paper desk.
     pub paper_report: String,
+    /// A directory to record every inbound tick into as Parquet
+    /// partitions (`<instrument>/YYYYMMDD.parquet`, dates in
+    /// `session.timezone`), readable at least every second and finished
+    /// on shutdown; `quiver replay --ticks DIR` replays the session.
+    /// Empty: no recording.
+    pub record: String,
     pub synthetic: SyntheticSettings,
     pub replay: ReplaySettings,
     pub session: SessionSettings,
@@ -223,6 +229,7 @@ impl Default for ServiceSettings {
             publish: PublishSettings::default(),
             config_watch_ms: 1_000,
             paper_report: String::new(),
+            record: String::new(),
             synthetic: SyntheticSettings::default(),
             replay: ReplaySettings::default(),
             session: SessionSettings::default(),
