@@ -532,3 +532,65 @@ fn a_directory_without_the_layout_is_refused_with_the_entry_named() {
         .unwrap();
     assert!(err.to_string().contains("is not empty"), "{err}");
 }
+
+#[test]
+fn a_bad_row_in_a_partition_is_reported_as_its_file_reaches_it_and_the_file_read_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 1_800_000_000 * NS - (1_800_000_000 * NS).rem_euclid(DAY);
+    let good: Vec<Tick> = (0..6)
+        .map(|i| {
+            Tick::trade(
+                day + i * NS,
+                5 + (i as u64 % 2),
+                Price::from_units(100 + i),
+                1,
+            )
+        })
+        .collect();
+    write_dataset(dir.path(), Tz::UTC, &good, 2);
+    // Instrument 7: a zero price between two good rows.
+    std::fs::create_dir(dir.path().join("7")).unwrap();
+    write_raw(
+        &dir.path().join("7").join("20270115.parquet"),
+        "message m { required int64 ts_ns; required int64 instrument; required int64 price (DECIMAL(18,8)); required int64 volume; }",
+        |w| {
+            let mut g = w.next_row_group().unwrap();
+            let columns: [&[i64]; 4] = [
+                &[day + 2 * NS + 1, day + 3 * NS + 1, day + 4 * NS + 1],
+                &[7, 7, 7],
+                &[50, 0, 51],
+                &[1, 1, 1],
+            ];
+            for values in columns {
+                let mut col = g.next_column().unwrap().unwrap();
+                col.typed::<Int64Type>().write_batch(values, None, None).unwrap();
+                col.close().unwrap();
+            }
+            g.close().unwrap();
+        },
+    );
+    let rows: Vec<_> = open_ticks_selected(dir.path(), &TickSelection::all(Tz::UTC))
+        .unwrap()
+        .collect();
+    let shown: Vec<String> = rows
+        .iter()
+        .map(|r| match r {
+            Ok(t) => format!("{}@{}", t.instrument, (t.ts_ns - day) / NS),
+            Err(e) => format!("error {} row {}", e.reason(), e.line()),
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "5@0",
+            "6@1",
+            "5@2",
+            "7@2",
+            "error non_positive_price row 2",
+            "6@3",
+            "5@4",
+            "7@4",
+            "6@5"
+        ]
+    );
+}

@@ -54,6 +54,12 @@ fn ts_key(ts_ns: i64) -> u64 {
 /// the tick; or, failing, the file's name, the row and what is wrong.
 pub(crate) type MergedRow = Result<(usize, u64, Tick), (Arc<str>, u64, RowErrorKind)>;
 
+enum Step {
+    Row(Key, u64, Tick),
+    /// The file ended, or failed (in `Dataset::failed`).
+    End,
+}
+
 /// The ticks of a partitioned directory, merged into one stream.
 pub struct Dataset {
     files: Vec<PartFile>,
@@ -68,6 +74,8 @@ pub struct Dataset {
     /// The seq of the last recorded tick given out: a tick recorded twice
     /// (redelivered after a crash, into the next part) is given once.
     last_seq: Option<u64>,
+    /// A file whose row failed, to read on from once the error is out.
+    resume: Option<usize>,
 }
 
 /// The partition file name `YYYYMMDD.parquet` or `YYYYMMDD-N.parquet`.
@@ -219,6 +227,7 @@ impl Dataset {
             pending,
             failed: None,
             last_seq: None,
+            resume: None,
         })
     }
 
@@ -240,30 +249,35 @@ impl Dataset {
         }
     }
 
-    /// Reads file `f`'s next row into the heap; false at its end.
-    fn advance(&mut self, f: usize) -> bool {
+    /// File `f`'s next row, read.
+    fn read_next(&mut self, f: usize) -> Step {
         let Some((ticks, _)) = self.open[f].as_mut() else {
-            return false;
+            return Step::End;
         };
         match ticks.next_row() {
             None => {
                 self.open[f] = None;
-                false
+                Step::End
             }
-            Some(Ok((row, tick, seq))) => {
-                let key = self.key(f, &tick, seq);
-                self.pending[f] = Some((row, tick));
-                self.heads.push(Reverse((key, f)));
-                true
-            }
+            Some(Ok((row, tick, seq))) => Step::Row(self.key(f, &tick, seq), row, tick),
             Some(Err((row, kind))) => {
-                let name = self.files[f].name.clone();
                 if kind.ends_reading() {
                     self.open[f] = None;
+                } else {
+                    // The file goes on after this row.
+                    self.resume = Some(f);
                 }
-                self.failed = Some((name, row, kind));
-                false
+                self.failed = Some((self.files[f].name.clone(), row, kind));
+                Step::End
             }
+        }
+    }
+
+    /// Reads file `f`'s next row into the heap.
+    fn advance(&mut self, f: usize) {
+        if let Step::Row(key, row, tick) = self.read_next(f) {
+            self.pending[f] = Some((row, tick));
+            self.heads.push(Reverse((key, f)));
         }
     }
 
@@ -303,7 +317,16 @@ impl Dataset {
         if let Some(failed) = self.failed.take() {
             return Some(Err(failed));
         }
+        if let Some(f) = self.resume.take() {
+            self.advance(f);
+            if let Some(failed) = self.failed.take() {
+                return Some(Err(failed));
+            }
+        }
         loop {
+            if let Some(failed) = self.failed.take() {
+                return Some(Err(failed));
+            }
             // Pop only once no unopened file can hold a key before the
             // smallest head; with no head, open the next file.
             let top = self.heads.peek().map(|Reverse((key, _))| *key);
@@ -321,11 +344,24 @@ impl Dataset {
                     }
                 }
                 (Some(_), _) => {
-                    let Reverse((key, f)) = self.heads.pop()?;
+                    let Reverse((key, f)) = *self.heads.peek()?;
                     let Some((row, tick)) = self.pending[f].take() else {
+                        self.heads.pop();
                         continue;
                     };
-                    self.advance(f);
+                    // The file's next row takes its place at the top: one
+                    // sift instead of a pop and a push.
+                    match self.read_next(f) {
+                        Step::Row(next, next_row, next_tick) => {
+                            self.pending[f] = Some((next_row, next_tick));
+                            if let Some(mut top) = self.heads.peek_mut() {
+                                *top = Reverse((next, f));
+                            }
+                        }
+                        Step::End => {
+                            self.heads.pop();
+                        }
+                    }
                     if self.recorded {
                         if self.last_seq == Some(key.0) {
                             continue;
