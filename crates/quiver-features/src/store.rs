@@ -118,6 +118,7 @@ impl InstrumentFeatures {
     }
 
     /// The current value of a slot (`None` while warming up).
+    #[inline]
     pub fn value(&self, slot: usize) -> Option<f64> {
         self.values.get(slot).copied().and_then(present)
     }
@@ -143,6 +144,7 @@ impl InstrumentFeatures {
     }
 
     /// A view reading `slots` (a strategy's declared features, in its order).
+    #[inline]
     pub fn view<'a>(&'a self, slots: &'a [u32]) -> FeatureView<'a> {
         FeatureView {
             values: &self.values,
@@ -211,6 +213,7 @@ impl<'a> FeatureView<'a> {
 
     /// The declared features `start..start + len` as their own view (a
     /// hybrid hands each part its own features this way).
+    #[inline]
     pub fn sub(&self, start: usize, len: usize) -> FeatureView<'a> {
         let end = (start + len).min(self.slots.len());
         FeatureView {

@@ -154,6 +154,7 @@ impl Policy {
     }
 
     /// Population std-dev of the last `vol_lookback` one-tick simple returns.
+    #[inline]
     pub fn volatility(&self, history: History<'_>) -> f64 {
         let window = history.last_prices(self.vol_lookback + 1);
         let n = window.len().saturating_sub(1);
