@@ -21,7 +21,7 @@ use quiver_core::{Decision, InstrumentToken, Price, Side, Tick};
 
 mod risk;
 
-use risk::{ppb, Breaker};
+use risk::{entry_cost_bps, ppb, Breaker, Gate, Limit};
 
 use crate::money::{adjust, Money, Rate};
 use crate::spec::{DeskSpec, FillModel, InstrumentCosts, SignalMode};
@@ -90,23 +90,57 @@ struct Holding {
     slot: Option<u32>,
 }
 
-/// What only a fill reads of a holding, kept apart from [`Holding`] so the
-/// per-signal path touches 24 bytes per (strategy, instrument), not 72.
+/// The open lots of a holding, oldest first, and the round trip they are
+/// part of: what only a fill reads. The oldest lot is held inline, so the
+/// common holding (one lot) costs a fill no allocation and no pointer to
+/// chase.
 #[derive(Clone, Debug, Default)]
 struct Lots {
-    /// Open lots, oldest first: (signed quantity, price).
-    open: VecDeque<(i64, Price)>,
+    /// The oldest open lot: (signed quantity, price); quantity 0 when
+    /// there is none (and then `more` is empty too).
+    head: (i64, Price),
+    /// The younger lots.
+    more: VecDeque<(i64, Price)>,
     /// The round trip in progress: realised PnL net of fees so far.
     trip: Money,
 }
 
+impl Lots {
+    /// Books a fill of `q` at `price` against the open lots (first in,
+    /// first out); what it realised.
+    fn fill(&mut self, q: i64, price: Price) -> Money {
+        let mut remaining = q;
+        let mut realized = Money::ZERO;
+        while remaining != 0 && self.head.0 != 0 && self.head.0.signum() != remaining.signum() {
+            let front = &mut self.head;
+            let closing = remaining.abs().min(front.0.abs()) * front.0.signum();
+            realized += Money::notional(price, closing) - Money::notional(front.1, closing);
+            front.0 -= closing;
+            remaining += closing;
+            if front.0 == 0 {
+                self.head = self.more.pop_front().unwrap_or_default();
+            }
+        }
+        if remaining != 0 {
+            if self.head.0 == 0 {
+                self.head = (remaining, price);
+            } else {
+                self.more.push_back((remaining, price));
+            }
+        }
+        realized
+    }
+}
+
 /// A position or an order on a market, mirrored from its [`Holding`] so a
-/// tick's marks move in one pass over contiguous memory.
-#[derive(Clone, Copy, Debug)]
+/// tick's marks move in one pass over contiguous memory; its lots live
+/// here, in the memory a tick of the market has just warmed for its fills.
+#[derive(Clone, Debug)]
 struct Holder {
     account: u32,
     position: i64,
     committed: i64,
+    lots: Lots,
 }
 
 /// One strategy's account.
@@ -140,7 +174,6 @@ pub struct Account {
     pub samples: Vec<Money>,
     breaker: Breaker,
     holdings: Vec<Holding>,
-    lots: Vec<Lots>,
 }
 
 impl Account {
@@ -164,9 +197,11 @@ impl Account {
             verdicts: [0; REASONS.len()],
             expired: 0,
             samples: Vec::new(),
-            breaker: Breaker::new(spec.paper.capital),
+            breaker: Breaker::new(
+                spec.paper.capital,
+                spec.risk.max_strategy_drawdown.map(ppb),
+            ),
             holdings: Vec::new(),
-            lots: Vec::new(),
         }
     }
 
@@ -182,13 +217,6 @@ impl Account {
         &mut self.holdings[i]
     }
 
-    fn lots(&mut self, i: usize) -> &mut Lots {
-        if self.lots.len() <= i {
-            self.lots.resize_with(i + 1, Lots::default);
-        }
-        &mut self.lots[i]
-    }
-
     /// Positions held, by desk instrument index.
     pub fn positions(&self) -> impl Iterator<Item = (usize, i64)> + '_ {
         self.holdings
@@ -202,6 +230,8 @@ impl Account {
 struct Market {
     mark: Price,
     costs: InstrumentCosts,
+    /// What an entry here costs, in basis points (the edge filter's).
+    entry_cost_bps: f64,
     /// Σ over accounts of position (signed): moves every account's marks.
     position: i128,
     /// Σ over accounts of |committed|.
@@ -215,7 +245,7 @@ struct Market {
 
 struct Tag {
     name: String,
-    limit: Option<Money>,
+    limit: Option<Limit>,
     exposure: Money,
 }
 
@@ -244,39 +274,43 @@ pub struct Desk {
     /// The order the latest signal became: (signed quantity, the position
     /// once it fills).
     last_order: (i64, i64),
-    /// The risk fractions in billionths, so a check is integer arithmetic.
-    soft_ppb: i128,
-    strategy_drawdown_ppb: Option<i128>,
-    total_drawdown_ppb: Option<i128>,
+    /// The limits and the edge filter, in the form a check compares with.
+    gate: Gate,
 }
 
 impl Desk {
     /// A desk for strategies `ids` (one account each, in this order).
     pub fn new(spec: DeskSpec, ids: impl IntoIterator<Item = String>) -> Desk {
         let accounts: Vec<Account> = ids.into_iter().map(|id| Account::new(id, &spec)).collect();
+        let soft_ppb = ppb(spec.risk.soft_limit);
+        let tag_limit = |name: &String| {
+            spec.risk
+                .max_tag_exposure
+                .get(name)
+                .map(|&hard| Limit::new(hard, soft_ppb))
+        };
         let mut tags: Vec<Tag> = spec
             .risk
             .tags
             .keys()
             .map(|name| Tag {
                 name: name.clone(),
-                limit: spec.risk.max_tag_exposure.get(name).copied(),
+                limit: tag_limit(name),
                 exposure: Money::ZERO,
             })
             .collect();
-        for (name, limit) in &spec.risk.max_tag_exposure {
+        for name in spec.risk.max_tag_exposure.keys() {
             if !tags.iter().any(|t| &t.name == name) {
                 tags.push(Tag {
                     name: name.clone(),
-                    limit: Some(*limit),
+                    limit: tag_limit(name),
                     exposure: Money::ZERO,
                 });
             }
         }
         let total_peak: Money = accounts.iter().map(|a| a.capital).sum();
-        let soft_ppb = ppb(spec.risk.soft_limit);
-        let strategy_drawdown_ppb = spec.risk.max_strategy_drawdown.map(ppb);
         let total_drawdown_ppb = spec.risk.max_total_drawdown.map(ppb);
+        let gate = Gate::new(&spec);
         Desk {
             spec,
             accounts,
@@ -292,11 +326,9 @@ impl Desk {
             sample_ts: Vec::new(),
             next_sample: None,
             last_ts: None,
-            total_breaker: Breaker::new(total_peak),
+            total_breaker: Breaker::new(total_peak, total_drawdown_ppb),
             last_order: (0, 0),
-            soft_ppb,
-            strategy_drawdown_ppb,
-            total_drawdown_ppb,
+            gate,
         }
     }
 
@@ -310,7 +342,8 @@ impl Desk {
         let capital = self.spec.paper.capital;
         let mut account = Account::new(id.to_owned(), &self.spec);
         account.samples = vec![capital; self.sample_ts.len()];
-        self.total_breaker.peak += capital;
+        let peak = self.total_breaker.peak + capital;
+        self.total_breaker.set_peak(peak);
         self.total_cash += capital;
         self.accounts.push(account);
         (self.accounts.len() - 1) as u32
@@ -372,9 +405,11 @@ impl Desk {
             .filter_map(|(name, _)| self.tags.iter().position(|t| &t.name == name))
             .map(|t| t as u32)
             .collect();
+        let costs = self.spec.costs.of(tick.instrument);
         self.markets.push(Market {
             mark: tick.price,
-            costs: self.spec.costs.of(tick.instrument),
+            entry_cost_bps: entry_cost_bps(&costs, &self.spec),
+            costs,
             position: 0,
             committed: 0,
             holders: Vec::new(),
@@ -506,31 +541,16 @@ impl Desk {
         let before = h.position;
         h.position += q;
         let position = h.position;
-        let h = account.lots(i);
-        let mut remaining = q;
-        let mut realized = Money::ZERO;
-        while remaining != 0 {
-            let Some(front) = h.open.front_mut() else {
-                break;
-            };
-            if front.0.signum() == remaining.signum() {
-                break;
-            }
-            let closing = remaining.abs().min(front.0.abs()) * front.0.signum();
-            realized += Money::notional(price, closing) - Money::notional(front.1, closing);
-            front.0 -= closing;
-            remaining += closing;
-            if front.0 == 0 {
-                h.open.pop_front();
-            }
-        }
-        if remaining != 0 {
-            h.open.push_back((remaining, price));
-        }
-        h.trip += realized - fee;
+        // An order rests only while its holding is listed.
+        let Some(k) = h.slot else {
+            return;
+        };
+        let lots = &mut self.markets[i].holders[k as usize].lots;
+        let realized = lots.fill(q, price);
+        lots.trip += realized - fee;
         let closed = before != 0 && (position == 0 || position.signum() != before.signum());
         let trip = if closed {
-            Some(std::mem::take(&mut h.trip))
+            Some(std::mem::take(&mut lots.trip))
         } else {
             None
         };
@@ -596,6 +616,7 @@ impl Desk {
                     account: a,
                     position,
                     committed,
+                    lots: Lots::default(),
                 });
             }
             None => {}
@@ -695,13 +716,10 @@ impl Desk {
         for account in &mut self.accounts {
             let equity = account.equity();
             account.samples.push(equity);
-            account
-                .breaker
-                .observe(equity, ts_ns, self.strategy_drawdown_ppb);
+            account.breaker.observe(equity, ts_ns);
         }
         let total = self.total_equity();
-        self.total_breaker
-            .observe(total, ts_ns, self.total_drawdown_ppb);
+        self.total_breaker.observe(total, ts_ns);
     }
 
     /// Ends the run: a last sample at the last tick, unless one was taken
