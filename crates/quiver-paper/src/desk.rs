@@ -197,10 +197,7 @@ impl Account {
             verdicts: [0; REASONS.len()],
             expired: 0,
             samples: Vec::new(),
-            breaker: Breaker::new(
-                spec.paper.capital,
-                spec.risk.max_strategy_drawdown.map(ppb),
-            ),
+            breaker: Breaker::new(spec.paper.capital, spec.risk.max_strategy_drawdown.map(ppb)),
             holdings: Vec::new(),
         }
     }

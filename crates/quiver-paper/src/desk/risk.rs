@@ -51,9 +51,9 @@ impl Breaker {
     pub(super) fn set_peak(&mut self, peak: Money) {
         self.peak = peak;
         self.trips_at = match self.limit_ppb {
-            Some(limit) if peak > Money::ZERO => Money::from_units(
-                peak.units() - ceil_div(peak.units().saturating_mul(limit), PPB),
-            ),
+            Some(limit) if peak > Money::ZERO => {
+                Money::from_units(peak.units() - ceil_div(peak.units().saturating_mul(limit), PPB))
+            }
             _ => Money::from_units(i128::MIN),
         };
     }
@@ -130,7 +130,10 @@ impl Gate {
 
 /// What an entry costs in basis points on a market: half its spread, the
 /// fee its orders pay and the slippage.
-pub(super) fn entry_cost_bps(costs: &crate::spec::InstrumentCosts, spec: &crate::spec::DeskSpec) -> f64 {
+pub(super) fn entry_cost_bps(
+    costs: &crate::spec::InstrumentCosts,
+    spec: &crate::spec::DeskSpec,
+) -> f64 {
     let fee = match spec.paper.fill {
         FillModel::Limit => costs.maker_fee,
         _ => costs.taker_fee,
