@@ -348,6 +348,24 @@ fn replayed(
 
 // ------------------------------------------------------------ redis helpers
 
+/// `quiver publish` of `ticks` into `partitions` streams `{prefix}.ticks.{p}`; their names.
+fn publish_partitioned(url: &str, ticks: &Path, prefix: &str, partitions: u32) -> Vec<String> {
+    let base = format!("{prefix}.ticks");
+    quiver([
+        "publish",
+        "--ticks",
+        ticks.to_str().expect("utf-8"),
+        "--redis",
+        url,
+        "--stream",
+        &base,
+        "--partitions",
+        &partitions.to_string(),
+    ])
+    .expect_code(0);
+    (0..partitions).map(|p| format!("{base}.{p}")).collect()
+}
+
 fn conn(url: &str) -> redis::Connection {
     redis::Client::open(url)
         .and_then(|c| c.get_connection())
@@ -1397,20 +1415,7 @@ fn redis_partitions_split_instruments_and_keep_every_signal() {
     let total = 10_000u64;
     let (ticks, expected) = replayed(dir.path(), total, 5);
     let prefix = unique_prefix("parts");
-    let base = format!("{prefix}.ticks");
-    quiver([
-        "publish",
-        "--ticks",
-        ticks.to_str().expect("utf-8"),
-        "--redis",
-        &url,
-        "--stream",
-        &base,
-        "--partitions",
-        "3",
-    ])
-    .expect_code(0);
-    let streams: Vec<String> = (0..3).map(|p| format!("{base}.{p}")).collect();
+    let streams = publish_partitioned(&url, &ticks, &prefix, 3);
     let mut con = conn(&url);
     for stream in &streams {
         let len: u64 = redis::cmd("XLEN")
@@ -1453,20 +1458,7 @@ fn a_recorded_live_run_replays_to_the_same_signals() {
     let total = 10_000u64;
     let (ticks, expected) = replayed(dir.path(), total, 11);
     let prefix = unique_prefix("record");
-    let base = format!("{prefix}.ticks");
-    quiver([
-        "publish",
-        "--ticks",
-        ticks.to_str().expect("utf-8"),
-        "--redis",
-        &url,
-        "--stream",
-        &base,
-        "--partitions",
-        "3",
-    ])
-    .expect_code(0);
-    let streams: Vec<String> = (0..3).map(|p| format!("{base}.{p}")).collect();
+    let streams = publish_partitioned(&url, &ticks, &prefix, 3);
     let recording = dir.path().join("recording");
     let live = Live::start(
         &[
