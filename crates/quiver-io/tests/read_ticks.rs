@@ -551,16 +551,21 @@ fn open_ticks_picks_the_format_from_the_extension() {
         );
     }
 
-    let parquet = dir.path().join("t.parquet");
-    let err = open_ticks(&parquet).unwrap_err();
+    let text = dir.path().join("t.txt");
+    std::fs::write(&text, "1,7,2.5,3\n").unwrap();
+    let err = open_ticks(&text).unwrap_err();
     assert!(matches!(err, OpenError::UnsupportedFormat { .. }));
     assert_eq!(
         err.to_string(),
         format!(
-            "{}: unsupported tick file extension (expected .csv, .jsonl or .ndjson)",
-            parquet.display()
+            "{}: unsupported tick file extension (expected .csv, .jsonl, .ndjson, .parquet or a directory of Parquet partitions)",
+            text.display()
         )
     );
+    // A .parquet path is read as Parquet (when it can be opened).
+    let parquet = dir.path().join("t.parquet");
+    let err = open_ticks(&parquet).unwrap_err();
+    assert!(matches!(err, OpenError::Open { .. }), "{err}");
 
     let missing = dir.path().join("missing.jsonl");
     let err = open_ticks(&missing).unwrap_err();
