@@ -82,7 +82,10 @@ pub fn open_ticks_selected(
             Err(error) => return Err(OpenError::Open { file, error }),
         },
     };
-    if !selection.is_everything() {
+    // A Parquet source drops what the selection leaves out as it reads
+    // (whole partitions and row groups first); a text file's rows are
+    // dropped here.
+    if format != TickFormat::Parquet && !selection.is_everything() {
         reader.selection = Some((selection.clone(), selection.ts_range()));
     }
     Ok(reader)

@@ -226,22 +226,25 @@ impl<W: Write + Send> ParquetTickWriter<W> {
                 )
             })
             .collect();
+        // The same entries the final footer gets: the writer's properties,
+        // and the time zone appended since.
+        let properties = self.writer.properties();
+        let entries = properties
+            .key_value_metadata()
+            .into_iter()
+            .flatten()
+            .cloned()
+            .chain(
+                self.timezone
+                    .iter()
+                    .map(|tz| KeyValue::new(TIMEZONE_KEY.to_owned(), tz.clone())),
+            )
+            .collect();
         let file = FileMetaData::new(
-            WriterVersion::PARQUET_1_0.as_num(),
+            properties.writer_version().as_num(),
             rows,
-            Some(format!("quiver {}", env!("CARGO_PKG_VERSION"))),
-            Some(
-                std::iter::once(KeyValue::new(
-                    SCHEMA_KEY.to_owned(),
-                    SCHEMA_VERSION.to_owned(),
-                ))
-                .chain(
-                    self.timezone
-                        .iter()
-                        .map(|tz| KeyValue::new(TIMEZONE_KEY.to_owned(), tz.clone())),
-                )
-                .collect(),
-            ),
+            Some(properties.created_by().to_owned()),
+            Some(entries),
             self.descriptor.clone(),
             Some(orders),
         );
