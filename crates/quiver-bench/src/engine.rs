@@ -166,6 +166,161 @@ fn dispatch(
     (signals, fills)
 }
 
+/// One shard count of [`shards`]: the median wall time of its rounds, and
+/// what came out (the same for every count, or the merge is wrong).
+pub struct ShardRun {
+    pub shards: usize,
+    pub seconds: f64,
+    pub ticks: u64,
+    pub evaluations: u64,
+    pub signals: u64,
+    /// FNV-1a over every signal's (seq, strategy, side, quantity, price),
+    /// in output order.
+    pub digest: u64,
+}
+
+/// The scenario through the driver as a replay runs it (one tick a batch),
+/// with one engine (`1`) or [`quiver_driver::Sharded`] over each count in
+/// `counts`, alternately `rounds` times.
+pub fn shards(
+    scenario: &Scenario,
+    counts: &[usize],
+    rounds: usize,
+) -> Result<Vec<ShardRun>, EngineError> {
+    use quiver_driver::{Cadence, Driver, NoInference, Sharded};
+    let ticks: Vec<Tick> = scenario.ticks().iter().collect();
+    let mut runs: Vec<ShardRun> = counts
+        .iter()
+        .map(|&shards| ShardRun {
+            shards,
+            seconds: 0.0,
+            ticks: ticks.len() as u64,
+            evaluations: 0,
+            signals: 0,
+            digest: 0,
+        })
+        .collect();
+    let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+    for _ in 0..rounds.max(1) {
+        for (run, seconds) in runs.iter_mut().zip(&mut seconds) {
+            let mut feed = SliceFeed {
+                ticks: &ticks,
+                next: 0,
+            };
+            let mut tally = Tally::default();
+            let started = Instant::now();
+            let evaluations = if run.shards <= 1 {
+                let engine = Engine::new(scenario.entries())?;
+                let mut driver = Driver::new(engine, NoInference, Cadence::EveryRequests(1));
+                driver.run(&mut feed, &mut tally);
+                driver.engine().stats().evaluations
+            } else {
+                let n = run.shards;
+                let engines = (0..n)
+                    .map(|k| {
+                        let entries = scenario
+                            .entries()
+                            .into_iter()
+                            .map(|e| e.for_shard(k, n))
+                            .collect();
+                        Engine::new(entries).map(|engine| (engine, NoInference))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let catalog = Engine::new(
+                    scenario
+                        .entries()
+                        .into_iter()
+                        .map(|e| StrategyEntry {
+                            instruments: Vec::new(),
+                            ..e
+                        })
+                        .collect(),
+                )?;
+                let mut sharded = Sharded::new(catalog, engines, 1);
+                sharded.run(&mut feed, &mut tally);
+                sharded.stats().evaluations
+            };
+            seconds.push(started.elapsed().as_secs_f64());
+            run.evaluations = evaluations;
+            run.signals = tally.signals;
+            run.digest = tally.digest;
+        }
+    }
+    for (run, seconds) in runs.iter_mut().zip(&mut seconds) {
+        run.seconds = median(seconds);
+    }
+    Ok(runs)
+}
+
+/// Pre-generated ticks, one a batch.
+struct SliceFeed<'t> {
+    ticks: &'t [Tick],
+    next: usize,
+}
+
+struct OneTick<'t>(u64, &'t Tick);
+
+impl quiver_driver::Batch for OneTick<'_> {
+    fn ticks(&self) -> impl Iterator<Item = (u64, &Tick)> {
+        std::iter::once((self.0, self.1))
+    }
+}
+
+impl<'t> quiver_driver::Feed for SliceFeed<'t> {
+    type Batch = OneTick<'t>;
+
+    fn next(&mut self, _wait: bool) -> quiver_driver::Next<OneTick<'t>> {
+        match self.ticks.get(self.next) {
+            Some(tick) => {
+                self.next += 1;
+                quiver_driver::Next::Batch(OneTick(self.next as u64 - 1, tick))
+            }
+            None => quiver_driver::Next::End,
+        }
+    }
+}
+
+/// Counts the signals and hashes them in order.
+struct Tally {
+    signals: u64,
+    digest: u64,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            signals: 0,
+            digest: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+}
+
+impl<B> quiver_driver::Consumer<B> for Tally {
+    fn complete(
+        &mut self,
+        _engine: &Engine,
+        _batches: std::vec::Drain<'_, B>,
+        out: &mut Output,
+    ) -> std::ops::ControlFlow<()> {
+        for s in &out.signals {
+            let side = matches!(s.decision.side, quiver_core::Side::Buy) as u64;
+            for word in [
+                s.seq,
+                u64::from(s.strategy.index() as u32),
+                side,
+                s.decision.quantity,
+                s.decision.price.units() as u64,
+            ] {
+                for byte in word.to_le_bytes() {
+                    self.digest = (self.digest ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+                }
+            }
+        }
+        self.signals += out.signals.len() as u64;
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)

@@ -31,9 +31,44 @@ pub struct BenchArgs {
     /// Parquet partitions), each ROUNDS times alternated, and report ticks/s read.
     #[arg(long = "read", value_name = "TICKS")]
     read: Vec<std::path::PathBuf>,
-    /// Rounds of --read.
+    /// Rounds of --read and --shards.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Instead of the engine alone: the scenario through the driver as a replay runs it, with
+    /// each of these shard counts (1: one engine), alternately ROUNDS times, e.g. --shards 1,2.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=256))]
+    shards: Vec<u64>,
+}
+
+/// `--shards`: ticks/s of each count, and whether they all gave the same
+/// signals.
+fn shard_runs(scenario: &Scenario, counts: &[u64], rounds: usize) -> Outcome {
+    let counts: Vec<usize> = counts
+        .iter()
+        .map(|&n| usize::try_from(n).unwrap_or(1))
+        .collect();
+    let runs = quiver_bench::engine::shards(scenario, &counts, rounds)
+        .context("building the bench engines")?;
+    let base = runs.first().map_or(1.0, |r| r.seconds);
+    for run in &runs {
+        println!(
+            "shards {:>3}   {} ticks/s, {} evaluations/s, {:.2}× the first; {} signals, digest {:016x} (median of {})",
+            run.shards,
+            thousands(per_second(run.ticks, run.seconds)),
+            thousands(per_second(run.evaluations, run.seconds)),
+            base / run.seconds.max(1e-12),
+            thousands(run.signals),
+            run.digest,
+            rounds.max(1)
+        );
+    }
+    if runs
+        .windows(2)
+        .any(|w| w[0].digest != w[1].digest || w[0].signals != w[1].signals)
+    {
+        return Err(anyhow::anyhow!("the shard counts gave different signals").into());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads each source `rounds` times, alternated so the machine's noise
@@ -127,6 +162,9 @@ pub fn run(args: &BenchArgs) -> Outcome {
         scenario.followers,
         thousands(scenario.ticks)
     );
+    if !args.shards.is_empty() {
+        return shard_runs(&scenario, &args.shards, args.rounds);
+    }
     let bench = quiver_bench::engine::run(&scenario).context("building the bench engine")?;
     let (stats, wall) = (&bench.stats, bench.wall_seconds);
     println!("ticks                 {}", thousands(stats.ticks));

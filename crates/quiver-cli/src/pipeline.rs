@@ -9,7 +9,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_infer::BackendChoice;
 use quiver_io::SignalWriter;
-use quiver_runtime::replay::{Replay, ReplayOptions, CALL_ROWS};
+use quiver_runtime::replay::{Replay, ReplayOptions, ShardCount, CALL_ROWS};
 
 use crate::edge::{invalid, Outcome};
 use crate::summary::Summary;
@@ -36,9 +36,14 @@ impl From<BackendArg> for BackendChoice {
     }
 }
 
-/// How a replay runs its ML strategies' models.
+/// How a replay runs: its engines and its ML strategies' models.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ModelArgs {
+    /// Engines the instruments are split over, each on a thread of its own; default: one per
+    /// core (one when a strategy limits rates or exposure over all its instruments, or with
+    /// --reload-at). Any count gives the same signals.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub shards: Option<u64>,
     /// Model registry; default: the config's `models:` section.
     #[arg(long = "models")]
     pub registry: Option<std::path::PathBuf>,
@@ -72,6 +77,10 @@ impl ModelArgs {
             batch_size: usize::try_from(self.batch_size).unwrap_or(usize::MAX),
             call_rows: usize::try_from(self.call_rows).unwrap_or(CALL_ROWS),
             deadline: std::time::Duration::from_millis(self.inference_deadline_ms),
+            shards: match self.shards {
+                Some(n) => ShardCount::Exactly(usize::try_from(n).unwrap_or(1)),
+                None => ShardCount::cores(),
+            },
         }
     }
 }
@@ -173,9 +182,16 @@ pub fn replay_command(
     }
     let (config, config_path, text) = crate::db_cmd::load_config_text(config_path)?;
     let config_path = config_path.as_path();
-    let mut replay = open_replay(config_path, &config, &text, model_args)?;
+    let mut model_args = model_args.clone();
+    if !schedules.reload_at.is_empty() && model_args.shards.is_none() {
+        // Swapping sets is one engine's job.
+        model_args.shards = Some(1);
+    }
+    let mut replay = open_replay(config_path, &config, &text, &model_args)?;
     replay.shed_at(schedules.shed_at);
-    replay.reload_at(schedules.reload_at);
+    replay
+        .reload_at(schedules.reload_at)
+        .map_err(|err| invalid(format!("error: {err}")))?;
     let ticks = crate::tick_files::open(ticks_path, select)?;
     let sink: Box<dyn Write> = match out {
         Some(path) => Box::new(BufWriter::with_capacity(
@@ -212,6 +228,7 @@ pub fn open_replay(
     use quiver_runtime::replay::ReplayError;
     Replay::open(config_path, config, text, &model_args.options()).map_err(|err| match err {
         ReplayError::Models(err) => invalid(err),
+        ReplayError::Shards(why) => invalid(format!("error: {why}")),
         err @ ReplayError::Engine(_) => anyhow::Error::new(err).into(),
     })
 }

@@ -6,11 +6,13 @@ use hdrhistogram::Histogram;
 use quiver_engine::Engine;
 use quiver_strategy::DropReason;
 
-use quiver_runtime::replay::{Replay, ReplayRun};
+use quiver_runtime::replay::{Replay, ReplayRun, Totals};
 
 pub struct Summary<'a> {
     title: &'a str,
     engine: &'a Engine,
+    totals: Totals,
+    shards: usize,
     backend: Option<quiver_infer::Backend>,
     out_of_service: Vec<(String, quiver_infer::InferError)>,
     run: &'a ReplayRun,
@@ -21,6 +23,8 @@ impl<'a> Summary<'a> {
         Summary {
             title,
             engine: replay.engine(),
+            totals: replay.totals(),
+            shards: replay.shards(),
             backend: replay.backend(),
             out_of_service: replay.out_of_service(),
             run,
@@ -71,14 +75,20 @@ pub fn per_second(count: u64, seconds: f64) -> u64 {
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let run = self.run;
-        let stats = self.engine.stats();
+        let totals = &self.totals;
+        let stats = &totals.stats;
         let secs = run.wall.as_secs_f64();
         writeln!(
             f,
-            "{}: {} ticks in {:.3} s",
+            "{}: {} ticks in {:.3} s{}",
             self.title,
             thousands(run.ticks),
-            secs
+            secs,
+            if self.shards > 1 {
+                format!(" on {} shards", self.shards)
+            } else {
+                String::new()
+            }
         )?;
         writeln!(
             f,
@@ -144,7 +154,7 @@ impl fmt::Display for Summary<'_> {
         writeln!(
             f,
             "  shared features        {} maintained, {:.1} updates/tick, {} reads, hit ratio {:.3}",
-            thousands(self.engine.features_maintained() as u64),
+            thousands(totals.features_maintained as u64),
             stats.feature_updates_per_tick(),
             thousands(stats.feature_reads),
             stats.feature_hit_ratio()
@@ -174,24 +184,23 @@ impl fmt::Display for Summary<'_> {
         for (_, fault) in &self.out_of_service {
             writeln!(f, "  model out of service   {fault}")?;
         }
-        let (mean_fill, min_fill) = self.engine.ring_utilization();
+        let (mean_fill, min_fill) = totals.ring_fill;
         writeln!(
             f,
             "  history rings          {} instruments, utilisation mean {:.0}%, min {:.0}%",
-            self.engine.instrument_tokens().len(),
+            totals.instruments,
             mean_fill * 100.0,
             min_fill * 100.0
         )?;
         writeln!(f, "  signals per strategy")?;
-        for s in self.engine.strategies() {
-            let st = self.engine.strategy_stats(s);
+        for st in &totals.strategies {
             writeln!(
                 f,
                 "    {:<24} {:>10}  ({}, {})",
-                self.engine.strategy_id(s),
+                st.id,
                 thousands(st.signals),
-                self.engine.strategy_name(s),
-                self.engine.strategy_state(s).as_str()
+                st.name,
+                st.states.join("/")
             )?;
         }
         Ok(())

@@ -2510,6 +2510,24 @@ impl Sql {
     }
 }
 
+/// Polls `/config` until its `key` counter is `want` (30 s at most); on
+/// timeout the last status is in the message, to tell a reload that never
+/// came from one counted twice.
+fn wait_for_count(live: &Live, key: &str, want: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: serde_json::Value = serde_json::from_str(&live.get("/config").1).expect("JSON");
+        if status[key] == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 30 s waiting for {key} = {want}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_thousand_changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows_refused() {
     let Ok(admin_url) = std::env::var("QUIVER_TEST_POSTGRES_URL") else {
@@ -2574,9 +2592,7 @@ fn a_thousand_changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows
             // Caught by the file's own rule for lookbacks, named by row.
             store.run(&insert(&format!("bad{i}"), "momentum", 0, 999));
             refused += 1;
-            wait_until(Duration::from_secs(30), "the refusal", || {
-                config(&live)["reloads_refused"] == refused
-            });
+            wait_for_count(&live, "reloads_refused", refused);
             let status = config(&live);
             let detail = status["last_reload"]["detail"].as_str().unwrap_or("");
             assert!(
@@ -2589,9 +2605,7 @@ fn a_thousand_changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows
                 "DELETE FROM strategy_configurations WHERE id = 'bad{i}'"
             ));
             unchanged += 1;
-            wait_until(Duration::from_secs(30), "the unchanged reload", || {
-                config(&live)["reloads_unchanged"] == unchanged
-            });
+            wait_for_count(&live, "reloads_unchanged", unchanged);
             reloads += 2;
             continue;
         }
@@ -2619,9 +2633,7 @@ fn a_thousand_changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows
         let committed = Instant::now();
         store.run(&change);
         applied += 1;
-        wait_until(Duration::from_secs(30), "the reload", || {
-            config(&live)["reloads_applied"] == applied
-        });
+        wait_for_count(&live, "reloads_applied", applied);
         took.push(committed.elapsed());
         reloads += 1;
     }

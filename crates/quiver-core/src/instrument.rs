@@ -7,6 +7,20 @@
 /// The exchange's instrument identifier.
 pub type InstrumentToken = u64;
 
+/// The partition (0..`partitions`) of an instrument: a stable hash, so every
+/// publisher, runner and shard agrees on it across releases and machines.
+/// The Redis tick streams are split by it, and so are an engine's shards.
+///
+/// XXH3-64 of the token's little-endian bytes, modulo `partitions`. Changing
+/// this reshuffles instruments between streams, so treat it as a format.
+#[inline]
+pub fn partition_of(instrument: InstrumentToken, partitions: u32) -> u32 {
+    if partitions <= 1 {
+        return 0;
+    }
+    (xxhash_rust::xxh3::xxh3_64(&instrument.to_le_bytes()) % u64::from(partitions)) as u32
+}
+
 /// Dense index of an instrument, assigned at load in first-seen order. A
 /// type of its own, so it cannot be passed where a strategy or model index
 /// belongs.

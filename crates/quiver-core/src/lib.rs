@@ -13,6 +13,6 @@ pub mod tick;
 
 pub use decision::{Decision, MetaValue, Metadata, Reasoning, Side};
 pub use history::{History, HistoryRing, RingError};
-pub use instrument::{InstrumentIdx, InstrumentIndex, InstrumentToken};
+pub use instrument::{partition_of, InstrumentIdx, InstrumentIndex, InstrumentToken};
 pub use price::{Price, PriceError};
 pub use tick::Tick;

@@ -19,8 +19,12 @@
 //!
 //! The driver is synchronous and does no I/O: it runs on whatever thread
 //! calls [`Driver::run`] (the live service gives it a thread of its own).
+//! [`Sharded`] runs one driver per shard of the instruments, each on a
+//! thread of its own for a round of ticks, and merges their output back
+//! into one engine's order.
 
 mod control;
+mod shards;
 
 use std::ops::ControlFlow;
 
@@ -30,6 +34,7 @@ use quiver_engine::{Engine, Flight, Input, ModelBatch, ModelResults, ModelRunner
 pub use control::{
     control_channel, Command, ControlHandle, ControlReceiver, Disconnected, Reply, Request,
 };
+pub use shards::{Sharded, ROUND_TICKS};
 
 /// A batch of ticks, dispatched together and finished together.
 pub trait Batch {

@@ -322,3 +322,120 @@ fn commands_apply_between_batches_even_while_the_feed_is_idle() {
     assert_eq!(record.signals, without(&expected));
     assert!(expected.iter().any(|s| s.strategy == mom && s.seq >= 1_000));
 }
+
+/// One engine per shard: the engine alone's signals, in its order, for any
+/// shard count, batch size and request cadence, and every batch finished
+/// once, in order.
+#[test]
+fn sharded_runs_give_one_engines_signals_in_its_order() {
+    let expected = reference();
+    let single = {
+        let engine = Engine::new(entries()).unwrap();
+        let mut driver = Driver::new(engine, InLine(Formula), Cadence::EveryRequests(1));
+        let mut feed = Chunks {
+            ticks: ticks(),
+            size: 1,
+            at: 0,
+        };
+        driver.run(&mut feed, &mut Record::default());
+        driver.engine().stats()
+    };
+    // Three instruments over up to eight shards: some shards get none.
+    let spread: Vec<u32> = [1001u64, 1002, 1003]
+        .iter()
+        .map(|&t| quiver_core::partition_of(t, 2))
+        .collect();
+    assert!(spread.contains(&0) && spread.contains(&1), "{spread:?}");
+    for shards in [1, 2, 3, 8] {
+        for size in [1, 13, 5_000] {
+            for requests in [1, 100_000] {
+                let engines = (0..shards)
+                    .map(|k| {
+                        let entries = entries().into_iter().map(|e| e.for_shard(k, shards));
+                        (Engine::new(entries.collect()).unwrap(), InLine(Formula))
+                    })
+                    .collect();
+                let catalog = Engine::new(
+                    entries()
+                        .into_iter()
+                        .map(|e| StrategyEntry {
+                            instruments: Vec::new(),
+                            ..e
+                        })
+                        .collect(),
+                )
+                .unwrap();
+                let mut sharded = quiver_driver::Sharded::new(catalog, engines, requests);
+                let mut feed = Chunks {
+                    ticks: ticks(),
+                    size,
+                    at: 0,
+                };
+                let mut record = Record::default();
+                assert_eq!(sharded.run(&mut feed, &mut record), Finish::Exhausted);
+                let what = format!("{shards} shards, batches of {size}, flush at {requests}");
+                assert_eq!(record.signals, expected, "{what}");
+                assert_eq!(
+                    record.batches.concat(),
+                    (0..2_000).collect::<Vec<_>>(),
+                    "{what}"
+                );
+                for (first, last, signals) in &record.groups {
+                    assert!(signals.iter().all(|s| first <= s && s <= last), "{what}");
+                }
+                let stats = sharded.stats();
+                assert_eq!(
+                    (
+                        stats.ticks,
+                        stats.evaluations,
+                        stats.signals,
+                        stats.inferences
+                    ),
+                    (
+                        single.ticks,
+                        single.evaluations,
+                        single.signals,
+                        single.inferences
+                    ),
+                    "{what}"
+                );
+                // Model stamps name the version through the catalog.
+                let catalog = sharded.catalog();
+                for signal in record.signals.iter().filter(|s| s.model.is_some()) {
+                    let stamp = signal.model.unwrap();
+                    assert_eq!(catalog.model_version(stamp), "1", "{what}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_consumer_can_stop_a_sharded_run() {
+    let engines = (0..2)
+        .map(|k| {
+            let entries = entries().into_iter().map(|e| e.for_shard(k, 2));
+            (Engine::new(entries.collect()).unwrap(), InLine(Formula))
+        })
+        .collect();
+    let catalog = Engine::new(entries()).unwrap();
+    let mut sharded = quiver_driver::Sharded::new(catalog, engines, 1);
+    let mut feed = Chunks {
+        ticks: ticks(),
+        size: 10,
+        at: 0,
+    };
+    let mut record = Record {
+        stop_after: Some(3),
+        ..Record::default()
+    };
+    assert_eq!(sharded.run(&mut feed, &mut record), Finish::Stopped);
+    // Stopped after the round that passed three batches: no round after it.
+    let finished = record.batches.len();
+    assert!(finished >= 3, "{finished}");
+    assert_eq!(
+        record.groups.len(),
+        1,
+        "one round handed over, then stopped"
+    );
+}

@@ -28,6 +28,18 @@ pub struct StrategyEntry {
     pub schedule: Schedule,
 }
 
+impl StrategyEntry {
+    /// This entry with only the instruments of shard `shard` of `shards`
+    /// ([`quiver_core::partition_of`]): what the strategy follows in one
+    /// engine of a sharded run.
+    pub fn for_shard(mut self, shard: usize, shards: usize) -> StrategyEntry {
+        let shards = u32::try_from(shards).unwrap_or(u32::MAX);
+        self.instruments
+            .retain(|&token| quiver_core::partition_of(token, shards) as usize == shard);
+        self
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EngineError {
     #[error("strategy {id:?} ({name}) does not support instrument {token}")]

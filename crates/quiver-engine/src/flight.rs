@@ -102,6 +102,23 @@ impl Engine {
         Some(flight)
     }
 
+    /// The stamp of `version` of `model` in this engine, interned if new:
+    /// the catalog of a sharded run names the stamps its shards made.
+    pub fn adopt_model_version(&mut self, model: ModelIdx, version: &str) -> ModelStamp {
+        let versions = &mut self.model_versions[model.index()];
+        let index = match versions.iter().rposition(|v| v == version) {
+            Some(index) => index,
+            None => {
+                versions.push(version.to_owned());
+                versions.len() - 1
+            }
+        };
+        ModelStamp {
+            model,
+            version: index as u32,
+        }
+    }
+
     pub(crate) fn land(&mut self, mut flight: Flight, results: &ModelResults, out: &mut Output) {
         self.serving.clear();
         for (model, versions) in self.model_versions.iter_mut().enumerate() {

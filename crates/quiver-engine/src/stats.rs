@@ -98,6 +98,31 @@ impl EngineStats {
         self.dropped.iter().sum()
     }
 
+    /// Adds another engine's counters (the shards of one run).
+    pub fn absorb(&mut self, other: &EngineStats) {
+        fn add<const N: usize>(total: &mut [u64; N], more: &[u64; N]) {
+            for (t, m) in total.iter_mut().zip(more) {
+                *t += m;
+            }
+        }
+        self.ticks += other.ticks;
+        self.unrouted_ticks += other.unrouted_ticks;
+        self.evaluations += other.evaluations;
+        self.signals += other.signals;
+        add(&mut self.dropped, &other.dropped);
+        self.panics += other.panics;
+        self.failures += other.failures;
+        self.over_budget += other.over_budget;
+        self.shed += other.shed;
+        add(&mut self.held_back, &other.held_back);
+        self.feature_updates += other.feature_updates;
+        self.feature_reads += other.feature_reads;
+        self.inferences += other.inferences;
+        self.skipped_features += other.skipped_features;
+        self.rejected_outputs += other.rejected_outputs;
+        add(&mut self.unavailable, &other.unavailable);
+    }
+
     /// Share of feature reads served without computing: each update is paid
     /// once and then read by every strategy that declared the feature.
     pub fn feature_hit_ratio(&self) -> f64 {

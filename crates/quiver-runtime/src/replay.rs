@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use quiver_core::Tick;
-use quiver_driver::{Batch, Cadence, Consumer, ControlHandle, Driver, Feed, Finish, InLine, Next};
-use quiver_engine::{Engine, EngineError, Output, Shed};
+use quiver_driver::{
+    Batch, Cadence, Consumer, ControlHandle, Driver, Feed, Finish, InLine, Next, Sharded,
+};
+use quiver_engine::{Engine, EngineError, EngineStats, Output, Shed, StrategyEntry};
 use quiver_infer::{Backend, BackendChoice, InferError, MicroBatcher, StoreOptions};
 use quiver_io::{RowError, SignalWriter, SkipReport};
 
@@ -41,6 +43,26 @@ pub struct ReplayOptions {
     /// replay (its strategies HOLD, named in the log and the summary), so a
     /// replay is deterministic as long as no call comes near it.
     pub deadline: Duration,
+    /// Engines the instruments are split over, each on its own thread
+    /// (`quiver_core::partition_of`); any count gives the same signals.
+    pub shards: ShardCount,
+}
+
+/// How many engines a replay splits its instruments over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardCount {
+    /// This many; a set that cannot be split is refused.
+    Exactly(usize),
+    /// This many (the machine's cores, by default), or one when the set
+    /// cannot be split.
+    UpTo(usize),
+}
+
+impl ShardCount {
+    /// One shard per core the process may use.
+    pub fn cores() -> ShardCount {
+        ShardCount::UpTo(std::thread::available_parallelism().map_or(1, usize::from))
+    }
 }
 
 impl Default for ReplayOptions {
@@ -51,6 +73,7 @@ impl Default for ReplayOptions {
             batch_size: 256,
             call_rows: CALL_ROWS,
             deadline: quiver_infer::DEFAULT_DEADLINE,
+            shards: ShardCount::Exactly(1),
         }
     }
 }
@@ -64,6 +87,9 @@ pub enum ReplayError {
     Models(#[from] ModelSetupError),
     #[error("building the engine: {0}")]
     Engine(#[from] EngineError),
+    /// A set that cannot be split over shards as asked.
+    #[error("{0}")]
+    Shards(String),
 }
 
 /// What a finished (or stopped) replay measured.
@@ -92,7 +118,7 @@ pub struct ReloadOutcome {
 
 /// The engine of a config and the runner of its models, ready to replay.
 pub struct Replay {
-    driver: Driver<InLine<BatchRunner>>,
+    runner: Runner,
     backend: Option<Backend>,
     reloader: Reloader,
     control: ControlHandle,
@@ -119,19 +145,65 @@ impl Replay {
             ..Default::default()
         };
         let models = Models::open(config_path, config, options.registry.as_deref(), store)?;
+        let policy = crate::models::lifecycle_policy(&config.lifecycle);
         let mut engine = Engine::new(models.engine_entries(config)?)?;
-        engine.set_lifecycle(crate::models::lifecycle_policy(&config.lifecycle));
-        let used = engine.models();
+        engine.set_lifecycle(policy);
+        let used = engine.models().to_vec();
         let backend = (!used.is_empty()).then(|| models.backend().unwrap_or(Backend::Tract));
-        let runner = BatchRunner::new(
-            models.handles(used),
-            MicroBatcher::deterministic(backend.unwrap_or(Backend::Tract), options.call_rows),
-        );
-        let cadence = Cadence::EveryRequests(options.batch_size.max(1));
-        let reloader = Reloader::new(models, config.clone(), used.to_vec(), version_of(text));
+        let inference = || {
+            InLine(BatchRunner::new(
+                models.handles(&used),
+                MicroBatcher::deterministic(backend.unwrap_or(Backend::Tract), options.call_rows),
+            ))
+        };
         let (control, receiver) = quiver_driver::control_channel();
+        let shards = match options.shards {
+            ShardCount::Exactly(n) if n > 1 => {
+                shardable(config)?;
+                n
+            }
+            ShardCount::UpTo(n) if n > 1 => match shardable(config) {
+                Ok(()) => n,
+                Err(why) => {
+                    tracing::info!("one shard: {why}");
+                    1
+                }
+            },
+            _ => 1,
+        };
+        let runner = if shards > 1 {
+            let mut engines = Vec::with_capacity(shards);
+            for shard in 0..shards {
+                let entries = models
+                    .engine_entries(config)?
+                    .into_iter()
+                    .map(|entry| entry.for_shard(shard, shards))
+                    .collect();
+                let mut engine = Engine::new(entries)?;
+                engine.set_lifecycle(policy);
+                engines.push((engine, inference()));
+            }
+            // The whole set, following nothing: what names strategies.
+            let catalog = Engine::new(
+                models
+                    .engine_entries(config)?
+                    .into_iter()
+                    .map(|entry| StrategyEntry {
+                        instruments: Vec::new(),
+                        ..entry
+                    })
+                    .collect(),
+            )?;
+            Runner::Sharded(Box::new(Sharded::new(catalog, engines, options.batch_size)))
+        } else {
+            let cadence = Cadence::EveryRequests(options.batch_size.max(1));
+            Runner::One(Box::new(
+                Driver::new(engine, inference(), cadence).with_control(receiver),
+            ))
+        };
+        let reloader = Reloader::new(models, config.clone(), used, version_of(text));
         Ok(Replay {
-            driver: Driver::new(engine, InLine(runner), cadence).with_control(receiver),
+            runner,
             backend,
             reloader,
             control,
@@ -142,10 +214,19 @@ impl Replay {
 
     /// Swaps in the strategies file of each entry just before its tick (a
     /// deterministic stand-in for a reload trigger): validated, diffed and
-    /// built as a live reload is, refused whole when invalid.
-    pub fn reload_at(&mut self, mut schedule: Vec<(u64, PathBuf)>) {
+    /// built as a live reload is, refused whole when invalid. One engine
+    /// only: a sharded replay refuses a schedule.
+    pub fn reload_at(&mut self, mut schedule: Vec<(u64, PathBuf)>) -> Result<(), ReplayError> {
+        if self.shards() > 1 && !schedule.is_empty() {
+            return Err(ReplayError::Shards(format!(
+                "a replay over {} shards cannot swap strategy sets (--reload-at); run it with \
+                 --shards 1",
+                self.shards()
+            )));
+        }
         schedule.sort_by_key(|(seq, _)| *seq);
         self.reload_at = schedule;
+        Ok(())
     }
 
     /// Simulates load shedding: from tick `seq` on, the engine skips what
@@ -156,8 +237,30 @@ impl Replay {
         self.shed_at = schedule;
     }
 
+    /// The engine, or with shards the catalog that names the strategies
+    /// (the shards' counters are in [`Replay::totals`]).
     pub fn engine(&self) -> &Engine {
-        self.driver.engine()
+        match &self.runner {
+            Runner::One(driver) => driver.engine(),
+            Runner::Sharded(sharded) => sharded.catalog(),
+        }
+    }
+
+    /// Engines the instruments are split over.
+    pub fn shards(&self) -> usize {
+        match &self.runner {
+            Runner::One(_) => 1,
+            Runner::Sharded(sharded) => sharded.shard_count(),
+        }
+    }
+
+    /// What the engine (every shard together) counted and holds.
+    pub fn totals(&self) -> Totals {
+        let engines: Vec<&Engine> = match &self.runner {
+            Runner::One(driver) => vec![driver.engine()],
+            Runner::Sharded(sharded) => sharded.engines().collect(),
+        };
+        Totals::of(self.engine(), &engines)
     }
 
     /// The backend models run on, when any strategy uses one.
@@ -168,9 +271,14 @@ impl Replay {
     /// The models taken out of service while replaying (a call over its
     /// deadline), with why.
     pub fn out_of_service(&self) -> Vec<(String, InferError)> {
-        self.driver
-            .inference()
-            .0
+        let runner = match &self.runner {
+            Runner::One(driver) => &driver.inference().0,
+            Runner::Sharded(sharded) => match sharded.inferences().next() {
+                Some(inference) => &inference.0,
+                None => return Vec::new(),
+            },
+        };
+        runner
             .handles()
             .iter()
             .filter_map(|h| h.fault().map(|fault| (h.name().to_owned(), fault)))
@@ -211,8 +319,7 @@ impl Replay {
         progress: &mut dyn FnMut(u64),
     ) -> io::Result<(ReplayRun, quiver_paper::Desk)> {
         let lines = signals.map(LineWriter::new);
-        let mut consumer =
-            crate::backtest::DeskFeeder::new(spec, self.driver.engine(), lines, trades);
+        let mut consumer = crate::backtest::DeskFeeder::new(spec, self.engine(), lines, trades);
         let mut run = self.drive(ticks, skip_bad_rows, &mut consumer, progress)?;
         let (desk, latency, lines) = consumer.finish()?;
         run.latency = latency;
@@ -248,7 +355,10 @@ impl Replay {
             progress,
         };
         let started = Instant::now();
-        let finish = self.driver.run(&mut feed, consumer);
+        let finish = match &mut self.runner {
+            Runner::One(driver) => driver.run(&mut feed, consumer),
+            Runner::Sharded(sharded) => sharded.run(&mut feed, consumer),
+        };
         if let Some(err) = feed.failed {
             return Err(err);
         }
@@ -275,6 +385,111 @@ impl Replay {
                 outcomes
             },
         })
+    }
+}
+
+/// One engine, or one per shard of the instruments.
+enum Runner {
+    One(Box<Driver<InLine<BatchRunner>>>),
+    Sharded(Box<Sharded<InLine<BatchRunner>>>),
+}
+
+/// Refuses a set whose strategies keep state across instruments that the
+/// engine checks per signal: the rate limits and the exposure cap count
+/// over every instrument of a strategy, and a shard sees only its own.
+fn shardable(config: &quiver_config::Config) -> Result<(), ReplayError> {
+    for row in config.enabled() {
+        let guards = &row.guards;
+        let across = if !guards.rates.is_off() {
+            Some("rate_limit")
+        } else if guards.max_exposure.is_some() {
+            Some("exposure_cap")
+        } else {
+            None
+        };
+        if let Some(what) = across {
+            return Err(ReplayError::Shards(format!(
+                "strategy {:?} has a {what} validator, which counts over all its instruments \
+                 while a shard sees only its own; run it with --shards 1",
+                row.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The counters and holdings of a replay's engines, summed over shards.
+pub struct Totals {
+    pub stats: EngineStats,
+    pub features_maintained: usize,
+    pub instruments: usize,
+    /// History ring fill: mean and smallest, over every instrument.
+    pub ring_fill: (f64, f64),
+    /// Per strategy in config order: signals, and the states its copies
+    /// are in (one unless shards disagree).
+    pub strategies: Vec<StrategyTotals>,
+}
+
+pub struct StrategyTotals {
+    pub id: String,
+    pub name: String,
+    pub signals: u64,
+    pub states: Vec<&'static str>,
+}
+
+impl Totals {
+    fn of(catalog: &Engine, engines: &[&Engine]) -> Totals {
+        let mut stats = EngineStats::default();
+        let (mut features, mut instruments, mut fill_sum, mut fill_min) = (0, 0, 0.0, 1.0f64);
+        for engine in engines {
+            stats.absorb(&engine.stats());
+            features += engine.features_maintained();
+            let n = engine.instrument_tokens().len();
+            let (mean, min) = engine.ring_utilization();
+            if n > 0 {
+                fill_sum += mean * n as f64;
+                fill_min = fill_min.min(min);
+            }
+            instruments += n;
+        }
+        let strategies = catalog
+            .strategies()
+            .map(|s| {
+                let mut states: Vec<&'static str> = Vec::new();
+                let mut signals = 0;
+                for engine in engines {
+                    signals += engine.strategy_stats(s).signals;
+                    // A copy with nothing to follow on its shard never runs.
+                    if engines.len() > 1 && engine.instruments(s).is_empty() {
+                        continue;
+                    }
+                    let state = engine.strategy_state(s).as_str();
+                    if !states.contains(&state) {
+                        states.push(state);
+                    }
+                }
+                if states.is_empty() {
+                    states.push(catalog.strategy_state(s).as_str());
+                }
+                StrategyTotals {
+                    id: catalog.strategy_id(s).to_owned(),
+                    name: catalog.strategy_name(s).to_owned(),
+                    signals,
+                    states,
+                }
+            })
+            .collect();
+        Totals {
+            stats,
+            features_maintained: features,
+            instruments,
+            ring_fill: if instruments == 0 {
+                (0.0, 0.0)
+            } else {
+                (fill_sum / instruments as f64, fill_min)
+            },
+            strategies,
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use std::time::Instant;
 use quiver_core::{InstrumentToken, Tick};
 
 pub use file::{JsonlSink, ReplaySource};
+pub use quiver_core::partition_of;
 pub use synthetic::SyntheticSource;
 
 /// Why a live source or sink failed.
@@ -352,18 +353,6 @@ pub trait SignalSink: Send + 'static {
 
     /// Makes everything published so far durable (or visible).
     fn flush(&mut self) -> impl Future<Output = Result<(), LiveError>> + Send;
-}
-
-/// The partition (0..`partitions`) of an instrument: a stable hash, so every
-/// publisher and every runner agrees on it across releases and machines.
-///
-/// XXH3-64 of the token's little-endian bytes, modulo `partitions`. Changing
-/// this reshuffles instruments between streams, so treat it as a format.
-pub fn partition_of(instrument: InstrumentToken, partitions: u32) -> u32 {
-    if partitions <= 1 {
-        return 0;
-    }
-    (xxhash_rust::xxh3::xxh3_64(&instrument.to_le_bytes()) % u64::from(partitions)) as u32
 }
 
 /// Name of the stream of partition `p`: `base` itself when there is one

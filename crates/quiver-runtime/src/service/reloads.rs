@@ -314,6 +314,7 @@ pub(super) async fn watch_file(path: PathBuf, every: Duration, handle: ReloadHan
 /// Reloads when the store notifies a change (its trigger on the tables).
 pub(super) async fn listen_store(url: String, handle: ReloadHandle) {
     use std::future::poll_fn;
+    let mut reconnecting = false;
     loop {
         match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
             Ok((client, mut connection)) => {
@@ -333,6 +334,11 @@ pub(super) async fn listen_store(url: String, handle: ReloadHandle) {
                 if let Err(err) = client.batch_execute(&listen).await {
                     tracing::warn!(%err, "cannot LISTEN for strategy changes; retrying");
                 } else {
+                    if reconnecting {
+                        // Changes made while no one listened notified no one.
+                        tracing::info!("listening for strategy changes again");
+                        handle.nudge("store listener reconnected");
+                    }
                     while rx.recv().await.is_some() {
                         // One statement notifies once per table: let a
                         // transaction's notifications arrive, then reload once.
@@ -342,11 +348,13 @@ pub(super) async fn listen_store(url: String, handle: ReloadHandle) {
                     }
                 }
                 driver.abort();
+                tracing::warn!("lost the store's change notifications; reconnecting");
             }
             Err(err) => {
                 tracing::warn!(%err, "cannot reach the store to listen for changes; retrying")
             }
         }
+        reconnecting = true;
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
