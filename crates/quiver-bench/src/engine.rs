@@ -173,9 +173,11 @@ pub struct ShardRun {
     pub seconds: f64,
     pub ticks: u64,
     pub evaluations: u64,
+    /// Evaluations each shard made: how evenly the hash split the work.
+    pub per_shard: Vec<u64>,
     pub signals: u64,
-    /// FNV-1a over every signal's (seq, strategy, side, quantity, price),
-    /// in output order.
+    /// A multiply-rotate hash of every signal's (seq, strategy, side,
+    /// quantity, price), in output order.
     pub digest: u64,
 }
 
@@ -196,6 +198,7 @@ pub fn shards(
             seconds: 0.0,
             ticks: ticks.len() as u64,
             evaluations: 0,
+            per_shard: Vec::new(),
             signals: 0,
             digest: 0,
         })
@@ -209,11 +212,11 @@ pub fn shards(
             };
             let mut tally = Tally::default();
             let started = Instant::now();
-            let evaluations = if run.shards <= 1 {
+            let per_shard = if run.shards <= 1 {
                 let engine = Engine::new(scenario.entries())?;
                 let mut driver = Driver::new(engine, NoInference, Cadence::EveryRequests(1));
                 driver.run(&mut feed, &mut tally);
-                driver.engine().stats().evaluations
+                vec![driver.engine().stats().evaluations]
             } else {
                 let n = run.shards;
                 let engines = (0..n)
@@ -238,10 +241,11 @@ pub fn shards(
                 )?;
                 let mut sharded = Sharded::new(catalog, engines, 1);
                 sharded.run(&mut feed, &mut tally);
-                sharded.stats().evaluations
+                sharded.engines().map(|e| e.stats().evaluations).collect()
             };
             seconds.push(started.elapsed().as_secs_f64());
-            run.evaluations = evaluations;
+            run.evaluations = per_shard.iter().sum();
+            run.per_shard = per_shard;
             run.signals = tally.signals;
             run.digest = tally.digest;
         }
@@ -311,9 +315,9 @@ impl<B> quiver_driver::Consumer<B> for Tally {
                 s.decision.quantity,
                 s.decision.price.units() as u64,
             ] {
-                for byte in word.to_le_bytes() {
-                    self.digest = (self.digest ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
-                }
+                self.digest = (self.digest ^ word)
+                    .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    .rotate_left(29);
             }
         }
         self.signals += out.signals.len() as u64;

@@ -52,11 +52,16 @@ fn shard_runs(scenario: &Scenario, counts: &[u64], rounds: usize) -> Outcome {
     let base = runs.first().map_or(1.0, |r| r.seconds);
     for run in &runs {
         println!(
-            "shards {:>3}   {} ticks/s, {} evaluations/s, {:.2}× the first; {} signals, digest {:016x} (median of {})",
+            "shards {:>3}   {} ticks/s, {} evaluations/s, {:.2}× the first; evaluations per shard {}; {} signals, digest {:016x} (median of {})",
             run.shards,
             thousands(per_second(run.ticks, run.seconds)),
             thousands(per_second(run.evaluations, run.seconds)),
             base / run.seconds.max(1e-12),
+            run.per_shard
+                .iter()
+                .map(|&n| thousands(n))
+                .collect::<Vec<_>>()
+                .join(" / "),
             thousands(run.signals),
             run.digest,
             rounds.max(1)

@@ -27,16 +27,16 @@
 //! strategies by id, brokers and model names of the set, with no
 //! instruments of its own.
 
-use std::ops::ControlFlow;
+use std::sync::mpsc;
 
 use quiver_core::{partition_of, Tick};
 use quiver_engine::{Engine, EngineStats, Input, Output, Shed};
 
 use crate::{Batch, Cadence, Consumer, Driver, Feed, Finish, Inference, Next};
 
-/// Ticks gathered before the shards run: enough that starting the shards'
-/// threads is a small part of a round, few enough to keep a round's
-/// signals in cache and its latency low.
+/// Ticks gathered before the shards run: enough that handing a round over
+/// is a small part of it, few enough to keep a round's signals in cache
+/// and its latency low.
 pub const ROUND_TICKS: usize = 4_096;
 
 /// One tick of a shard's round.
@@ -48,11 +48,22 @@ struct Work {
     shed: Option<Shed>,
 }
 
-/// A round: the batches gathered, each shard's ticks, and which shard took
+/// What travels to a shard and back: its ticks of a round, and then what
+/// they gave.
+#[derive(Default)]
+struct Part {
+    work: Vec<Work>,
+    out: Output,
+    /// The shard's model versions by model, which its stamps index (copied
+    /// when the shard has interned a new one).
+    versions: Vec<Vec<String>>,
+}
+
+/// A round: the batches gathered, each shard's part, and which shard took
 /// each tick, in order.
 struct Round<B> {
     batches: Vec<B>,
-    work: Vec<Vec<Work>>,
+    parts: Vec<Part>,
     order: Vec<u32>,
 }
 
@@ -60,7 +71,7 @@ impl<B> Round<B> {
     fn new(shards: usize) -> Self {
         Round {
             batches: Vec::new(),
-            work: (0..shards).map(|_| Vec::new()).collect(),
+            parts: (0..shards).map(|_| Part::default()).collect(),
             order: Vec::new(),
         }
     }
@@ -72,8 +83,9 @@ impl<B> Round<B> {
     fn clear(&mut self) {
         self.batches.clear();
         self.order.clear();
-        for work in &mut self.work {
-            work.clear();
+        for part in &mut self.parts {
+            part.work.clear();
+            clear(&mut part.out);
         }
     }
 }
@@ -82,8 +94,6 @@ impl<B> Round<B> {
 pub struct Sharded<I: Inference> {
     catalog: Engine,
     shards: Vec<Driver<I>>,
-    /// The shed level the feed last set.
-    shed: Option<Shed>,
     merged: Output,
 }
 
@@ -103,7 +113,6 @@ impl<I: Inference + Send> Sharded<I> {
                     Driver::new(engine, inference, Cadence::EveryRequests(requests.max(1)))
                 })
                 .collect(),
-            shed: None,
             merged,
         }
     }
@@ -143,67 +152,109 @@ impl<I: Inference + Send> Sharded<I> {
         feed: &mut F,
         consumer: &mut C,
     ) -> Finish {
-        let finish = self.drive(feed, consumer);
-        for shard in &mut self.shards {
+        let Sharded {
+            catalog,
+            shards,
+            merged,
+        } = self;
+        let n = shards.len();
+        let finish = std::thread::scope(|scope| {
+            let mut links = Vec::with_capacity(n);
+            for shard in shards.iter_mut() {
+                let (to_shard, work) = mpsc::channel::<Part>();
+                let (done, from_shard) = mpsc::channel::<Part>();
+                scope.spawn(move || {
+                    while let Ok(mut part) = work.recv() {
+                        shard.run_round(&part.work);
+                        std::mem::swap(&mut part.out, &mut shard.out);
+                        shard.copy_versions(&mut part.versions);
+                        if done.send(part).is_err() {
+                            break;
+                        }
+                    }
+                });
+                links.push((to_shard, from_shard));
+            }
+            let mut pipeline = Pipeline {
+                links,
+                catalog,
+                merged,
+                shed: None,
+            };
+            pipeline.drive(feed, consumer)
+            // Dropping the links ends the shards' threads.
+        });
+        for shard in shards.iter_mut() {
             shard.finish_inference();
         }
         finish
     }
+}
 
+/// The coordinator's side of a run: a link to each shard's thread.
+struct Pipeline<'r> {
+    links: Vec<(mpsc::Sender<Part>, mpsc::Receiver<Part>)>,
+    catalog: &'r mut Engine,
+    merged: &'r mut Output,
+    /// The shed level the feed set last: every tick after it carries it,
+    /// so a shard that had no tick when it was set still learns it.
+    shed: Option<Shed>,
+}
+
+impl Pipeline<'_> {
     fn drive<F: Feed, C: Consumer<F::Batch>>(&mut self, feed: &mut F, consumer: &mut C) -> Finish {
-        let n = self.shards.len();
-        let mut next = Round::new(n);
-        let mut ended = gather_into(feed, consumer, &self.catalog, &mut self.shed, &mut next);
-        let mut done = Round::new(n);
-        while !next.is_empty() {
-            let current = std::mem::replace(&mut next, Round::new(0));
-            let shards = &mut self.shards;
-            let catalog = &mut self.catalog;
-            let merged = &mut self.merged;
-            let shed = &mut self.shed;
-            // The shards dispatch `current` while this thread finishes the
-            // round before (`done`) and reads the next.
-            let flow = std::thread::scope(|scope| {
-                for (shard, work) in shards.iter_mut().zip(&current.work) {
-                    if !work.is_empty() {
-                        scope.spawn(move || shard.run_round(work));
+        let n = self.links.len();
+        let mut gathering = Round::new(n);
+        let mut flying = Round::new(n);
+        let mut landed = Round::new(n);
+        let mut ended = gather(feed, consumer, self.catalog, &mut self.shed, &mut gathering);
+        loop {
+            std::mem::swap(&mut gathering, &mut flying);
+            let sent = !flying.is_empty();
+            if sent {
+                for ((to_shard, _), part) in self.links.iter().zip(&mut flying.parts) {
+                    if to_shard.send(std::mem::take(part)).is_err() {
+                        panic!("a shard's thread stopped");
                     }
                 }
-                let flow = finish_round(catalog, consumer, &mut done, merged);
-                if flow.is_continue() && !ended {
-                    next = Round::new(n);
-                    ended = gather_into(feed, consumer, catalog, shed, &mut next);
-                }
-                flow
-            });
-            merge(
-                &mut self.shards,
-                &current,
-                &mut self.catalog,
-                &mut self.merged,
-            );
-            done = current;
-            if flow.is_break() {
-                return Finish::Stopped;
             }
+            // While the shards dispatch `flying`: `landed` out, the next in.
+            if !landed.is_empty() {
+                merge(&mut landed, self.catalog, self.merged);
+                let flow = consumer.complete(self.catalog, landed.batches.drain(..), self.merged);
+                clear(self.merged);
+                landed.clear();
+                if flow.is_break() {
+                    return Finish::Stopped;
+                }
+            }
+            if !ended {
+                ended = gather(feed, consumer, self.catalog, &mut self.shed, &mut gathering);
+            }
+            if !sent {
+                return Finish::Exhausted;
+            }
+            for ((_, from_shard), part) in self.links.iter().zip(&mut flying.parts) {
+                match from_shard.recv() {
+                    Ok(back) => *part = back,
+                    Err(_) => panic!("a shard's thread stopped"),
+                }
+            }
+            std::mem::swap(&mut flying, &mut landed);
         }
-        if finish_round(&self.catalog, consumer, &mut done, &mut self.merged).is_break() {
-            return Finish::Stopped;
-        }
-        Finish::Exhausted
     }
 }
 
 /// Reads batches into `round` until it holds [`ROUND_TICKS`] ticks or the
 /// feed has nothing more right now; true when the feed ended.
-fn gather_into<F: Feed, C: Consumer<F::Batch>>(
+fn gather<F: Feed, C: Consumer<F::Batch>>(
     feed: &mut F,
     consumer: &mut C,
     catalog: &Engine,
     shed: &mut Option<Shed>,
     round: &mut Round<F::Batch>,
 ) -> bool {
-    let shards = round.work.len() as u32;
+    let shards = round.parts.len() as u32;
     while round.order.len() < ROUND_TICKS {
         let batch = match feed.next(round.is_empty()) {
             Next::Batch(batch) => batch,
@@ -216,7 +267,7 @@ fn gather_into<F: Feed, C: Consumer<F::Batch>>(
         }
         for (seq, tick) in batch.ticks() {
             let shard = partition_of(tick.instrument, shards);
-            round.work[shard as usize].push(Work {
+            round.parts[shard as usize].work.push(Work {
                 seq,
                 tick: *tick,
                 shed: *shed,
@@ -229,60 +280,40 @@ fn gather_into<F: Feed, C: Consumer<F::Batch>>(
     false
 }
 
-/// Hands a merged round to the consumer.
-fn finish_round<B, C: Consumer<B>>(
-    catalog: &Engine,
-    consumer: &mut C,
-    round: &mut Round<B>,
-    merged: &mut Output,
-) -> ControlFlow<()> {
-    if round.is_empty() {
-        return ControlFlow::Continue(());
-    }
-    let flow = consumer.complete(catalog, round.batches.drain(..), merged);
-    round.clear();
-    merged.signals.clear();
-    merged.faults.clear();
-    merged.transitions.clear();
-    merged.refused.clear();
-    merged.rebuilds.clear();
-    flow
+fn clear(out: &mut Output) {
+    out.signals.clear();
+    out.faults.clear();
+    out.transitions.clear();
+    out.refused.clear();
+    out.rebuilds.clear();
 }
 
 /// Takes every shard's output of `round` into `merged`, in the round's tick
 /// order; model stamps are re-interned in the catalog, which names them.
-fn merge<I: Inference, B>(
-    shards: &mut [Driver<I>],
-    round: &Round<B>,
-    catalog: &mut Engine,
-    merged: &mut Output,
-) {
-    let mut taken = vec![(0usize, 0usize); shards.len()];
+fn merge<B>(round: &mut Round<B>, catalog: &mut Engine, merged: &mut Output) {
+    let mut taken = vec![(0usize, 0usize); round.parts.len()];
     for &shard in &round.order {
         let shard = shard as usize;
         let (next_tick, next_signal) = &mut taken[shard];
-        let seq = round.work[shard][*next_tick].seq;
+        let part = &round.parts[shard];
+        let seq = part.work[*next_tick].seq;
         *next_tick += 1;
-        let driver = &shards[shard];
-        let signals = &driver.out.signals;
-        while let Some(signal) = signals.get(*next_signal).filter(|s| s.seq == seq) {
+        while let Some(signal) = part.out.signals.get(*next_signal).filter(|s| s.seq == seq) {
             let mut signal = *signal;
             if let Some(stamp) = signal.model {
-                signal.model = Some(
-                    catalog.adopt_model_version(stamp.model, driver.engine.model_version(stamp)),
-                );
+                let version = &part.versions[stamp.model.index()][stamp.version as usize];
+                signal.model = Some(catalog.adopt_model_version(stamp.model, version));
             }
             merged.signals.push(signal);
             *next_signal += 1;
         }
     }
-    for (shard, (_, signals)) in shards.iter_mut().zip(taken) {
-        debug_assert_eq!(signals, shard.out.signals.len(), "a signal of no tick");
-        merged.faults.append(&mut shard.out.faults);
-        merged.transitions.append(&mut shard.out.transitions);
-        merged.refused.append(&mut shard.out.refused);
-        merged.rebuilds.append(&mut shard.out.rebuilds);
-        shard.out.signals.clear();
+    for (part, (_, signals)) in round.parts.iter_mut().zip(taken) {
+        debug_assert_eq!(signals, part.out.signals.len(), "a signal of no tick");
+        merged.faults.append(&mut part.out.faults);
+        merged.transitions.append(&mut part.out.transitions);
+        merged.refused.append(&mut part.out.refused);
+        merged.rebuilds.append(&mut part.out.rebuilds);
     }
     // Each shard's events are in order; across shards, by tick.
     merged.faults.sort_by_key(|fault| fault.seq);
@@ -312,6 +343,20 @@ impl<I: Inference> Driver<I> {
             }
         }
         self.flush();
+    }
+
+    /// Brings `versions` up to the engine's model versions.
+    fn copy_versions(&self, versions: &mut Vec<Vec<String>>) {
+        let models = self.engine.models().len();
+        versions.resize_with(models, Vec::new);
+        for (model, copy) in versions.iter_mut().enumerate() {
+            let serving = self
+                .engine
+                .model_versions(quiver_engine::ModelIdx::new(model as u32));
+            if copy.len() != serving.len() {
+                *copy = serving.to_vec();
+            }
+        }
     }
 
     fn finish_inference(&mut self) {

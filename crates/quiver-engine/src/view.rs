@@ -6,7 +6,7 @@ use quiver_features::InstrumentFeatures;
 use quiver_strategy::StrategyKind;
 
 use crate::engine::{Engine, Route, Slot};
-use crate::index::StrategyIdx;
+use crate::index::{ModelIdx, StrategyIdx};
 use crate::inference::ModelStamp;
 use crate::lifecycle::{StrategyState, Transition};
 use crate::stats::{EngineStats, StrategyStats};
@@ -113,6 +113,12 @@ impl Engine {
     /// The registry name of the model behind `stamp`.
     pub fn model_name(&self, stamp: ModelStamp) -> &str {
         &self.model_names[stamp.model.index()]
+    }
+
+    /// Every version of `model` that has served this engine; a stamp's
+    /// `version` indexes it.
+    pub fn model_versions(&self, model: ModelIdx) -> &[String] {
+        &self.model_versions[model.index()]
     }
 
     /// The version string behind `stamp`.
