@@ -2510,6 +2510,25 @@ impl Sql {
     }
 }
 
+/// A new database on the test server (`QUIVER_TEST_POSTGRES_URL`) for the
+/// test `name`; `None` (the test skips) when no server is configured.
+fn fresh_database(name: &str) -> Option<String> {
+    let Ok(admin_url) = std::env::var("QUIVER_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("QUIVER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "QUIVER_REQUIRE_POSTGRES=1 but QUIVER_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!("SKIPPED: no QUIVER_TEST_POSTGRES_URL");
+        return None;
+    };
+    let db = format!("quiver_live_{name}_{}", std::process::id());
+    Sql::connect(&admin_url).run(&format!("CREATE DATABASE {db}"));
+    Some(format!(
+        "{}/{db}",
+        admin_url.rsplit_once('/').expect("a database").0
+    ))
+}
+
 /// Polls `/config` until its `key` counter is `want` (30 s at most); on
 /// timeout the last status is in the message, to tell a reload that never
 /// came from one counted twice.
@@ -2530,17 +2549,9 @@ fn wait_for_count(live: &Live, key: &str, want: u64) {
 
 #[test]
 fn a_thousand_changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows_refused() {
-    let Ok(admin_url) = std::env::var("QUIVER_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("QUIVER_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "QUIVER_REQUIRE_POSTGRES=1 but QUIVER_TEST_POSTGRES_URL is not set"
-        );
-        eprintln!("SKIPPED: no QUIVER_TEST_POSTGRES_URL");
+    let Some(url) = fresh_database("reload") else {
         return;
     };
-    let db = format!("quiver_live_reload_{}", std::process::id());
-    Sql::connect(&admin_url).run(&format!("CREATE DATABASE {db}"));
-    let url = format!("{}/{db}", admin_url.rsplit_once('/').expect("a database").0);
     let dir = tempdir();
     // More ticks than the test needs (about 400 s at 2x); the run is stopped
     // after the changes.
@@ -2669,4 +2680,61 @@ fn a_thousand_changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows
         got.keys().any(|id| id.starts_with("other")),
         "the added rows never signalled"
     );
+}
+
+#[test]
+fn a_store_listener_cut_off_reconnects_and_reloads_what_it_missed() {
+    let Some(url) = fresh_database("listener") else {
+        return;
+    };
+    let dir = tempdir();
+    let ticks = gen_ticks(dir.path(), 4, 200_000, 5);
+    let file = dir.path().join("strategies.yaml");
+    write(
+        &file,
+        "strategies:\n  - id: keep\n    strategy_type: momentum\n    parameters: {lookback_periods: 5}\n    brokers: [paper]\n    instruments: [1001, 1002, 1003, 1004]\n",
+    );
+    quiver(["db", "init", "--url", &url]).expect_code(0);
+    quiver(["db", "import", file.to_str().expect("utf-8"), "--url", &url]).expect_code(0);
+    let out = dir.path().join("signals.jsonl");
+    let live = run_paced(&url, &ticks, &out, &[]);
+    let store = Sql::connect(&url);
+    let insert = |id: &str| {
+        format!(
+            "INSERT INTO strategy_configurations (id, strategy_type, parameters, active_brokers, instruments, position) \
+             VALUES ('{id}', 'breakout', '{{\"lookback_periods\": 20}}', ARRAY['paper'], ARRAY[1001, 1002], 5)"
+        )
+    };
+    store.run(&insert("first"));
+    wait_for_count(&live, "reloads_applied", 1);
+    // The service's LISTEN connection is cut; a change made before it is
+    // back notifies no one, so only the reload on reconnecting can see it.
+    let listening = || {
+        let rt = &store.rt;
+        rt.block_on(store.client.query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+            &[],
+        ))
+        .expect("pg_stat_activity")
+        .len()
+    };
+    wait_until(Duration::from_secs(30), "the service to LISTEN", || {
+        listening() == 1
+    });
+    store.run(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    );
+    wait_until(Duration::from_secs(10), "the listener to be gone", || {
+        listening() == 0
+    });
+    store.run(&insert("second"));
+    wait_for_count(&live, "reloads_applied", 2);
+    let status: serde_json::Value = serde_json::from_str(&live.get("/config").1).expect("JSON");
+    // keep and first carried over, second added.
+    assert_eq!(
+        status["last_reload"]["detail"], "1 added, 0 removed, 0 changed, 2 unchanged",
+        "{status}"
+    );
+    live.terminate();
 }

@@ -117,6 +117,33 @@ impl Feed for Chunks {
     }
 }
 
+fn chunks(size: usize) -> Chunks {
+    Chunks {
+        ticks: ticks(),
+        size,
+        at: 0,
+    }
+}
+
+/// Sharded over `shards`, each shard running its requests once `requests`
+/// are pending.
+fn sharded(shards: usize, requests: usize) -> quiver_driver::Sharded<InLine<Formula>> {
+    let engines = (0..shards)
+        .map(|k| {
+            let entries = entries().into_iter().map(|e| e.for_shard(k, shards));
+            (Engine::new(entries.collect()).unwrap(), InLine(Formula))
+        })
+        .collect();
+    let catalog = entries()
+        .into_iter()
+        .map(|e| StrategyEntry {
+            instruments: Vec::new(),
+            ..e
+        })
+        .collect();
+    quiver_driver::Sharded::new(Engine::new(catalog).unwrap(), engines, requests)
+}
+
 /// Records each finished batch's seqs and the signals handed with it.
 #[derive(Default)]
 struct Record {
@@ -189,11 +216,7 @@ fn every_cadence_and_batch_size_gives_the_same_signals_batch_by_batch() {
         for size in [1, 13, 256] {
             let engine = Engine::new(entries()).unwrap();
             let mut driver = Driver::new(engine, InLine(Formula), cadence);
-            let mut feed = Chunks {
-                ticks: ticks(),
-                size,
-                at: 0,
-            };
+            let mut feed = chunks(size);
             let mut record = Record::default();
             assert_eq!(driver.run(&mut feed, &mut record), Finish::Exhausted);
             assert_eq!(record.signals, expected, "{cadence:?}, batches of {size}");
@@ -219,11 +242,7 @@ fn every_cadence_and_batch_size_gives_the_same_signals_batch_by_batch() {
 fn a_consumer_can_stop_the_loop() {
     let engine = Engine::new(entries()).unwrap();
     let mut driver = Driver::new(engine, InLine(Formula), Cadence::Overlapped);
-    let mut feed = Chunks {
-        ticks: ticks(),
-        size: 10,
-        at: 0,
-    };
+    let mut feed = chunks(10);
     let mut record = Record {
         stop_after: Some(3),
         ..Record::default()
@@ -332,11 +351,7 @@ fn sharded_runs_give_one_engines_signals_in_its_order() {
     let single = {
         let engine = Engine::new(entries()).unwrap();
         let mut driver = Driver::new(engine, InLine(Formula), Cadence::EveryRequests(1));
-        let mut feed = Chunks {
-            ticks: ticks(),
-            size: 1,
-            at: 0,
-        };
+        let mut feed = chunks(1);
         driver.run(&mut feed, &mut Record::default());
         driver.engine().stats()
     };
@@ -349,28 +364,8 @@ fn sharded_runs_give_one_engines_signals_in_its_order() {
     for shards in [1, 2, 3, 8] {
         for size in [1, 13, 5_000] {
             for requests in [1, 100_000] {
-                let engines = (0..shards)
-                    .map(|k| {
-                        let entries = entries().into_iter().map(|e| e.for_shard(k, shards));
-                        (Engine::new(entries.collect()).unwrap(), InLine(Formula))
-                    })
-                    .collect();
-                let catalog = Engine::new(
-                    entries()
-                        .into_iter()
-                        .map(|e| StrategyEntry {
-                            instruments: Vec::new(),
-                            ..e
-                        })
-                        .collect(),
-                )
-                .unwrap();
-                let mut sharded = quiver_driver::Sharded::new(catalog, engines, requests);
-                let mut feed = Chunks {
-                    ticks: ticks(),
-                    size,
-                    at: 0,
-                };
+                let mut sharded = sharded(shards, requests);
+                let mut feed = chunks(size);
                 let mut record = Record::default();
                 assert_eq!(sharded.run(&mut feed, &mut record), Finish::Exhausted);
                 let what = format!("{shards} shards, batches of {size}, flush at {requests}");
@@ -412,19 +407,8 @@ fn sharded_runs_give_one_engines_signals_in_its_order() {
 
 #[test]
 fn a_consumer_can_stop_a_sharded_run() {
-    let engines = (0..2)
-        .map(|k| {
-            let entries = entries().into_iter().map(|e| e.for_shard(k, 2));
-            (Engine::new(entries.collect()).unwrap(), InLine(Formula))
-        })
-        .collect();
-    let catalog = Engine::new(entries()).unwrap();
-    let mut sharded = quiver_driver::Sharded::new(catalog, engines, 1);
-    let mut feed = Chunks {
-        ticks: ticks(),
-        size: 10,
-        at: 0,
-    };
+    let mut sharded = sharded(2, 1);
+    let mut feed = chunks(10);
     let mut record = Record {
         stop_after: Some(3),
         ..Record::default()
