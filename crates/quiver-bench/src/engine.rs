@@ -176,6 +176,8 @@ pub struct ShardRun {
     /// Evaluations each shard made: how evenly the hash split the work.
     pub per_shard: Vec<u64>,
     pub signals: u64,
+    /// Fills of the paper desk, when there was one.
+    pub fills: u64,
     /// A multiply-rotate hash of every signal's (seq, strategy, side,
     /// quantity, price), in output order.
     pub digest: u64,
@@ -183,11 +185,13 @@ pub struct ShardRun {
 
 /// The scenario through the driver as a replay runs it (one tick a batch),
 /// with one engine (`1`) or [`quiver_driver::Sharded`] over each count in
-/// `counts`, alternately `rounds` times.
+/// `counts`, alternately `rounds` times; with `desk`, the consumer is a
+/// backtest's (each tick, then its signals, to a paper desk of that spec).
 pub fn shards(
     scenario: &Scenario,
     counts: &[usize],
     rounds: usize,
+    desk: Option<&quiver_paper::DeskSpec>,
 ) -> Result<Vec<ShardRun>, EngineError> {
     use quiver_driver::{Cadence, Driver, NoInference, Sharded};
     let ticks: Vec<Tick> = scenario.ticks().iter().collect();
@@ -200,6 +204,7 @@ pub fn shards(
             evaluations: 0,
             per_shard: Vec::new(),
             signals: 0,
+            fills: 0,
             digest: 0,
         })
         .collect();
@@ -210,7 +215,11 @@ pub fn shards(
                 ticks: &ticks,
                 next: 0,
             };
-            let mut tally = Tally::default();
+            let ids: Vec<String> = scenario.entries().into_iter().map(|e| e.id).collect();
+            let mut tally = Tally {
+                desk: desk.map(|spec| (quiver_paper::Desk::new(spec.clone(), ids), Vec::new())),
+                ..Tally::default()
+            };
             let started = Instant::now();
             let per_shard = if run.shards <= 1 {
                 let engine = Engine::new(scenario.entries())?;
@@ -247,6 +256,7 @@ pub fn shards(
             run.evaluations = per_shard.iter().sum();
             run.per_shard = per_shard;
             run.signals = tally.signals;
+            run.fills = tally.fills;
             run.digest = tally.digest;
         }
     }
@@ -284,10 +294,13 @@ impl<'t> quiver_driver::Feed for SliceFeed<'t> {
     }
 }
 
-/// Counts the signals and hashes them in order.
+/// Counts the signals and hashes them in order; with a desk, hands it each
+/// tick and then its signals, as a backtest does.
 struct Tally {
     signals: u64,
     digest: u64,
+    desk: Option<(quiver_paper::Desk, Vec<quiver_paper::Fill>)>,
+    fills: u64,
 }
 
 impl Default for Tally {
@@ -295,17 +308,37 @@ impl Default for Tally {
         Tally {
             signals: 0,
             digest: 0xcbf2_9ce4_8422_2325,
+            desk: None,
+            fills: 0,
         }
     }
 }
 
-impl<B> quiver_driver::Consumer<B> for Tally {
+impl<'t> quiver_driver::Consumer<OneTick<'t>> for Tally {
     fn complete(
         &mut self,
         _engine: &Engine,
-        _batches: std::vec::Drain<'_, B>,
+        batches: std::vec::Drain<'_, OneTick<'t>>,
         out: &mut Output,
     ) -> std::ops::ControlFlow<()> {
+        if let Some((desk, taken)) = &mut self.desk {
+            let mut signals = out.signals.iter().peekable();
+            for OneTick(seq, tick) in batches {
+                desk.on_tick(seq, tick);
+                while let Some(s) = signals.next_if(|s| s.seq == seq) {
+                    desk.on_signal(
+                        s.strategy.index() as u32,
+                        seq,
+                        s.ts_ns,
+                        s.instrument,
+                        &s.decision,
+                    );
+                }
+            }
+            desk.take_fills(taken);
+            self.fills += taken.len() as u64;
+            taken.clear();
+        }
         for s in &out.signals {
             let side = matches!(s.decision.side, quiver_core::Side::Buy) as u64;
             for word in [

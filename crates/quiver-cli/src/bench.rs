@@ -35,21 +35,45 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Instead of the engine alone: the scenario through the driver as a replay runs it, with
-    /// each of these shard counts (1: one engine), alternately ROUNDS times, e.g. --shards 1,2.
+    /// each of these shard counts (1: one engine), alternately ROUNDS times, e.g. --shards 1,2;
+    /// with --backtest, each count also with a paper desk as the consumer.
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..=256))]
     shards: Vec<u64>,
 }
 
 /// `--shards`: ticks/s of each count, and whether they all gave the same
 /// signals.
-fn shard_runs(scenario: &Scenario, counts: &[u64], rounds: usize) -> Outcome {
+fn shard_runs(scenario: &Scenario, counts: &[u64], rounds: usize, backtest: bool) -> Outcome {
     let counts: Vec<usize> = counts
         .iter()
         .map(|&n| usize::try_from(n).unwrap_or(1))
         .collect();
-    let runs = quiver_bench::engine::shards(scenario, &counts, rounds)
+    let runs = quiver_bench::engine::shards(scenario, &counts, rounds, None)
         .context("building the bench engines")?;
     let base = runs.first().map_or(1.0, |r| r.seconds);
+    if backtest {
+        let desk = bench_desk();
+        let with_desk = quiver_bench::engine::shards(scenario, &counts, rounds, Some(&desk))
+            .context("building the bench engines")?;
+        for (alone, run) in runs.iter().zip(&with_desk) {
+            println!(
+                "backtest shards {:>3}   {} ticks/s with the paper desk, {} ticks/s without: {:.1}% ({} fills; median of {})",
+                run.shards,
+                thousands(per_second(run.ticks, run.seconds)),
+                thousands(per_second(alone.ticks, alone.seconds)),
+                100.0 * alone.seconds / run.seconds.max(1e-12),
+                thousands(run.fills),
+                rounds.max(1)
+            );
+        }
+        if with_desk
+            .iter()
+            .zip(&runs)
+            .any(|(a, b)| a.digest != b.digest)
+        {
+            return Err(anyhow::anyhow!("the desk changed the signals").into());
+        }
+    }
     for run in &runs {
         println!(
             "shards {:>3}   {} ticks/s, {} evaluations/s, {:.2}× the first; evaluations per shard {}; {} signals, digest {:016x} (median of {})",
@@ -168,7 +192,12 @@ pub fn run(args: &BenchArgs) -> Outcome {
         thousands(scenario.ticks)
     );
     if !args.shards.is_empty() {
-        return shard_runs(&scenario, &args.shards, args.rounds);
+        return shard_runs(
+            &scenario,
+            &args.shards,
+            args.rounds,
+            args.backtest.is_some(),
+        );
     }
     let bench = quiver_bench::engine::run(&scenario).context("building the bench engine")?;
     let (stats, wall) = (&bench.stats, bench.wall_seconds);
