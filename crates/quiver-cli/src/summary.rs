@@ -101,7 +101,19 @@ impl fmt::Display for Summary<'_> {
             thousands(per_second(stats.evaluations, secs)),
             thousands(stats.evaluations)
         )?;
-        writeln!(f, "  tick→signal latency    {}", latency_line(&run.latency))?;
+        writeln!(
+            f,
+            "  tick→signal latency    {}{}",
+            latency_line(&run.latency),
+            if self.shards > 1 {
+                format!(
+                    " (each tick waits for its round of {} ticks; --shards 1 times ticks one by one)",
+                    thousands(quiver_runtime::replay::ROUND_TICKS as u64)
+                )
+            } else {
+                String::new()
+            }
+        )?;
         writeln!(
             f,
             "  signals                {} lines ({} signals × brokers)",

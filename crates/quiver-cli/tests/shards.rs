@@ -27,7 +27,8 @@ fn the_golden_replay_is_byte_identical_on_every_shard_count() {
         );
         run.expect_code(0);
         if shards != "1" {
-            run.expect_stderr_contains(&format!("on {shards} shards"));
+            run.expect_stderr_contains(&format!("on {shards} shards"))
+                .expect_stderr_contains("each tick waits for its round of 4,096 ticks");
         }
         // The summary adds the shards' counters up.
         run.expect_stderr_contains("3,868 lines (3,350 signals × brokers)");

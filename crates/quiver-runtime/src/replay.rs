@@ -26,6 +26,9 @@ use crate::reload::{version_of, ConfigDiff, Reloader};
 /// requests are grouped.
 pub const CALL_ROWS: usize = 64;
 
+/// Ticks a sharded replay hands its shards at a time.
+pub use quiver_driver::ROUND_TICKS;
+
 /// How a replay runs its ML strategies' models.
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
