@@ -148,13 +148,7 @@ fn dispatch(
         if let Some(desk) = desk.as_deref_mut() {
             desk.on_tick(seq, tick);
             for s in &out.signals {
-                desk.on_signal(
-                    s.strategy.index() as u32,
-                    seq,
-                    s.ts_ns,
-                    s.instrument,
-                    &s.decision,
-                );
+                order(desk, s);
             }
             desk.take_fills(&mut taken);
             fills += taken.len() as u64;
@@ -326,13 +320,7 @@ impl<'t> quiver_driver::Consumer<OneTick<'t>> for Tally {
             for OneTick(seq, tick) in batches {
                 desk.on_tick(seq, tick);
                 while let Some(s) = signals.next_if(|s| s.seq == seq) {
-                    desk.on_signal(
-                        s.strategy.index() as u32,
-                        seq,
-                        s.ts_ns,
-                        s.instrument,
-                        &s.decision,
-                    );
+                    order(desk, s);
                 }
             }
             desk.take_fills(taken);
@@ -356,6 +344,17 @@ impl<'t> quiver_driver::Consumer<OneTick<'t>> for Tally {
         self.signals += out.signals.len() as u64;
         std::ops::ControlFlow::Continue(())
     }
+}
+
+/// A signal to the desk: an order for its strategy's account.
+fn order(desk: &mut quiver_paper::Desk, s: &quiver_engine::EngineSignal) {
+    desk.on_signal(
+        s.strategy.index() as u32,
+        s.seq,
+        s.ts_ns,
+        s.instrument,
+        &s.decision,
+    );
 }
 
 fn median(values: &mut [f64]) -> f64 {
