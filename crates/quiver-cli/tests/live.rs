@@ -2571,6 +2571,11 @@ fn a_thousand_changes_to_the_store_are_reloaded_on_its_notification_and_bad_rows
         serde_json::from_str(&live.get("/config").1).expect("JSON")
     };
     assert_eq!(config(&live)["source"], url.as_str());
+    // Listening, and caught up on what changed before: from here every
+    // change notifies.
+    wait_until(Duration::from_secs(30), "the store listener", || {
+        config(&live)["listening"] == true
+    });
     let store = Sql::connect(&url);
     let tokens = "ARRAY[1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010]";
     let insert = |id: &str, kind: &str, lookback: u64, position: u64| {
@@ -2705,11 +2710,20 @@ fn a_store_listener_cut_off_reconnects_and_reloads_what_it_missed() {
              VALUES ('{id}', 'breakout', '{{\"lookback_periods\": 20}}', ARRAY['paper'], ARRAY[1001, 1002], 5)"
         )
     };
+    // Changed before the service listens: its first check after LISTEN
+    // sees it.
     store.run(&insert("first"));
     wait_for_count(&live, "reloads_applied", 1);
+    let listening = |want: bool| {
+        let status: serde_json::Value = serde_json::from_str(&live.get("/config").1).expect("JSON");
+        status["listening"] == want
+    };
+    wait_until(Duration::from_secs(30), "the store listener", || {
+        listening(true)
+    });
     // The service's LISTEN connection is cut; a change made before it is
     // back notifies no one, so only the reload on reconnecting can see it.
-    let listening = || {
+    let backends = || {
         let rt = &store.rt;
         rt.block_on(store.client.query(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'",
@@ -2718,15 +2732,13 @@ fn a_store_listener_cut_off_reconnects_and_reloads_what_it_missed() {
         .expect("pg_stat_activity")
         .len()
     };
-    wait_until(Duration::from_secs(30), "the service to LISTEN", || {
-        listening() == 1
-    });
+    assert_eq!(backends(), 1, "one LISTEN connection");
     store.run(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND query LIKE 'LISTEN%'",
     );
     wait_until(Duration::from_secs(10), "the listener to be gone", || {
-        listening() == 0
+        backends() == 0
     });
     store.run(&insert("second"));
     wait_for_count(&live, "reloads_applied", 2);
@@ -2736,5 +2748,10 @@ fn a_store_listener_cut_off_reconnects_and_reloads_what_it_missed() {
         status["last_reload"]["detail"], "1 added, 0 removed, 0 changed, 2 unchanged",
         "{status}"
     );
+    wait_until(Duration::from_secs(30), "the store listener", || {
+        listening(true)
+    });
+    // The catch-up checks that found nothing new counted nothing.
+    assert_eq!(status["reloads_unchanged"], 0, "{status}");
     live.terminate();
 }

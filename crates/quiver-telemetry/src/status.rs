@@ -88,6 +88,11 @@ pub struct ConfigStatus {
     pub reloads_unchanged: u64,
     pub reloads_refused: u64,
     pub last_reload: Option<ReloadRecord>,
+    /// For the store: whether its changes are followed as they happen —
+    /// the LISTEN connection is up and has caught up on what changed
+    /// before it was. Absent for a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listening: Option<bool>,
 }
 
 /// One reload as `/config` shows it.

@@ -259,6 +259,7 @@ impl Service {
                     reload_tasks.push(tokio::spawn(reloads::listen_store(
                         url.clone(),
                         handle.clone(),
+                        Arc::clone(&telemetry),
                     )));
                 }
                 ConfigSource::File(_) => {}

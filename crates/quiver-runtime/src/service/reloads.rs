@@ -61,6 +61,9 @@ impl ReloadOutcome {
 pub(super) struct Trigger {
     why: &'static str,
     reply: Option<oneshot::Sender<ReloadOutcome>>,
+    /// A check nobody asked for (the store listener catching up): when
+    /// it finds the set unchanged, nothing is recorded.
+    quiet: bool,
 }
 
 /// Asks the running service to reload (the admin API's `POST /reload`).
@@ -77,6 +80,7 @@ impl ReloadHandle {
             .send(Trigger {
                 why,
                 reply: Some(reply),
+                quiet: false,
             })
             .await
             .ok()?;
@@ -85,7 +89,27 @@ impl ReloadHandle {
 
     /// Asks for a reload without waiting for it (signals, watchers).
     pub(super) fn nudge(&self, why: &'static str) {
-        let _ = self.triggers.try_send(Trigger { why, reply: None });
+        let _ = self.triggers.try_send(Trigger {
+            why,
+            reply: None,
+            quiet: false,
+        });
+    }
+
+    /// A check that reloads only if the set changed, once it is done: an
+    /// unchanged set is neither counted nor shown (the store listener
+    /// catching up on what it may have missed while not listening).
+    async fn check(&self, why: &'static str) -> Option<ReloadOutcome> {
+        let (reply, answer) = oneshot::channel();
+        self.triggers
+            .send(Trigger {
+                why,
+                reply: Some(reply),
+                quiet: true,
+            })
+            .await
+            .ok()?;
+        answer.await.ok()
     }
 }
 
@@ -125,11 +149,20 @@ pub(super) async fn run(
     while let Some(first) = reloads.triggers.recv().await {
         let mut replies: Vec<_> = first.reply.into_iter().collect();
         let why = first.why;
+        let mut quiet = first.quiet;
         // Triggers queued meanwhile are answered by this same reload.
         while let Ok(more) = reloads.triggers.try_recv() {
             replies.extend(more.reply);
+            quiet &= more.quiet;
         }
         let outcome = reload_once(&mut reloads, &control, &next_set, &telemetry, &settings).await;
+        if quiet && matches!(outcome, ReloadOutcome::Unchanged { .. }) {
+            tracing::debug!(why, "{} is unchanged", reloads.source.describe());
+            for reply in replies {
+                let _ = reply.send(outcome.clone());
+            }
+            continue;
+        }
         match &outcome {
             ReloadOutcome::Applied { diff, version } => {
                 tracing::info!(
@@ -312,8 +345,14 @@ pub(super) async fn watch_file(path: PathBuf, every: Duration, handle: ReloadHan
 }
 
 /// Reloads when the store notifies a change (its trigger on the tables).
-pub(super) async fn listen_store(url: String, handle: ReloadHandle) {
+pub(super) async fn listen_store(
+    url: String,
+    handle: ReloadHandle,
+    telemetry: std::sync::Arc<Telemetry>,
+) {
     use std::future::poll_fn;
+    let listening = |on: bool| telemetry.status.update_config(|c| c.listening = Some(on));
+    listening(false);
     let mut reconnecting = false;
     loop {
         match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
@@ -334,11 +373,13 @@ pub(super) async fn listen_store(url: String, handle: ReloadHandle) {
                 if let Err(err) = client.batch_execute(&listen).await {
                     tracing::warn!(%err, "cannot LISTEN for strategy changes; retrying");
                 } else {
+                    // Changes made while no one listened (before the
+                    // first LISTEN, or while reconnecting) notified no one.
                     if reconnecting {
-                        // Changes made while no one listened notified no one.
                         tracing::info!("listening for strategy changes again");
-                        handle.nudge("store listener reconnected");
                     }
+                    handle.check("store listener connected").await;
+                    listening(true);
                     while rx.recv().await.is_some() {
                         // One statement notifies once per table: let a
                         // transaction's notifications arrive, then reload once.
@@ -348,6 +389,7 @@ pub(super) async fn listen_store(url: String, handle: ReloadHandle) {
                     }
                 }
                 driver.abort();
+                listening(false);
                 tracing::warn!("lost the store's change notifications; reconnecting");
             }
             Err(err) => {
