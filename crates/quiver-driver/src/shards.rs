@@ -146,7 +146,9 @@ impl<I: Inference + Send> Sharded<I> {
     }
 
     /// Runs until the feed ends (every batch finished) or the consumer
-    /// stops it. A sharded run takes no commands, so a feed that is idle
+    /// stops it. The consumer's [`Consumer::dispatched`] is called as each
+    /// batch is read (the shards dispatch it after), with the catalog; its
+    /// `complete` gets each round, merged. A sharded run takes no commands, so a feed that is idle
     /// with nothing gathered is asked again (it should wait for its next
     /// batch); idle with a round gathered, the round is dispatched.
     pub fn run<F: Feed, C: Consumer<F::Batch>>(
