@@ -141,7 +141,7 @@ pub trait Consumer<B> {
     ) -> ControlFlow<()>;
 
     /// The engine was rebuilt for a new strategy set
-    /// ([`Request::Rebuild`](crate::Request::Rebuild)): strategy indices
+    /// ([`Request::Rebuild`]): strategy indices
     /// now name the new set's strategies. Called before the next batch.
     fn reconfigured(&mut self, engine: &Engine) {
         let _ = engine;
