@@ -335,7 +335,7 @@ impl<I: Inference> Driver<I> {
     ) -> ControlFlow<()> {
         self.land_flight(flying.flight, flying.ticket);
         let flow = consumer.complete(&self.engine, flying.batches.drain(..), &mut self.out);
-        self.clear_out();
+        self.out.clear();
         flow
     }
 
@@ -365,17 +365,7 @@ impl<I: Inference> Driver<I> {
             return ControlFlow::Continue(());
         }
         let flow = consumer.complete(&self.engine, open.drain(..), &mut self.out);
-        self.clear_out();
+        self.out.clear();
         flow
-    }
-
-    fn clear_out(&mut self) {
-        self.out.signals.clear();
-        if self.out.has_events() {
-            self.out.faults.clear();
-            self.out.transitions.clear();
-            self.out.refused.clear();
-            self.out.rebuilds.clear();
-        }
     }
 }

@@ -85,7 +85,7 @@ impl<B> Round<B> {
         self.order.clear();
         for part in &mut self.parts {
             part.work.clear();
-            clear(&mut part.out);
+            part.out.clear();
         }
     }
 }
@@ -226,7 +226,7 @@ impl Pipeline<'_> {
             if !landed.is_empty() {
                 merge(&mut landed, self.catalog, self.merged);
                 let flow = consumer.complete(self.catalog, landed.batches.drain(..), self.merged);
-                clear(self.merged);
+                self.merged.clear();
                 landed.clear();
                 if flow.is_break() {
                     return Finish::Stopped;
@@ -282,14 +282,6 @@ fn gather<F: Feed, C: Consumer<F::Batch>>(
         round.batches.push(batch);
     }
     false
-}
-
-fn clear(out: &mut Output) {
-    out.signals.clear();
-    out.faults.clear();
-    out.transitions.clear();
-    out.refused.clear();
-    out.rebuilds.clear();
 }
 
 /// Takes every shard's output of `round` into `merged`, in the round's tick

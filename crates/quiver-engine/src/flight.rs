@@ -105,17 +105,9 @@ impl Engine {
     /// The stamp of `version` of `model` in this engine, interned if new:
     /// the catalog of a sharded run names the stamps its shards made.
     pub fn adopt_model_version(&mut self, model: ModelIdx, version: &str) -> ModelStamp {
-        let versions = &mut self.model_versions[model.index()];
-        let index = match versions.iter().rposition(|v| v == version) {
-            Some(index) => index,
-            None => {
-                versions.push(version.to_owned());
-                versions.len() - 1
-            }
-        };
         ModelStamp {
             model,
-            version: index as u32,
+            version: intern(&mut self.model_versions[model.index()], version) as u32,
         }
     }
 
@@ -123,13 +115,11 @@ impl Engine {
         self.serving.clear();
         for (model, versions) in self.model_versions.iter_mut().enumerate() {
             let version = results.version(ModelIdx::new(model as u32));
-            let index = match versions.iter().rposition(|v| v == version) {
-                Some(index) => index,
-                None if version.is_empty() => usize::MAX,
-                None => {
-                    versions.push(version.to_owned());
-                    versions.len() - 1
-                }
+            // No version: the model gave no results in this flight.
+            let index = if version.is_empty() {
+                usize::MAX
+            } else {
+                intern(versions, version)
             };
             self.serving.push(index as u32);
         }
@@ -221,5 +211,17 @@ impl Engine {
         flight.rows.clear();
         self.spare = flight;
         self.in_flight = false;
+    }
+}
+
+/// The index of `version` among a model's `versions`, added if new
+/// (searched from the newest: a hot swap appends).
+fn intern(versions: &mut Vec<String>, version: &str) -> usize {
+    match versions.iter().rposition(|v| v == version) {
+        Some(index) => index,
+        None => {
+            versions.push(version.to_owned());
+            versions.len() - 1
+        }
     }
 }

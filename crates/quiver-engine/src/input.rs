@@ -67,6 +67,17 @@ impl Output {
         }
     }
 
+    /// Empties it for reuse, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.signals.clear();
+        if self.has_events() {
+            self.faults.clear();
+            self.transitions.clear();
+            self.refused.clear();
+            self.rebuilds.clear();
+        }
+    }
+
     /// Whether anything besides signals is waiting to be drained.
     pub fn has_events(&self) -> bool {
         !(self.faults.is_empty()
