@@ -221,28 +221,13 @@ pub fn shards(
                 driver.run(&mut feed, &mut tally);
                 vec![driver.engine().stats().evaluations]
             } else {
-                let n = run.shards;
-                let engines = (0..n)
-                    .map(|k| {
-                        let entries = scenario
-                            .entries()
-                            .into_iter()
-                            .map(|e| e.for_shard(k, n))
-                            .collect();
-                        Engine::new(entries).map(|engine| (engine, NoInference))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let catalog = Engine::new(
-                    scenario
-                        .entries()
-                        .into_iter()
-                        .map(|e| StrategyEntry {
-                            instruments: Vec::new(),
-                            ..e
-                        })
-                        .collect(),
+                let mut sharded = Sharded::build(
+                    run.shards,
+                    1,
+                    || Ok::<_, EngineError>(scenario.entries()),
+                    |_| {},
+                    |_| NoInference,
                 )?;
-                let mut sharded = Sharded::new(catalog, engines, 1);
                 sharded.run(&mut feed, &mut tally);
                 sharded.engines().map(|e| e.stats().evaluations).collect()
             };

@@ -30,7 +30,7 @@
 use std::sync::mpsc;
 
 use quiver_core::{partition_of, Tick};
-use quiver_engine::{Engine, EngineStats, Input, Output, Shed};
+use quiver_engine::{Engine, EngineError, EngineStats, Input, Output, Shed, StrategyEntry};
 
 use crate::{Batch, Cadence, Consumer, Driver, Feed, Finish, Inference, Next};
 
@@ -98,12 +98,40 @@ pub struct Sharded<I: Inference> {
 }
 
 impl<I: Inference + Send> Sharded<I> {
-    /// `catalog` names the strategies for the consumer (the same set as
-    /// every shard, following nothing); `shards[k]` is the engine of the
-    /// instruments whose [`partition_of`] over `shards.len()` is `k`, with
-    /// its inference. Each shard runs its model requests once `requests`
-    /// are pending and at the end of every round.
-    pub fn new(catalog: Engine, shards: Vec<(Engine, I)>, requests: usize) -> Self {
+    /// The catalog and `shards` engines of one strategy set. `entries` is
+    /// called once per engine, since each needs instances of its own: the
+    /// catalog follows nothing and names the strategies for the consumer;
+    /// shard `k` follows the instruments whose [`partition_of`] over
+    /// `shards` is `k` ([`StrategyEntry::for_shard`]), is set up by
+    /// `setup` (its lifecycle policy, say) and runs its models through
+    /// `inference(its engine)`. Each shard runs its model requests once
+    /// `requests` are pending and at the end of every round.
+    pub fn build<E: From<EngineError>>(
+        shards: usize,
+        requests: usize,
+        mut entries: impl FnMut() -> Result<Vec<StrategyEntry>, E>,
+        mut setup: impl FnMut(&mut Engine),
+        mut inference: impl FnMut(&Engine) -> I,
+    ) -> Result<Self, E> {
+        let everything = entries()?.into_iter().map(|entry| StrategyEntry {
+            instruments: Vec::new(),
+            ..entry
+        });
+        let catalog = Engine::new(everything.collect())?;
+        let mut engines = Vec::with_capacity(shards);
+        for shard in 0..shards {
+            let mine = entries()?
+                .into_iter()
+                .map(|entry| entry.for_shard(shard, shards));
+            let mut engine = Engine::new(mine.collect())?;
+            setup(&mut engine);
+            let inference = inference(&engine);
+            engines.push((engine, inference));
+        }
+        Ok(Sharded::new(catalog, engines, requests))
+    }
+
+    fn new(catalog: Engine, shards: Vec<(Engine, I)>, requests: usize) -> Self {
         let merged = Output::with_capacity(catalog.strategy_count());
         Sharded {
             catalog,

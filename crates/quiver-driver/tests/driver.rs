@@ -128,20 +128,14 @@ fn chunks(size: usize) -> Chunks {
 /// Sharded over `shards`, each shard running its requests once `requests`
 /// are pending.
 fn sharded(shards: usize, requests: usize) -> quiver_driver::Sharded<InLine<Formula>> {
-    let engines = (0..shards)
-        .map(|k| {
-            let entries = entries().into_iter().map(|e| e.for_shard(k, shards));
-            (Engine::new(entries.collect()).unwrap(), InLine(Formula))
-        })
-        .collect();
-    let catalog = entries()
-        .into_iter()
-        .map(|e| StrategyEntry {
-            instruments: Vec::new(),
-            ..e
-        })
-        .collect();
-    quiver_driver::Sharded::new(Engine::new(catalog).unwrap(), engines, requests)
+    quiver_driver::Sharded::build(
+        shards,
+        requests,
+        || Ok::<_, quiver_engine::EngineError>(entries()),
+        |_| {},
+        |_| InLine(Formula),
+    )
+    .unwrap()
 }
 
 /// Records each finished batch's seqs and the signals handed with it.

@@ -13,7 +13,7 @@ use quiver_core::Tick;
 use quiver_driver::{
     Batch, Cadence, Consumer, ControlHandle, Driver, Feed, Finish, InLine, Next, Sharded,
 };
-use quiver_engine::{Engine, EngineError, EngineStats, Output, Shed, StrategyEntry};
+use quiver_engine::{Engine, EngineError, EngineStats, Output, Shed};
 use quiver_infer::{Backend, BackendChoice, InferError, MicroBatcher, StoreOptions};
 use quiver_io::{RowError, SignalWriter, SkipReport};
 
@@ -149,14 +149,17 @@ impl Replay {
         };
         let models = Models::open(config_path, config, options.registry.as_deref(), store)?;
         let policy = crate::models::lifecycle_policy(&config.lifecycle);
-        let mut engine = Engine::new(models.engine_entries(config)?)?;
-        engine.set_lifecycle(policy);
-        let used = engine.models().to_vec();
-        let backend = (!used.is_empty()).then(|| models.backend().unwrap_or(Backend::Tract));
-        let inference = || {
+        // Every engine of a set uses the same models, in the same order.
+        let backend_of = |engine: &Engine| {
+            (!engine.models().is_empty()).then(|| models.backend().unwrap_or(Backend::Tract))
+        };
+        let inference = |engine: &Engine| {
             InLine(BatchRunner::new(
-                models.handles(&used),
-                MicroBatcher::deterministic(backend.unwrap_or(Backend::Tract), options.call_rows),
+                models.handles(engine.models()),
+                MicroBatcher::deterministic(
+                    backend_of(engine).unwrap_or(Backend::Tract),
+                    options.call_rows,
+                ),
             ))
         };
         let (control, receiver) = quiver_driver::control_channel();
@@ -174,35 +177,25 @@ impl Replay {
             },
             _ => 1,
         };
-        let runner = if shards > 1 {
-            let mut engines = Vec::with_capacity(shards);
-            for shard in 0..shards {
-                let entries = models
-                    .engine_entries(config)?
-                    .into_iter()
-                    .map(|entry| entry.for_shard(shard, shards))
-                    .collect();
-                let mut engine = Engine::new(entries)?;
-                engine.set_lifecycle(policy);
-                engines.push((engine, inference()));
-            }
-            // The whole set, following nothing: what names strategies.
-            let catalog = Engine::new(
-                models
-                    .engine_entries(config)?
-                    .into_iter()
-                    .map(|entry| StrategyEntry {
-                        instruments: Vec::new(),
-                        ..entry
-                    })
-                    .collect(),
+        let (runner, used, backend) = if shards > 1 {
+            let sharded = Sharded::build(
+                shards,
+                options.batch_size,
+                || models.engine_entries(config).map_err(ReplayError::from),
+                |engine| engine.set_lifecycle(policy),
+                inference,
             )?;
-            Runner::Sharded(Box::new(Sharded::new(catalog, engines, options.batch_size)))
+            let catalog = sharded.catalog();
+            let (used, backend) = (catalog.models().to_vec(), backend_of(catalog));
+            (Runner::Sharded(Box::new(sharded)), used, backend)
         } else {
+            let mut engine = Engine::new(models.engine_entries(config)?)?;
+            engine.set_lifecycle(policy);
+            let (used, backend) = (engine.models().to_vec(), backend_of(&engine));
+            let inference = inference(&engine);
             let cadence = Cadence::EveryRequests(options.batch_size.max(1));
-            Runner::One(Box::new(
-                Driver::new(engine, inference(), cadence).with_control(receiver),
-            ))
+            let driver = Driver::new(engine, inference, cadence).with_control(receiver);
+            (Runner::One(Box::new(driver)), used, backend)
         };
         let reloader = Reloader::new(models, config.clone(), used, version_of(text));
         Ok(Replay {
