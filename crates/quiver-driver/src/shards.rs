@@ -7,16 +7,18 @@
 //! instruments [`partition_of`] gives it: its own rings, features, routes
 //! and a copy of every strategy (state per instrument only). The
 //! coordinator (the thread that calls [`Sharded::run`]) gathers a round of
-//! batches from the feed, hands each shard its ticks, runs the shards in
-//! parallel, each to the end of its model requests, and merges what they
-//! return in the round's tick order. One tick belongs to one shard, and a
-//! shard's signals leave in (tick, strategy config order), so the merged
-//! signals are in exactly the order one engine gives, whatever the number
-//! of shards.
+//! batches from the feed and sends each shard's thread its ticks; each
+//! shard dispatches them, runs its model requests to the end and sends back
+//! what came out; the coordinator merges that in the round's tick order.
+//! One tick belongs to one shard, and a shard's signals leave in (tick,
+//! strategy config order), so the merged signals are in exactly the order
+//! one engine gives, whatever the number of shards.
 //!
-//! While the shards work on one round, the coordinator hands the round
-//! before to the consumer and reads the next one, so reading, publishing
-//! and dispatching overlap.
+//! Rounds are pipelined: while the shards dispatch one round, the
+//! coordinator merges the round before, hands it to the consumer and reads
+//! the next. The shards' threads live for the whole run, each keeping its
+//! engine warm in its core's cache, and a round's buffers travel to a shard
+//! and back, so nothing is allocated per round once they have grown.
 //!
 //! What a strategy keeps across instruments is per shard: its lifecycle
 //! (a quarantine after failures on one shard's instruments leaves the

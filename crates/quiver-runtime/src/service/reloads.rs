@@ -75,16 +75,7 @@ pub struct ReloadHandle {
 impl ReloadHandle {
     /// Reloads now and says what it did; `None` when the service is gone.
     pub async fn reload(&self, why: &'static str) -> Option<ReloadOutcome> {
-        let (reply, answer) = oneshot::channel();
-        self.triggers
-            .send(Trigger {
-                why,
-                reply: Some(reply),
-                quiet: false,
-            })
-            .await
-            .ok()?;
-        answer.await.ok()
+        self.ask(why, false).await
     }
 
     /// Asks for a reload without waiting for it (signals, watchers).
@@ -100,12 +91,16 @@ impl ReloadHandle {
     /// unchanged set is neither counted nor shown (the store listener
     /// catching up on what it may have missed while not listening).
     async fn check(&self, why: &'static str) -> Option<ReloadOutcome> {
+        self.ask(why, true).await
+    }
+
+    async fn ask(&self, why: &'static str, quiet: bool) -> Option<ReloadOutcome> {
         let (reply, answer) = oneshot::channel();
         self.triggers
             .send(Trigger {
                 why,
                 reply: Some(reply),
-                quiet: true,
+                quiet,
             })
             .await
             .ok()?;
